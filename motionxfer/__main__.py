@@ -1,0 +1,3 @@
+from motionxfer.cli import main
+
+main()

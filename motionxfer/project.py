@@ -1,0 +1,328 @@
+"""A project: one working directory per target person.
+
+    me/
+      motionxfer.json        manifest: schema and tool versions, the videos, stage fingerprints
+      config.toml            the user's overrides, one table per stage
+      .motionxfer.lock       held while a process writes the project
+      videos/<video id>/     per-video cache: poses.npz, normalized.npz, frames cache, ...
+      checkpoints/           the personal model
+      exports/               ONNX files
+      logs/                  training logs and sample grids
+
+`ProjectPaths` is the one place that knows these paths. `Project` reads and writes the manifest,
+always atomically and under the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import json
+import fcntl
+import os
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from motionxfer import __version__
+from motionxfer.config import from_dict, override, read_toml
+from motionxfer.errors import BadInput, ProjectError, ProjectLocked
+from motionxfer.fileio import write_json, write_text
+from motionxfer.video import VideoInfo
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "motionxfer.json"
+
+CONFIG_TEMPLATE = """\
+# motionxfer settings for this project. Uncomment a line to override the default.
+# Each table belongs to one stage; `motionxfer <stage> --help` explains the values.
+
+[extract]
+# hands = true            # detect both hands (21 points each)
+# face = true             # detect the face mesh (468 points)
+# min_visibility = 0.5    # a joint below this counts as not found
+
+[smoothing]
+# strength = 1.0          # 0 switches temporal smoothing off; larger is smoother
+# max_gap = 5             # fill dropouts up to this many frames
+
+[normalize]
+# raised_leg_threshold = 0.08   # fraction of body height; higher ankles are not 'standing'
+
+[train]
+# preset = "512"
+"""
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST_NAME
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".motionxfer.lock"
+
+    @property
+    def videos(self) -> Path:
+        return self.root / "videos"
+
+    def video_dir(self, video_id: str) -> Path:
+        return self.videos / video_id
+
+    def poses(self, video_id: str) -> Path:
+        return self.video_dir(video_id) / "poses.npz"
+
+    def normalized_poses(self, video_id: str) -> Path:
+        return self.video_dir(video_id) / "normalized.npz"
+
+    def frames_cache(self, video_id: str, size: int) -> Path:
+        return self.video_dir(video_id) / f"frames_{size}.u8"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+
+def video_id_for(info: VideoInfo) -> str:
+    """A readable, unique folder name: the file's stem (ASCII slug) and the start of its sha256."""
+    stem = unicodedata.normalize("NFKD", info.path.stem).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", stem).strip("-").lower()[:40] or "video"
+    return f"{slug}-{info.sha256[:10]}"
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    video_id: str
+    role: str  # "target" or "source"
+    info: VideoInfo
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role, **self.info.to_dict()}
+
+
+class Project:
+    """An open project folder. Create with `Project.create`, open with `Project.open`."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.paths = ProjectPaths(root)
+        self._manifest = manifest
+
+    # --- opening ---------------------------------------------------------------------------
+    @staticmethod
+    def create(root: str | os.PathLike[str]) -> Project:
+        root = Path(root).expanduser().absolute()
+        paths = ProjectPaths(root)
+        if paths.manifest.exists():
+            raise ProjectError(
+                f"{root} is already a motionxfer project",
+                hint="use it as it is, or choose another folder for a new project",
+            )
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise ProjectError(
+                f"{root} exists and is not an empty folder",
+                hint="choose a new or empty folder for the project",
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "tool": "motionxfer",
+            "schema_version": SCHEMA_VERSION,
+            "tool_version": __version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "target": None,
+            "videos": {},
+            "stages": {},
+        }
+        project = Project(root, manifest)
+        with project.locked():
+            write_text(paths.config, CONFIG_TEMPLATE)
+            project._save()
+        return project
+
+    @staticmethod
+    def open(root: str | os.PathLike[str]) -> Project:
+        root = Path(root).expanduser().absolute()
+        paths = ProjectPaths(root)
+        if not root.is_dir():
+            raise ProjectError(
+                f"no project folder at {root}",
+                hint=f"create it with: motionxfer init {root} --target VIDEO",
+            )
+        if not paths.manifest.is_file():
+            raise ProjectError(
+                f"{root} is not a motionxfer project (no {MANIFEST_NAME})",
+                hint=f"create one with: motionxfer init {root} --target VIDEO",
+            )
+        try:
+            manifest = json.loads(paths.manifest.read_text())
+        except (OSError, ValueError) as error:
+            raise ProjectError(
+                f"cannot read {paths.manifest}: {error}",
+                hint="restore the file from a backup, or start a new project",
+            ) from error
+        if not isinstance(manifest, dict) or manifest.get("tool") != "motionxfer":
+            raise ProjectError(
+                f"{paths.manifest} belongs to another tool",
+                hint="choose a folder made by 'motionxfer init'",
+            )
+        if int(manifest.get("schema_version", 0)) > SCHEMA_VERSION:
+            raise ProjectError(
+                f"{root} was made by a newer motionxfer "
+                f"(schema {manifest['schema_version']}, this one reads {SCHEMA_VERSION})",
+                hint="upgrade motionxfer: pip install -U motionxfer",
+            )
+        return Project(root, manifest)
+
+    # --- the lock --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self, purpose: str = "") -> Iterator[None]:
+        """Hold the project's write lock. Re-entrant within one `Project` object."""
+        if getattr(self, "_lock_depth", 0):
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.paths.lock, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ProjectLocked(
+                f"project {self.paths.root} is in use by {holder}",
+                hint="wait for that command to finish (or stop it), then run this one again",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} ({purpose or 'motionxfer'})\n")
+        handle.flush()
+        self._lock_depth = 1
+        try:
+            yield
+        finally:
+            self._lock_depth = 0
+            handle.truncate(0)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+
+    def _require_lock(self) -> None:
+        if not getattr(self, "_lock_depth", 0):
+            raise RuntimeError("write the project only inside `with project.locked():`")
+
+    def _save(self) -> None:
+        self._require_lock()
+        self._manifest["tool_version"] = __version__
+        write_json(self.paths.manifest, self._manifest)
+
+    # --- videos ----------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.paths.root
+
+    @property
+    def videos(self) -> dict[str, VideoRecord]:
+        return {
+            video_id: VideoRecord(
+                video_id, data["role"],
+                VideoInfo.from_dict({k: v for k, v in data.items() if k != "role"}),
+            )
+            for video_id, data in self._manifest["videos"].items()
+        }
+
+    @property
+    def target(self) -> VideoRecord:
+        target_id = self._manifest.get("target")
+        if not target_id:
+            raise ProjectError(
+                f"project {self.root} has no target video",
+                hint=f"add one with: motionxfer init {self.root} --target VIDEO",
+            )
+        return self.videos[target_id]
+
+    def add_video(self, info: VideoInfo, role: str) -> VideoRecord:
+        """Record a video (idempotent for the same content); returns its record."""
+        if role not in ("target", "source"):
+            raise ValueError(role)
+        video_id = video_id_for(info)
+        with self.locked("add video"):
+            existing = self._manifest["videos"].get(video_id)
+            if existing and existing["role"] == "target" and role == "source":
+                role = "target"  # the target can also drive itself (self-reconstruction)
+            if role == "target":
+                current = self._manifest.get("target")
+                if current and current != video_id:
+                    raise BadInput(
+                        f"project {self.root} already has a target video "
+                        f"({self._manifest['videos'][current]['path']})",
+                        hint="one project is one target person: make a new project for another",
+                    )
+                self._manifest["target"] = video_id
+            self._manifest["videos"][video_id] = VideoRecord(video_id, role, info).to_dict()
+            self._save()
+        return self.videos[video_id]
+
+    def find_video(self, path: str | os.PathLike[str]) -> VideoRecord | None:
+        """The record of a video already added, found by its path."""
+        wanted = Path(path).expanduser().absolute()
+        for record in self.videos.values():
+            if record.info.path == wanted:
+                return record
+        return None
+
+    # --- stage fingerprints ----------------------------------------------------------------
+    def is_fresh(self, stage: str, fingerprint: str, *outputs: Path) -> bool:
+        """True when `stage` last ran with this fingerprint and its outputs still exist."""
+        return self._manifest["stages"].get(stage) == fingerprint and all(
+            path.exists() for path in outputs
+        )
+
+    def mark_done(self, stage: str, fingerprint: str) -> None:
+        with self.locked(stage):
+            self._manifest["stages"][stage] = fingerprint
+            self._save()
+
+    # --- settings --------------------------------------------------------------------------
+    def settings(self, table: str) -> dict[str, Any]:
+        """The user's overrides for one stage, from config.toml (empty when none)."""
+        if not self.paths.config.exists():
+            return {}
+        values = read_toml(self.paths.config).get(table, {})
+        if not isinstance(values, dict):
+            raise BadInput(
+                f"[{table}] in {self.paths.config} must be a table",
+                hint=f"write it as a [{table}] section",
+            )
+        return values
+
+    def manifest_copy(self) -> dict[str, Any]:
+        return copy.deepcopy(self._manifest)
+
+
+def config_from_project(cls: type, project: Project | None, table: str, **flags: Any) -> Any:
+    """Defaults, then the project's [table], then flags that were given (not None)."""
+    values = project.settings(table) if project else {}
+    return override(from_dict(cls, values, f"[{table}] of config.toml"), **flags)
+
