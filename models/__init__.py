@@ -1,0 +1,1 @@
+"""Model presets and the external-weights table, shipped as package data (motionxfer.model_files)."""

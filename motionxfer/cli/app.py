@@ -1,0 +1,149 @@
+"""The Typer app, global options, output helpers and the one error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from motionxfer import __version__
+from motionxfer.errors import MotionXferError
+from motionxfer.progress import ProgressCallback
+
+app = typer.Typer(
+    name="motionxfer",
+    help=(
+        "Human video motion transfer. Film yourself, train your personal model, then perform "
+        "anyone's moves.\n\n"
+        "Typical session:\n\n"
+        "  motionxfer init ./me --target me.mp4\n\n"
+        "  motionxfer extract-poses ./me\n\n"
+        "  motionxfer train-target ./me\n\n"
+        "  motionxfer transfer ./me dancer.mp4 -o me_dancing.mp4"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class CliState:
+    quiet: bool = False
+    debug: bool = False
+    json: bool = False
+
+
+state = CliState()
+stderr = Console(stderr=True, highlight=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"motionxfer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or logs on stderr.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print results as JSON on stdout (for scripts).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    state.quiet, state.debug, state.json = quiet, debug, json_output
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(function: F) -> F:
+    """Map domain errors to one message, a hint and the error's exit code."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except MotionXferError as error:
+            if state.debug:
+                raise
+            stderr.print(f"[bold red]error:[/] {error.message}", markup=True)
+            if error.hint:
+                stderr.print(f"[bold]fix:[/] {error.hint}", markup=True)
+            raise typer.Exit(error.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """`@app.command` with the error mapping applied."""
+
+    def register(function: F) -> F:
+        app.command(*args, **kwargs)(handle_errors(function))
+        return function
+
+    return register
+
+
+def show_progress() -> bool:
+    return not state.quiet and stderr.is_terminal
+
+
+def log(message: str) -> None:
+    """A line on stderr, unless --quiet."""
+    if not state.quiet:
+        stderr.print(message, markup=False, highlight=False)
+
+
+def emit(result: dict[str, Any], text: str) -> None:
+    """The command's result on stdout: JSON with --json, else `text`."""
+    if state.json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+    elif text:
+        sys.stdout.write(text + "\n")
+
+
+@contextlib.contextmanager
+def progress_bar() -> Iterator[ProgressCallback | None]:
+    """A rich progress bar on stderr, as a library `ProgressCallback`; None when hidden."""
+    if not show_progress():
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def update(description: str, done: int, total: int | None, rate: str = "") -> None:
+            if description not in tasks:
+                tasks[description] = progress.add_task(description, total=total, rate=rate)
+            progress.update(tasks[description], completed=done, total=total, rate=rate)
+
+        yield update
