@@ -49,6 +49,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise BadInput(f"{path} is not valid TOML: {error}", hint=f"fix or delete {path}") from error
 
 
+_TYPE_WORDS = {int: "an integer", str: "a string", bool: "true or false"}
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -64,9 +67,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         return tuple(_coerce(v, item, where) for v in value)
     if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if annotation in (int, str, bool) and not isinstance(value, annotation):
+    wrong_bool = annotation is int and isinstance(value, bool)
+    if annotation in _TYPE_WORDS and (not isinstance(value, annotation) or wrong_bool):
         raise BadInput(
-            f"{where} must be a {annotation.__name__}, got {value!r}",
+            f"{where} must be {_TYPE_WORDS[annotation]}, got {value!r}",
             hint="fix the value in config.toml or the preset",
         )
     return value

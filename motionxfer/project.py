@@ -115,9 +115,18 @@ class VideoRecord:
     video_id: str
     role: str  # "target" or "source"
     info: VideoInfo
+    start: float | None = None  # seconds: the part of the video used (--start/--end)
+    end: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"role": self.role, **self.info.to_dict()}
+        return {"role": self.role, "start": self.start, "end": self.end, **self.info.to_dict()}
+
+    @staticmethod
+    def from_dict(video_id: str, data: dict[str, Any]) -> VideoRecord:
+        info = {k: v for k, v in data.items() if k not in ("role", "start", "end")}
+        return VideoRecord(
+            video_id, data["role"], VideoInfo.from_dict(info), data.get("start"), data.get("end")
+        )
 
 
 class Project:
@@ -245,10 +254,7 @@ class Project:
     @property
     def videos(self) -> dict[str, VideoRecord]:
         return {
-            video_id: VideoRecord(
-                video_id, data["role"],
-                VideoInfo.from_dict({k: v for k, v in data.items() if k != "role"}),
-            )
+            video_id: VideoRecord.from_dict(video_id, data)
             for video_id, data in self._manifest["videos"].items()
         }
 
@@ -262,7 +268,9 @@ class Project:
             )
         return self.videos[target_id]
 
-    def add_video(self, info: VideoInfo, role: str) -> VideoRecord:
+    def add_video(
+        self, info: VideoInfo, role: str, start: float | None = None, end: float | None = None
+    ) -> VideoRecord:
         """Record a video (idempotent for the same content); returns its record."""
         if role not in ("target", "source"):
             raise ValueError(role)
@@ -280,7 +288,8 @@ class Project:
                         hint="one project is one target person: make a new project for another",
                     )
                 self._manifest["target"] = video_id
-            self._manifest["videos"][video_id] = VideoRecord(video_id, role, info).to_dict()
+            record = VideoRecord(video_id, role, info, start, end)
+            self._manifest["videos"][video_id] = record.to_dict()
             self._save()
         return self.videos[video_id]
 
@@ -298,6 +307,9 @@ class Project:
         return self._manifest["stages"].get(stage) == fingerprint and all(
             path.exists() for path in outputs
         )
+
+    def stage_fingerprint(self, stage: str) -> str | None:
+        return self._manifest["stages"].get(stage)
 
     def mark_done(self, stage: str, fingerprint: str) -> None:
         with self.locked(stage):

@@ -1,0 +1,196 @@
+"""init, extract-poses, import-keypoints, normalize, preview, info."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from motionxfer.cli.app import command, emit, log, progress_bar
+
+ProjectArg = Annotated[
+    Path, typer.Argument(help="The project folder (one per target person), made by 'init'.")
+]
+StartOpt = Annotated[
+    Optional[float], typer.Option("--start", help="Use the video from this second on.")
+]
+EndOpt = Annotated[Optional[float], typer.Option("--end", help="Use the video up to this second.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Recompute even if the cached result is up to date.")
+]
+
+
+def _open(project_dir: Path):
+    from motionxfer.project import Project
+
+    return Project.open(project_dir)
+
+
+@command("init")
+def init(
+    project_dir: Annotated[Path, typer.Argument(help="A new or empty folder for the project.")],
+    target: Annotated[
+        Path, typer.Option("--target", "-t", help="The video of the person to render (you).")
+    ],
+    start: StartOpt = None,
+    end: EndOpt = None,
+) -> None:
+    """Create a project for one target person.
+
+    Film a few minutes of yourself moving, whole body in view, in front of a still camera;
+    then: motionxfer init ./me --target me.mp4
+    """
+    from motionxfer.pipeline import init_project
+
+    project = init_project(project_dir, target, start, end)
+    record = project.target
+    log(f"project {project.root}: target {record.info.path.name}, {record.info.frame_count} "
+        f"frames, {record.info.width}x{record.info.height} at {record.info.fps:.2f} fps")
+    emit({"project": str(project.root), "target": record.to_dict()}, str(project.root))
+
+
+@command("extract-poses")
+def extract_poses(
+    project_dir: ProjectArg,
+    source: Annotated[
+        Optional[list[Path]],
+        typer.Option("--source", "-s", help="A source video (repeat for several). "
+                     "Without it, the target's poses are extracted."),
+    ] = None,
+    hands: Annotated[
+        Optional[bool], typer.Option("--hands/--no-hands", help="Detect both hands.")
+    ] = None,
+    face: Annotated[
+        Optional[bool], typer.Option("--face/--no-face", help="Detect the face mesh.")
+    ] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Detect body, hands and face in every frame (MediaPipe) and cache them in the project.
+
+    Frames with nobody in them are kept and marked. Results are reused until the video or the
+    settings change (--force recomputes). Settings: the [extract] table of config.toml.
+    """
+    from motionxfer.extract import ExtractConfig
+    from motionxfer.pipeline import add_source, extract_poses as run_extract
+    from motionxfer.project import config_from_project
+
+    project = _open(project_dir)
+    config = config_from_project(ExtractConfig, project, "extract", hands=hands, face=face)
+    if source:
+        records = [add_source(project, path, start, end) for path in source]
+    else:
+        if start is not None or end is not None:
+            log("note: --start/--end apply to sources; the target's trim is set by 'init'")
+        records = [project.target]
+    results = []
+    with progress_bar() as progress:
+        for record in records:
+            poses, result = run_extract(project, record, config, force=force, progress=progress)
+            found = int(poses.person_present.sum())
+            log(f"{record.info.path.name}: person in {found}/{poses.num_frames} frames"
+                + (" (cached)" if result.reused else ""))
+            results.append({"video": str(record.info.path), "poses": str(result.path),
+                            "frames": poses.num_frames, "frames_with_person": found,
+                            "cached": result.reused})
+    emit({"results": results}, "\n".join(r["poses"] for r in results))
+
+
+@command("import-keypoints")
+def import_keypoints(
+    project_dir: ProjectArg,
+    keypoints: Annotated[
+        Path, typer.Argument(help="OpenPose JSON folder, CSV (plain or DeepLabCut) or NPZ file.")
+    ],
+    video: Annotated[
+        Optional[Path],
+        typer.Option("--video", help="The source video these keypoints belong to "
+                     "(default: the target video)."),
+    ] = None,
+    layout: Annotated[
+        str, typer.Option("--layout", help="auto, openpose, csv, deeplabcut or npz.")
+    ] = "auto",
+    limbs: Annotated[
+        Optional[str],
+        typer.Option("--limbs", help="Limbs to draw for an unknown layout: 'a-b,b-c,...'."),
+    ] = None,
+) -> None:
+    """Use keypoints made by another pose estimator instead of extracting them.
+
+    See docs/keypoints.md for the layouts and the joint names that normalization looks for.
+    """
+    from motionxfer.pipeline import import_keypoints as run_import
+    from motionxfer.pipeline import resolve_video
+
+    project = _open(project_dir)
+    record = resolve_video(project, video)
+    poses, result = run_import(project, record, keypoints, layout, limbs)
+    log(f"{record.info.path.name}: {poses.num_frames} frames of {poses.skeleton.num_joints} "
+        f"joints ({poses.skeleton.name})")
+    emit({"poses": str(result.path), "frames": poses.num_frames,
+          "layout": poses.skeleton.name}, str(result.path))
+
+
+@command("normalize")
+def normalize(
+    project_dir: ProjectArg,
+    source: Annotated[Path, typer.Option("--source", "-s", help="The source video.")],
+    force: ForceOpt = False,
+) -> None:
+    """Map a source's poses onto the target: scale and position from where the feet stand.
+
+    Everybody Dance Now's global pose normalization: the source's nearest and farthest ankle
+    positions and body heights are mapped onto the target's, interpolating in between.
+    Settings: the [normalize] and [smoothing] tables of config.toml.
+    """
+    from motionxfer.pipeline import add_source, normalize_source
+
+    project = _open(project_dir)
+    record = add_source(project, source)
+    with progress_bar() as progress:
+        normalized, result = normalize_source(project, record, force=force, progress=progress)
+    log(f"{record.info.path.name}: {normalized.num_frames} frames normalized onto the target"
+        + (" (cached)" if result.reused else ""))
+    emit({"normalized": str(result.path), "frames": normalized.num_frames,
+          "cached": result.reused}, str(result.path))
+
+
+@command("preview")
+def preview(
+    project_dir: ProjectArg,
+    source: Annotated[Path, typer.Option("--source", "-s", help="The source video.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The preview video to write.")],
+    seconds: Annotated[
+        Optional[float], typer.Option("--seconds", help="Only the first N seconds.")
+    ] = None,
+    height: Annotated[int, typer.Option("--height", help="Height of each panel in pixels.")] = 360,
+) -> None:
+    """Write source | normalized stick figure | a target frame of similar pose, side by side.
+
+    A quick look before training: the stick figure should stand where the target stands, at
+    the target's size, and the third panel should show the target in a similar pose.
+    """
+    from motionxfer.pipeline import add_source
+    from motionxfer.preview import make_preview
+
+    project = _open(project_dir)
+    record = add_source(project, source)
+    with progress_bar() as progress:
+        path = make_preview(project, record, output, height, seconds, progress)
+    emit({"preview": str(path)}, str(path))
+
+
+@command("info")
+def info(project_dir: ProjectArg) -> None:
+    """Show the project's videos and which stages are cached."""
+    project = _open(project_dir)
+    manifest = project.manifest_copy()
+    for record in project.videos.values():
+        log(f"{record.role:6} {record.video_id}  {record.info.path}  "
+            f"{record.info.frame_count} frames {record.info.width}x{record.info.height} "
+            f"{record.info.fps:.2f} fps")
+    for stage in sorted(manifest["stages"]):
+        log(f"cached  {stage}")
+    emit(manifest, str(project.root))

@@ -1,0 +1,204 @@
+"""The project-level stages: each reads what earlier stages cached and caches its own result.
+
+A stage holds the project's lock while it works, computes everything first and writes its
+results (and the manifest) only at the end, so bad input leaves the project as it was. A stage
+whose inputs and settings are unchanged (same fingerprint) is loaded from the cache instead of
+recomputed, unless `force=True`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from motionxfer.errors import NoPersonFound, ProjectError
+from motionxfer.fileio import fingerprint, sha256_file
+from motionxfer.normalization import NormalizeConfig, normalize_poses
+from motionxfer.pose import PoseSequence
+from motionxfer.progress import ProgressCallback
+from motionxfer.project import Project, VideoRecord, config_from_project
+from motionxfer.smoothing import SmoothingConfig, smooth_poses
+from motionxfer.video import probe
+
+# Extraction fails for a target seen in fewer frames than this share (a source only needs one):
+MIN_TARGET_PRESENCE = 0.5
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage produced: its output file, and whether it came from the cache."""
+
+    path: Path
+    reused: bool
+
+
+def init_project(
+    root: str | os.PathLike[str], target: str | os.PathLike[str],
+    start: float | None = None, end: float | None = None,
+) -> Project:
+    """A new project for the person filmed in `target` (probed first: a bad video creates nothing)."""
+    info = probe(target)
+    project = Project.create(root)
+    project.add_video(info, "target", start, end)
+    return project
+
+
+def add_source(
+    project: Project, video: str | os.PathLike[str],
+    start: float | None = None, end: float | None = None,
+) -> VideoRecord:
+    """The record of a source video, probing and adding it when it is new or its trim changed."""
+    known = project.find_video(video)
+    if known is not None and (known.start, known.end) == (start, end) and _unchanged(known):
+        return known
+    return project.add_video(probe(video), "source", start, end)
+
+
+def _unchanged(record: VideoRecord) -> bool:
+    path = record.info.path
+    return path.is_file() and sha256_file(path) == record.info.sha256
+
+
+def resolve_video(project: Project, video: str | os.PathLike[str] | None) -> VideoRecord:
+    """The target when `video` is None, else the source at that path (added if new)."""
+    return project.target if video is None else add_source(project, video)
+
+
+# --- poses ---------------------------------------------------------------------------------
+
+def extract_poses(
+    project: Project, record: VideoRecord, config=None, force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[PoseSequence, StageResult]:
+    """Detect the poses of one video of the project and cache them (`videos/<id>/poses.npz`)."""
+    from motionxfer.extract import ExtractConfig, extract_video
+
+    config = config or config_from_project(ExtractConfig, project, "extract")
+    output = project.paths.poses(record.video_id)
+    key = fingerprint("poses", record.info.sha256, record.start, record.end,
+                      dataclasses.asdict(config))
+    stage = f"poses/{record.video_id}"
+    with project.locked("extract-poses"):
+        if not force and project.is_fresh(stage, key, output):
+            return PoseSequence.load(output), StageResult(output, reused=True)
+        poses = extract_video(record.info.path, config, record.start, record.end, progress)
+        check_presence(poses, record)
+        poses.save(output)
+        project.mark_done(stage, key)
+    return poses, StageResult(output, reused=False)
+
+
+def check_presence(poses: PoseSequence, record: VideoRecord) -> None:
+    """A target must show its person in most frames; any video must show one somewhere."""
+    found = int(poses.person_present.sum())
+    name = record.info.path.name
+    if found == 0:
+        raise NoPersonFound(
+            f"no person found in any of the {poses.num_frames} frames of {name}",
+            hint="use a video that shows a whole person, or check --start/--end",
+        )
+    if record.role == "target" and found < MIN_TARGET_PRESENCE * poses.num_frames:
+        raise NoPersonFound(
+            f"the person is missing in {poses.num_frames - found} of {poses.num_frames} frames "
+            f"of the target video {name}",
+            hint="film yourself fully in view for the whole video, or trim it with --start/--end",
+        )
+
+
+def import_keypoints(
+    project: Project, record: VideoRecord, keypoints: str | os.PathLike[str],
+    layout: str = "auto", limbs: str | None = None,
+) -> tuple[PoseSequence, StageResult]:
+    """Use keypoints made by another tool as the poses of `record` (replaces extracted ones)."""
+    from motionxfer.keypoint_import import load_keypoints
+
+    keypoints = Path(keypoints)
+    info = record.info
+    with project.locked("import-keypoints"):
+        poses = load_keypoints(
+            keypoints, layout=layout, fps=info.fps, image_size=(info.width, info.height),
+            limbs=limbs, expected_frames=None,
+        )
+        check_presence(poses, record)
+        output = project.paths.poses(record.video_id)
+        poses.save(output)
+        source_hash = sha256_file(keypoints) if keypoints.is_file() else str(keypoints)
+        project.mark_done(f"poses/{record.video_id}", fingerprint("imported", source_hash, layout))
+    return poses, StageResult(output, reused=False)
+
+
+def load_poses(project: Project, record: VideoRecord, smoothing: SmoothingConfig | None = None,
+               ) -> PoseSequence:
+    """The cached poses of a video, smoothed with the project's [smoothing] settings."""
+    path = project.paths.poses(record.video_id)
+    if not path.exists():
+        which = "" if record.role == "target" else f" --source {record.info.path}"
+        raise ProjectError(
+            f"no poses yet for {record.info.path.name}",
+            hint=f"run: motionxfer extract-poses {project.root}{which}",
+        )
+    smoothing = smoothing or config_from_project(SmoothingConfig, project, "smoothing")
+    return smooth_poses(PoseSequence.load(path), smoothing)
+
+
+# --- normalization -------------------------------------------------------------------------
+
+def normalize_source(
+    project: Project, source: VideoRecord, config: NormalizeConfig | None = None,
+    smoothing: SmoothingConfig | None = None, force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[PoseSequence, StageResult]:
+    """Map a source's poses onto the target (EDN global pose normalization) and cache them.
+
+    Poses that are not extracted yet are extracted first with the project's settings.
+    """
+    config = config or config_from_project(NormalizeConfig, project, "normalize")
+    smoothing = smoothing or config_from_project(SmoothingConfig, project, "smoothing")
+    target = project.target
+    output = project.paths.normalized_poses(source.video_id)
+    with project.locked("normalize"):
+        for record in (target, source):
+            if not project.paths.poses(record.video_id).exists():
+                extract_poses(project, record, progress=progress)
+        stage = f"normalized/{source.video_id}"
+        key = fingerprint(
+            "normalized",
+            project.stage_fingerprint(f"poses/{source.video_id}"),
+            project.stage_fingerprint(f"poses/{target.video_id}"),
+            dataclasses.asdict(config), dataclasses.asdict(smoothing),
+        )
+        if not force and project.is_fresh(stage, key, output):
+            return PoseSequence.load(output), StageResult(output, reused=True)
+        source_poses = load_poses(project, source, smoothing)
+        target_poses = load_poses(project, target, smoothing)
+        normalized, _ = normalize_poses(source_poses, target_poses, config)
+        normalized.save(output)
+        project.mark_done(stage, key)
+    return normalized, StageResult(output, reused=False)
+
+
+def nearest_target_frames(normalized_source: PoseSequence, target: PoseSequence) -> np.ndarray:
+    """For each source frame, the target frame whose body pose is closest. # (T_source,) int
+
+    Both are in the target's image coordinates (the source is normalized), so the distance is
+    the mean over body joints visible in both of the pixel distance.
+    """
+    body = normalized_source.skeleton.group("body") if normalized_source.skeleton.has_group(
+        "body") else slice(None)
+    source_xy = normalized_source.xy[:, body]  # (S, J, 2)
+    target_xy = target.xy[:, body]  # (T, J, 2)
+    source_ok = normalized_source.visibility[:, body] > 0.5
+    target_ok = (target.visibility[:, body] > 0.5) & target.person_present[:, None]
+    nearest = np.zeros(normalized_source.num_frames, np.int64)
+    target_xy = np.nan_to_num(target_xy)
+    for index in range(normalized_source.num_frames):
+        both = source_ok[index][None, :] & target_ok  # (T, J)
+        distance = np.linalg.norm(target_xy - np.nan_to_num(source_xy[index])[None], axis=-1)
+        counts = both.sum(axis=1)
+        mean = np.where(counts > 0, (distance * both).sum(axis=1) / np.maximum(counts, 1), np.inf)
+        nearest[index] = int(np.argmin(mean))
+    return nearest

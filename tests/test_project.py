@@ -1,0 +1,162 @@
+"""The working directory: manifest, atomic writes, the lock, fingerprints, config overrides."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from motionxfer.config import from_dict, override
+from motionxfer.errors import BadInput, ProjectError, ProjectLocked
+from motionxfer.fileio import atomic_write, fingerprint, write_json
+from motionxfer.project import Project, video_id_for
+from motionxfer.video import VideoInfo
+
+
+def fake_info(path: Path, sha: str = "ab" * 32) -> VideoInfo:
+    return VideoInfo(
+        path=path, sha256=sha, fps=30.0, frame_count=90, frame_count_exact=True, width=256,
+        height=256, rotation=0, duration=3.0, variable_frame_rate=False, has_audio=False,
+        codec="h264",
+    )
+
+
+def test_create_writes_manifest_and_config(tmp_path: Path) -> None:
+    project = Project.create(tmp_path / "me")
+    manifest = json.loads(project.paths.manifest.read_text())
+    assert manifest["tool"] == "motionxfer"
+    assert manifest["schema_version"] == 1
+    assert manifest["videos"] == {} and manifest["target"] is None
+    assert project.paths.config.read_text().startswith("# motionxfer settings")
+
+
+def test_add_video_round_trips_through_the_manifest(tmp_path: Path) -> None:
+    project = Project.create(tmp_path / "me")
+    record = project.add_video(fake_info(tmp_path / "tänz video.mp4"), "target", 1.0, 2.5)
+    reopened = Project.open(tmp_path / "me")
+    assert reopened.target == record
+    assert reopened.target.start == 1.0 and reopened.target.end == 2.5
+    assert record.video_id == video_id_for(record.info)
+    assert record.video_id.isascii() and " " not in record.video_id
+
+
+def test_second_target_is_refused(tmp_path: Path) -> None:
+    project = Project.create(tmp_path / "me")
+    project.add_video(fake_info(tmp_path / "a.mp4", "aa" * 32), "target")
+    with pytest.raises(BadInput, match="already has a target"):
+        project.add_video(fake_info(tmp_path / "b.mp4", "bb" * 32), "target")
+
+
+@pytest.mark.parametrize("setup", ["missing", "foreign_file", "foreign_manifest", "newer"])
+def test_open_refuses_what_is_not_ours(tmp_path: Path, setup: str) -> None:
+    root = tmp_path / "p"
+    if setup == "foreign_file":
+        root.mkdir()
+        (root / "notes.txt").write_text("hello")
+    elif setup == "foreign_manifest":
+        root.mkdir()
+        (root / "motionxfer.json").write_text(json.dumps({"tool": "something-else"}))
+    elif setup == "newer":
+        Project.create(root)
+        data = json.loads((root / "motionxfer.json").read_text())
+        data["schema_version"] = 99
+        (root / "motionxfer.json").write_text(json.dumps(data))
+    with pytest.raises(ProjectError) as error:
+        Project.open(root)
+    assert error.value.hint
+
+
+def test_create_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "keep.txt").write_text("mine")
+    with pytest.raises(ProjectError, match="not an empty folder"):
+        Project.create(tmp_path / "p")
+    assert sorted(os.listdir(tmp_path / "p")) == ["keep.txt"]
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    path = tmp_path / "data.json"
+    write_json(path, {"good": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_write(path, "w") as handle:
+            handle.write('{"half": ')
+            raise RuntimeError("disk full")
+    assert json.loads(path.read_text()) == {"good": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["data.json"]  # no temp file left
+
+
+def _hold_lock(root: str, ready, release) -> None:  # runs in a child process
+    project = Project.open(root)
+    with project.locked("test holder"):
+        ready.set()
+        release.wait(10)
+
+
+def test_lock_stops_a_second_process(tmp_path: Path) -> None:
+    Project.create(tmp_path / "me")
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    child = context.Process(target=_hold_lock, args=(str(tmp_path / "me"), ready, release))
+    child.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(ProjectLocked) as error:
+            with Project.open(tmp_path / "me").locked():
+                pass
+        assert "test holder" in error.value.message and error.value.hint
+    finally:
+        release.set()
+        child.join(30)
+    with Project.open(tmp_path / "me").locked():  # free again once the holder is gone
+        pass
+
+
+def test_lock_is_reentrant_within_one_project(tmp_path: Path) -> None:
+    project = Project.create(tmp_path / "me")
+    with project.locked("outer"):
+        with project.locked("inner"):
+            project.mark_done("stage", "abc")
+    assert Project.open(tmp_path / "me").is_fresh("stage", "abc")
+
+
+def test_fingerprints_decide_freshness(tmp_path: Path) -> None:
+    project = Project.create(tmp_path / "me")
+    output = tmp_path / "me" / "out.npz"
+    key = fingerprint("poses", "sha", {"hands": True})
+    assert key == fingerprint("poses", "sha", {"hands": True})
+    assert key != fingerprint("poses", "sha", {"hands": False})
+    project.mark_done("poses/x", key)
+    assert not project.is_fresh("poses/x", key, output)  # output missing
+    output.write_bytes(b"x")
+    assert project.is_fresh("poses/x", key, output)
+    assert not project.is_fresh("poses/x", fingerprint("other"), output)
+
+
+@dataclass(frozen=True)
+class Example:
+    strength: float = 1.0
+    max_gap: int = 5
+    name: str = "a"
+
+
+def test_config_from_dict_is_strict() -> None:
+    assert from_dict(Example, {"strength": 2}, "t").strength == 2.0
+    with pytest.raises(BadInput, match="unknown setting"):
+        from_dict(Example, {"strenght": 2}, "t")
+    with pytest.raises(BadInput, match="must be an integer"):
+        from_dict(Example, {"max_gap": "five"}, "t")
+    assert override(Example(), strength=None, max_gap=3) == Example(max_gap=3)
+
+
+def test_project_settings_come_from_config_toml(tmp_path: Path) -> None:
+    project = Project.create(tmp_path / "me")
+    project.paths.config.write_text("[smoothing]\nstrength = 0.5\n")
+    assert project.settings("smoothing") == {"strength": 0.5}
+    assert project.settings("train") == {}
+    project.paths.config.write_text("[smoothing\n")
+    with pytest.raises(BadInput, match="not valid TOML"):
+        project.settings("smoothing")
