@@ -95,12 +95,27 @@ class ProjectPaths:
         return self.root / "checkpoints"
 
     @property
+    def checkpoint(self) -> Path:
+        """The personal model that train-target writes and transfer reads."""
+        return self.checkpoints / "model.pt"
+
+    @property
     def exports(self) -> Path:
         return self.root / "exports"
 
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def train_log(self) -> Path:
+        """One JSON line per logged training step and per validation."""
+        return self.logs / "train.jsonl"
+
+    @property
+    def training_samples(self) -> Path:
+        """PNG grids (stick figure | generated | real) written during training."""
+        return self.logs / "samples"
 
 
 def video_id_for(info: VideoInfo) -> str:
