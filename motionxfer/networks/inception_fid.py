@@ -1,0 +1,46 @@
+"""The Inception v3 network of FID (Heusel et al. 2017): TensorFlow's 2015-12-05 graph, pool3.
+
+The weights are a TorchScript file in the model cache (`fid_inception`: the graph that
+TensorFlow's FID code used, converted to TorchScript; see models/weights.toml). TorchScript
+cannot be stored as safetensors, so the file is kept as published and its sha256 is verified
+before `torch.jit.load` reads it.
+
+The scripted network takes 299x299 RGB scaled as (x - 128) / 128 for x in [0, 255] (TensorFlow's
+preprocessing) and returns the 2048-d pool3 features. `FIDInception` does that scaling and the
+resize (bilinear, align_corners=False, as pytorch-fid does; TensorFlow's own resize samples
+slightly differently, a known source of small FID differences between implementations).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as functional
+from torch import nn
+
+INPUT_SIZE = 299
+FEATURE_DIMENSION = 2048
+
+
+class FIDInception(nn.Module):
+    """forward(images (B, 3, H, W) float RGB in [0, 255]) -> (B, 2048) pool3 features."""
+
+    def __init__(self, scripted: torch.jit.ScriptModule) -> None:
+        super().__init__()
+        self.scripted = scripted
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
+            images = functional.interpolate(
+                images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False
+            )
+        features = self.scripted((images - 128.0) / 128.0)
+        return features.reshape(images.shape[0], FEATURE_DIMENSION)
+
+    @classmethod
+    def from_cache(cls, device: str | torch.device = "cpu") -> FIDInception:
+        """The network from the verified cache file, in eval mode."""
+        from motionxfer.model_cache import model_path
+
+        scripted = torch.jit.load(str(model_path("fid_inception")), map_location=device)
+        scripted.eval()
+        return cls(scripted).eval()
