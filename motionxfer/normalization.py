@@ -52,9 +52,10 @@ class NormalizeConfig:
         apart in depth differ by about 0.06 at a usual camera distance, so 0.12 keeps those.
     airborne_threshold, airborne_window: a frame whose ground point is higher by more than
         `airborne_threshold` (of the body height) than both the lowest ground point in the
-        `airborne_window` seconds before it and the lowest in the window after it is a jump: left out of
-        the statistics, and its ground row is interpolated from the frames around it. Walking
-        toward or away from the camera changes the ground row on one side only, so it is kept.
+        `airborne_window` seconds before it and the lowest in the window after it is a jump: it
+        is left out of the statistics, and its ground row is interpolated from the frames around
+        it. Walking toward or away from the camera lowers the ground row on one side only, so
+        it is kept.
     close_quantile, far_quantile: quantiles of the ground row over the standing frames that
         define the close (large y) and far (small y) positions. EDN takes the maximum and a cluster
         above the median; quantiles are robust to a single wrong detection and symmetric.
@@ -105,7 +106,8 @@ class NormalizeConfig:
             if not condition:
                 raise BadInput(
                     f"normalization setting {setting} = {getattr(self, setting)!r}: {what}",
-                    hint="fix it in the [normalization] table of config.toml or on the command line",
+                    hint="fix it in the [normalization] table of config.toml or on the command "
+                    "line",
                 )
 
         require(0.0 <= self.min_visibility <= 1.0, "min_visibility", "must be in [0, 1]")
@@ -181,7 +183,7 @@ class Normalization:
 
     scale: np.ndarray  # (T,) float64
     offset: np.ndarray  # (T, 2) float64, pixels of the target's frame
-    depth_fraction: np.ndarray  # (T,) where the frame stands between far (0) and close (1)
+    depth_fraction: np.ndarray  # (T,) between the source's far (0) and close (1); NaN if single
     interpolated: np.ndarray  # (T,) bool, True where the ground point was interpolated in time
     single_scale: bool  # True when the source hardly moved in depth (see min_depth_range)
 

@@ -55,8 +55,10 @@ class RenderStyle:
     def __post_init__(self) -> None:
         for name in ("line_width", "hand_line_width", "face_line_width", "joint_radius"):
             if not getattr(self, name) >= 0.0:
-                raise BadInput(f"render style {name} = {getattr(self, name)!r} must not be negative",
-                               hint="give widths as fractions of the output's shorter side")
+                raise BadInput(
+                    f"render style {name} = {getattr(self, name)!r} must not be negative",
+                    hint="give widths as fractions of the output's shorter side",
+                )
 
     def stroke_widths(self, width: int, height: int) -> tuple[int, int, int]:
         """Body, hand and face stroke widths in pixels of a width x height output.
@@ -151,7 +153,8 @@ def _build_plan(skeleton: Skeleton) -> _Plan:
     return _Plan(
         start_joints=start_joints, start_mask=start_mask, end_joints=end_joints,
         end_mask=end_mask, groups=tuple(limb.group for limb in ordered),
-        color_batches=tuple(color_batches), body_batches=len(body), label_batches=tuple(label_batches),
+        color_batches=tuple(color_batches), body_batches=len(body),
+        label_batches=tuple(label_batches),
         dot_joints=dot_joints, dot_mask=dot_mask, dot_colors=tuple(dots.values()),
         channel_names=tuple(channel_names),
     )

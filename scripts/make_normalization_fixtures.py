@@ -57,7 +57,8 @@ def copy_fixture(data_root: Path, clip: str, step: int, destination: Path) -> No
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
-    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "tests" / "fixtures")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).parents[1] / "tests" / "fixtures")
     arguments = parser.parse_args()
     arguments.out.mkdir(parents=True, exist_ok=True)
     for name, (clip, step) in FIXTURES.items():

@@ -172,6 +172,32 @@ def test_source_moving_over_half_the_depth_range_spans_the_targets(tall_body):
     assert np.median(error) < 2.0
 
 
+def test_source_resolution_does_not_matter(short_body, tall_body):
+    # The same source filmed at twice the resolution gives the same figure in the target's frame.
+    doubled = short_body.keypoints.copy()
+    doubled[..., :2] *= 2.0
+    large = dataclasses.replace(short_body, keypoints=doubled, image_size=(512, 512))
+    from_large, _ = normalize_poses(large, tall_body)
+    from_small, _ = normalize_poses(short_body, tall_body)
+    np.testing.assert_allclose(from_large.xy, from_small.xy, atol=1e-3)
+
+
+def test_horizontal_placement(short_body, tall_body):
+    target_statistics = ankle_statistics(tall_body)
+    shifted = short_body.keypoints.copy()
+    shifted[..., 0] += 60.0  # the source dances right of centre
+    source = moved(short_body, shifted)
+    source_statistics = ankle_statistics(source)
+    follow_target, _ = normalize_poses(source, tall_body)
+    keep_source, _ = normalize_poses(source, tall_body,
+                                     NormalizeConfig(horizontal="source_position"))
+    assert ankle_statistics(follow_target).median_ankle_x == pytest.approx(
+        target_statistics.median_ankle_x, abs=1.0)
+    assert ankle_statistics(keep_source).median_ankle_x == pytest.approx(
+        source_statistics.median_ankle_x, abs=1.0)  # same frame width: the same column
+    assert source_statistics.median_ankle_x > target_statistics.median_ankle_x + 40
+
+
 def test_edn_scale_model_agrees_at_close_and_far(short_body, tall_body):
     edn = NormalizeConfig(scale_model="edn")
     normalized, _ = normalize_poses(short_body, tall_body, edn)
