@@ -65,8 +65,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         args = typing.get_args(annotation)
         item = args[0] if args else Any
         return tuple(_coerce(v, item, where) for v in value)
-    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise BadInput(f"{where} must be a number, got {value!r}",
+                       hint="fix the value in config.toml or the preset")
     wrong_bool = annotation is int and isinstance(value, bool)
     if annotation in _TYPE_WORDS and (not isinstance(value, annotation) or wrong_bool):
         raise BadInput(

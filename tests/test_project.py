@@ -149,6 +149,8 @@ def test_config_from_dict_is_strict() -> None:
         from_dict(Example, {"strenght": 2}, "t")
     with pytest.raises(BadInput, match="must be an integer"):
         from_dict(Example, {"max_gap": "five"}, "t")
+    with pytest.raises(BadInput, match="must be a number"):
+        from_dict(Example, {"strength": "a"}, "t")
     assert override(Example(), strength=None, max_gap=3) == Example(max_gap=3)
 
 
