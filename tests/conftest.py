@@ -1,0 +1,98 @@
+"""Shared test helpers: where the fixtures live, and a maker of tiny test videos.
+
+Fixtures in tests/fixtures/ are cut from the shared data set by scripts/make_fixtures.py (see
+tests/fixtures/README.md); tests only ever read those copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    """tests/fixtures (read-only: copy a file to tmp_path before changing it)."""
+    return FIXTURES
+
+
+def numbered_frame(index: int, width: int = 64, height: int = 64) -> np.ndarray:
+    """An RGB test frame (H, W, 3) uint8 that says which frame it is and which way is up.
+
+    The background is grey level `30 + 7 * index` (index 0..32; distinct after lossy coding); a
+    white square marks the top-left corner.
+    """
+    if not 0 <= index <= 32:
+        raise ValueError(f"numbered_frame draws frames 0..32, not {index}")
+    frame = np.full((height, width, 3), 30 + 7 * index, np.uint8)
+    marker = max(2, min(width, height) // 4)
+    frame[:marker, :marker] = 255
+    return frame
+
+
+def frame_number(rgb: np.ndarray) -> int:
+    """The index `numbered_frame` drew into a frame (read from the bottom-right quarter)."""
+    height, width = rgb.shape[:2]
+    level = float(rgb[height // 2:, width // 2:].mean())
+    return round((level - 30) / 7)
+
+
+def write_test_video(
+    path: Path,
+    frame_count: int = 5,
+    width: int = 64,
+    height: int = 64,
+    fps: int = 30,
+    timestamps: Sequence[float] | None = None,
+    display_rotation_counterclockwise: int | None = None,
+    rotate_tag: str | None = None,
+    frames: Sequence[np.ndarray] | None = None,
+    keyframe_interval: int | None = None,
+) -> Path:
+    """Encode a tiny lossless H.264 video with PyAV (no motionxfer code involved).
+
+    `timestamps` (seconds) give a variable frame rate; `display_rotation_counterclockwise` writes a
+    display matrix (MP4), `rotate_tag` a legacy `rotate` metadata tag (use a .mkv path: the MP4
+    muxer drops it). `keyframe_interval` makes short GOPs, for seeking tests.
+    """
+    images = list(frames) if frames is not None else [
+        numbered_frame(index, width, height) for index in range(frame_count)
+    ]
+    with av.open(str(path), "w") as container:
+        options = {"qp": "0"}  # lossless
+        if keyframe_interval is not None:
+            options.update(g=str(keyframe_interval), keyint_min=str(keyframe_interval))
+        stream = container.add_stream("libx264", rate=fps, options=options)
+        stream.width, stream.height = images[0].shape[1], images[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        if timestamps is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        if display_rotation_counterclockwise is not None:
+            stream.set_display_rotation(display_rotation_counterclockwise)
+        if rotate_tag is not None:
+            stream.metadata["rotate"] = rotate_tag
+        for index, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = round(timestamps[index] * 1000) if timestamps is not None else index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture
+def make_video(tmp_path: Path) -> Callable[..., Path]:
+    """`make_video(name="clip.mp4", **write_test_video options)`: a tiny video in tmp_path."""
+
+    def make(name: str = "clip.mp4", **options: object) -> Path:
+        return write_test_video(tmp_path / name, **options)  # type: ignore[arg-type]
+
+    return make
