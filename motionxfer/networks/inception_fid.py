@@ -13,6 +13,8 @@ slightly differently, a known source of small FID differences between implementa
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as functional
 from torch import nn
@@ -41,6 +43,11 @@ class FIDInception(nn.Module):
         """The network from the verified cache file, in eval mode."""
         from motionxfer.model_cache import model_path
 
-        scripted = torch.jit.load(str(model_path("fid_inception")), map_location=device)
+        path = model_path("fid_inception")
+        with warnings.catch_warnings():
+            # torch 2.13 marks torch.jit.load deprecated; the published network exists only as
+            # TorchScript (see docs/metrics.md)
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.*", category=DeprecationWarning)
+            scripted = torch.jit.load(str(path), map_location=device)
         scripted.eval()
         return cls(scripted).eval()
