@@ -12,15 +12,28 @@ import sys
 
 from motionxfer.cli.app import app, state
 
+GLOBAL_FLAGS = ("--json", "--quiet", "-q", "--debug")
 
-def main() -> None:
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """Let global flags stand anywhere (`motionxfer init ./me --json`): Typer wants them first."""
+    if "--" in args:
+        cut = args.index("--")
+        head, tail = args[:cut], args[cut:]
+    else:
+        head, tail = args, []
+    flags = [arg for arg in head if arg in GLOBAL_FLAGS]
+    return flags + [arg for arg in head if arg not in GLOBAL_FLAGS] + tail
+
+
+def main(args: list[str] | None = None) -> None:
     from motionxfer.cli import commands  # noqa: F401  (registers the commands)
 
     try:
-        app(standalone_mode=True)
+        app(args=hoist_global_flags(sys.argv[1:] if args is None else args), prog_name="motionxfer")
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
 
 
-__all__ = ["app", "main", "state"]
+__all__ = ["app", "hoist_global_flags", "main", "state"]
