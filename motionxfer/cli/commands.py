@@ -2,3 +2,4 @@
 
 from motionxfer.cli import project_commands  # noqa: F401
 from motionxfer.cli import model_commands  # noqa: F401
+from motionxfer.cli import train_commands  # noqa: F401

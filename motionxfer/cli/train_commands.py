@@ -1,0 +1,81 @@
+"""train-target: train the project's personal model (generator, then face refiner)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from motionxfer.cli.app import command, emit, log, progress_bar
+
+
+@command("train-target")
+def train_target(
+    project_dir: Annotated[
+        Path, typer.Argument(help="The project folder, with the target's poses extracted.")
+    ],
+    preset: Annotated[
+        Optional[str],
+        typer.Option("--preset", help="Model preset: tiny, 256, 512 (default) or 1024. "
+                     "Default: [train] preset of config.toml, else 512."),
+    ] = None,
+    steps: Annotated[
+        Optional[int], typer.Option("--steps", min=0, help="Generator training steps.")
+    ] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option("--batch-size", min=1, help="Frame pairs per step.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the project's checkpoint, exactly.")
+    ] = False,
+    device: Annotated[
+        Optional[str], typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
+    ] = None,
+    amp: Annotated[
+        Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")
+    ] = None,
+    face_refiner: Annotated[
+        Optional[bool],
+        typer.Option("--face-refiner/--no-face-refiner",
+                     help="Train the face refiner after the generator."),
+    ] = None,
+    perceptual: Annotated[
+        Optional[bool],
+        typer.Option("--perceptual/--no-perceptual",
+                     help="VGG perceptual loss (needs: motionxfer models fetch vgg16). "
+                     "--no-perceptual trains without it, with a warning."),
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
+) -> None:
+    """Train the target's generator (Everybody Dance Now) and its face refiner.
+
+    Needs the target's poses (motionxfer extract-poses PROJECT). Writes checkpoints/model.pt
+    every few hundred steps and on Ctrl-C; --resume continues where it stopped. Losses go to
+    logs/train.jsonl, sample grids (stick figure | generated | real) to logs/samples/.
+    Settings: the [train] table of config.toml; see docs/training.md.
+    """
+    from motionxfer.project import Project
+    from motionxfer.train import train_target as run_training
+    from motionxfer.train import training_setup
+
+    project = Project.open(project_dir)
+    chosen, config = training_setup(
+        project, preset, resume, steps=steps, batch_size=batch_size, device=device, amp=amp,
+        face_refiner=face_refiner, perceptual=perceptual, seed=seed,
+    )
+    log(f"{'resuming' if resume else 'training'} preset {chosen.name} "
+        f"({chosen.description}): {config.steps} generator steps, batch {config.batch_size}"
+        + (f", then {config.face_refiner_steps} face refiner steps"
+           if config.face_refiner and config.face_refiner_steps else ""))
+    try:
+        with progress_bar() as progress:
+            result = run_training(project, config, chosen, resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        log(f"interrupted; the checkpoint is {project.paths.checkpoint}. Continue with: "
+            f"motionxfer train-target {project.root} --resume")
+        raise typer.Exit(130) from None
+    scores = result.validation
+    log(f"done: {result.steps_this_run} steps in {result.seconds:.0f} s on {result.device}"
+        + (f"; held-out SSIM {scores.ssim:.3f}, PSNR {scores.psnr:.2f} dB" if scores else ""))
+    emit(result.to_dict(), str(result.checkpoint))

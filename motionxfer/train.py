@@ -1,0 +1,896 @@
+"""Training the target's personal model: the generator (EDN), then its face refiner.
+
+    train_target(project, config, preset) -> TrainResult
+
+Stage 1, the generator, for `config.steps` steps. Each sample is a pair of consecutive frames
+(t-1, t). As in Everybody Dance Now, the generator first makes frame t-1 from its stick figure with
+no history (previous stick figure = its own, previous frame = zeros, which is also how transfer
+starts), then frame t from the stick figures of t and t-1 and its own (detached) frame t-1. The
+spatial discriminator judges each (stick figure, frame) pair, the temporal discriminator the pair
+of pairs. Losses: `motionxfer.losses` (LSGAN or hinge, feature matching, VGG perceptual).
+
+Stage 2, the face refiner, for `config.face_refiner_steps` steps with the generator frozen: face
+crops of generated frames t, refined against the real crops by the refiner's own discriminator.
+
+Around the steps: Adam with pix2pixHD's schedule (constant learning rate, then linear decay to 0
+from `decay_start` of the steps); mixed precision (autocast + GradScaler) on CUDA; a checkpoint
+every `checkpoint_every` steps, at the end and on Ctrl-C (the first Ctrl-C stops after the current
+step and saves; a second one stops at once without saving); one JSON line of averaged losses every
+`log_every` steps in logs/train.jsonl (appended, one write per line, so a crash loses at most the
+line being written); a PNG grid (stick figure | generated | real) every `sample_every` steps; SSIM
+and PSNR on held-out frames every `validate_every` steps.
+
+Exact resumption: the batches of step k are drawn from a generator seeded with (seed, stage, k),
+and the checkpoint holds models, optimizers, schedulers, the GradScaler and every random state, so
+`--resume` from the checkpoint of step k continues as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import random
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from motionxfer.checkpoint import (
+    capture_rng_state,
+    checkpoint_info,
+    load_state,
+    new_payload,
+    read_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from motionxfer.dataset import (
+    DrawFunction,
+    FrameCache,
+    FrameSplit,
+    PairBatch,
+    TrainingSamples,
+    build_frame_cache,
+    open_frame_cache,
+    split_frames,
+    stick_figure_drawer,
+    to_images,
+    to_tensor,
+    working_size,
+)
+from motionxfer.errors import BadInput, CheckpointError, MissingDependency, NoPersonFound
+from motionxfer.fileio import atomic_write, fingerprint
+from motionxfer.losses import (
+    GAN_MODES,
+    LossWeights,
+    PerceptualLoss,
+    discriminator_objective,
+    face_objective,
+    generator_objective,
+)
+from motionxfer.metrics.image import psnr, ssim
+from motionxfer.networks.discriminator import MultiScaleDiscriminator, TemporalDiscriminator
+from motionxfer.networks.face_refiner import (
+    FaceRefiner,
+    crop_faces,
+    face_boxes,
+    face_discriminator,
+    refine_faces,
+)
+from motionxfer.networks.generator import Generator
+from motionxfer.presets import (
+    DEFAULT_PRESET,
+    Preset,
+    load_preset,
+    preset_configs,
+    preset_from_configs,
+)
+from motionxfer.progress import ProgressCallback
+from motionxfer.project import Project
+
+logger = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+GENERATOR_STAGE = "generator"
+FACE_STAGE = "face_refiner"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (a preset's [train] table, then config.toml's [train], then flags)."""
+
+    steps: int = 100_000  # generator steps
+    batch_size: int = 1
+    lr: float = 0.0002
+    betas: tuple[float, float] = (0.5, 0.999)
+    decay_start: float = 0.5  # fraction of the steps after which the rate falls linearly to 0
+    gan_mode: str = "lsgan"  # or "hinge"
+    temporal: bool = True  # the temporal discriminator (EDN's D_T)
+    perceptual: bool = True  # the VGG perceptual loss (needs `motionxfer models fetch vgg16`)
+    checkpoint_every: int = 1000
+    sample_every: int = 500
+    validate_every: int = 1000
+    log_every: int = 10
+    validation_frames: int = 30
+    amp: bool = True  # mixed precision on CUDA (no effect on the CPU)
+    device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
+    seed: int = 0
+    num_workers: int = 2  # threads preparing the next batches
+    holdout_fraction: float = 0.1
+    min_holdout_seconds: float = 1.0
+    min_train_seconds: float = 2.0
+    min_person_fraction: float = 0.5
+    face_refiner: bool = True
+    face_refiner_steps: int = 5000
+    face_batch_size: int = 8
+    face_lr: float = 0.0002
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.steps < 0 or self.face_refiner_steps < 0:
+            problems.append("steps and face_refiner_steps cannot be negative")
+        if min(self.batch_size, self.face_batch_size, self.checkpoint_every, self.sample_every,
+               self.validate_every, self.log_every) < 1:
+            problems.append("batch sizes and the *_every intervals must be at least 1")
+        if not (self.lr > 0 and self.face_lr > 0):
+            problems.append("learning rates must be positive")
+        if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
+            problems.append("betas must be two numbers in [0, 1)")
+        if not 0 <= self.decay_start <= 1:
+            problems.append("decay_start must be in [0, 1]")
+        if self.gan_mode not in GAN_MODES:
+            problems.append(f"gan_mode must be one of {', '.join(GAN_MODES)}")
+        if not (self.device in DEVICES or self.device.startswith("cuda:")):
+            problems.append("device must be auto, cpu, cuda or cuda:N")
+        if not 0 <= self.holdout_fraction < 0.5:
+            problems.append("holdout_fraction must be in [0, 0.5)")
+        if not 0 <= self.min_person_fraction <= 1:
+            problems.append("min_person_fraction must be in [0, 1]")
+        if self.num_workers < 0 or self.validation_frames < 0:
+            problems.append("num_workers and validation_frames cannot be negative")
+        if problems:
+            raise BadInput("bad training settings: " + "; ".join(problems),
+                           hint="fix them in [train] of config.toml or on the command line")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ValidationScores:
+    generator_step: int
+    face_refiner_step: int
+    ssim: float  # mean over frames (motionxfer.metrics.image.ssim)
+    psnr: float  # dB, mean over frames (motionxfer.metrics.image.psnr; inf when equal)
+    frames: int
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: Path
+    generator_steps: int  # done in total
+    face_refiner_steps: int
+    steps_this_run: int  # both stages
+    losses: dict[str, float]  # the last logged averages
+    validation: ValidationScores | None
+    device: str
+    amp: bool
+    seconds: float
+    log: Path
+    samples: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("checkpoint", "log", "samples"):
+            data[key] = str(data[key])
+        return data
+
+
+# --- small pure helpers --------------------------------------------------------------------------
+
+def learning_rate_factor(step: int, steps: int, decay_start: float) -> float:
+    """pix2pixHD's schedule: 1 until `decay_start * steps`, then linear to 0 at `steps`."""
+    start = int(decay_start * steps)
+    if step < start or steps <= start:
+        return 1.0
+    return max(0.0, (steps - step) / (steps - start))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MissingDependency(
+            "CUDA was asked for but torch sees no CUDA GPU",
+            hint="train on the CPU (--device cpu), or install a CUDA build of torch",
+        )
+    return torch.device(name)
+
+
+def batch_indices(candidates: np.ndarray, batch_size: int, seed: int, stage: str,
+                  step: int) -> np.ndarray:
+    """The frames of step `step`: a pure function of (seed, stage, step), so resuming replays it."""
+    stage_number = 0 if stage == GENERATOR_STAGE else 1
+    generator = torch.Generator().manual_seed(
+        (seed * 1_000_003 + stage_number * 7_919 + step) % (2**63)
+    )
+    picks = torch.randint(len(candidates), (batch_size,), generator=generator).numpy()
+    return candidates[picks]
+
+
+def set_requires_grad(modules: list[nn.Module | None], flag: bool) -> None:
+    for module in modules:
+        if module is not None:
+            module.requires_grad_(flag)
+
+
+# --- the networks and one step of each stage -----------------------------------------------------
+
+class Trainer:
+    """Networks, optimizers, schedulers and the GradScaler; one training step per call. No files."""
+
+    def __init__(self, preset: Preset, config: TrainConfig, device: torch.device,
+                 perceptual: PerceptualLoss | None, use_face_refiner: bool) -> None:
+        self.preset = preset
+        self.config = config
+        self.device = device
+        self.weights: LossWeights = preset.losses
+        self.use_amp = bool(config.amp and device.type == "cuda")
+        self.perceptual = perceptual.to(device) if perceptual is not None else None
+
+        self.generator = Generator(preset.generator).to(device)
+        self.discriminator = MultiScaleDiscriminator(preset.discriminator).to(device)
+        self.temporal_discriminator = (
+            TemporalDiscriminator(preset.temporal_discriminator).to(device)
+            if config.temporal else None
+        )
+        betas = (config.betas[0], config.betas[1])
+        self.generator_optimizer = torch.optim.Adam(
+            self.generator.parameters(), lr=config.lr, betas=betas)
+        discriminator_parameters = list(self.discriminator.parameters())
+        if self.temporal_discriminator is not None:
+            discriminator_parameters += list(self.temporal_discriminator.parameters())
+        self.discriminator_optimizer = torch.optim.Adam(
+            discriminator_parameters, lr=config.lr, betas=betas)
+
+        def generator_schedule(step: int) -> float:
+            return learning_rate_factor(step, config.steps, config.decay_start)
+
+        def face_schedule(step: int) -> float:
+            return learning_rate_factor(step, config.face_refiner_steps, config.decay_start)
+
+        self.schedulers = {
+            "generator": torch.optim.lr_scheduler.LambdaLR(self.generator_optimizer,
+                                                           generator_schedule),
+            "discriminator": torch.optim.lr_scheduler.LambdaLR(self.discriminator_optimizer,
+                                                               generator_schedule),
+        }
+        self.face_refiner: FaceRefiner | None = None
+        self.face_discriminator: MultiScaleDiscriminator | None = None
+        if use_face_refiner:
+            self.face_refiner = FaceRefiner(preset.face_refiner).to(device)
+            self.face_discriminator = face_discriminator(preset.face_refiner).to(device)
+            self.face_optimizer = torch.optim.Adam(
+                self.face_refiner.parameters(), lr=config.face_lr, betas=betas)
+            self.face_discriminator_optimizer = torch.optim.Adam(
+                self.face_discriminator.parameters(), lr=config.face_lr, betas=betas)
+            self.schedulers["face_refiner"] = torch.optim.lr_scheduler.LambdaLR(
+                self.face_optimizer, face_schedule)
+            self.schedulers["face_discriminator"] = torch.optim.lr_scheduler.LambdaLR(
+                self.face_discriminator_optimizer, face_schedule)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp)
+        self.generator_step_count = 0
+        self.face_refiner_step_count = 0
+        self.last_outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp)
+
+    def generate_pair(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """EDN: frame t-1 from its stick figure alone, then frame t conditioned on it."""
+        first_previous_pose, zeros = self.generator.first_frame_inputs(batch.previous_pose)
+        fake_previous = self.generator(batch.previous_pose, first_previous_pose, zeros)
+        fake = self.generator(batch.pose, batch.previous_pose, fake_previous.detach())
+        return fake_previous, fake
+
+    # --- stage 1 ---------------------------------------------------------------------------
+    def generator_step(self, batch: PairBatch) -> dict[str, float]:
+        batch = batch.to(self.device)
+        discriminators = [self.discriminator, self.temporal_discriminator]
+        mode = self.config.gan_mode
+        poses = [batch.previous_pose, batch.pose]
+        reals = [batch.previous_frame, batch.frame]
+        with self.autocast():
+            fake_previous, fake = self.generate_pair(batch)
+            fakes = [fake_previous, fake]
+            # Real outputs keep their graph for the discriminators' step; feature matching reads
+            # them detached.
+            set_requires_grad(discriminators, True)
+            real_spatial = [self.discriminator(torch.cat([pose, real], 1))
+                            for pose, real in zip(poses, reals)]
+            real_temporal = (self.temporal_discriminator(*poses, *reals)
+                             if self.temporal_discriminator is not None else None)
+            set_requires_grad(discriminators, False)
+            fake_spatial = [self.discriminator(torch.cat([pose, image], 1))
+                            for pose, image in zip(poses, fakes)]
+            fake_temporal = (self.temporal_discriminator(*poses, *fakes)
+                             if self.temporal_discriminator is not None else None)
+            generator_losses = generator_objective(
+                self.weights, mode, fake_spatial, real_spatial, fake_temporal, real_temporal,
+                fakes, reals, self.perceptual,
+            )
+        self.generator_optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(generator_losses.total).backward()
+        self.scaler.step(self.generator_optimizer)
+
+        set_requires_grad(discriminators, True)
+        with self.autocast():
+            spatial = sum(
+                discriminator_objective(
+                    mode, real, self.discriminator(torch.cat([pose, image.detach()], 1)))
+                for real, pose, image in zip(real_spatial, poses, fakes)
+            ) / len(fakes)
+            temporal = (
+                discriminator_objective(
+                    mode, real_temporal,
+                    self.temporal_discriminator(*poses, *(image.detach() for image in fakes)))
+                if self.temporal_discriminator is not None and real_temporal is not None
+                else None
+            )
+            discriminator_total = spatial + temporal if temporal is not None else spatial
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(discriminator_total).backward()
+        self.scaler.step(self.discriminator_optimizer)
+        self.scaler.update()
+        self.schedulers["generator"].step()
+        self.schedulers["discriminator"].step()
+        self.generator_step_count += 1
+        self.last_outputs = (batch.pose.detach(), fake.detach(), batch.frame.detach())
+        values = generator_losses.as_floats("G_")
+        values["D_spatial"] = float(spatial.detach())
+        if temporal is not None:
+            values["D_temporal"] = float(temporal.detach())
+        return values
+
+    # --- stage 2 ---------------------------------------------------------------------------
+    def face_refiner_step(self, batch: PairBatch, boxes: torch.Tensor) -> dict[str, float]:
+        if self.face_refiner is None or self.face_discriminator is None:
+            raise RuntimeError("this trainer has no face refiner")
+        batch = batch.to(self.device)
+        boxes = boxes.to(self.device)
+        size = self.preset.face_refiner.crop_size
+        mode = self.config.gan_mode
+        with torch.no_grad(), self.autocast():
+            _, fake = self.generate_pair(batch)
+        with self.autocast():
+            pose_crops = crop_faces(batch.pose, boxes, size)
+            generated_crops = crop_faces(fake.float(), boxes, size)
+            real_crops = crop_faces(batch.frame, boxes, size)
+            refined = self.face_refiner(pose_crops, generated_crops)
+            set_requires_grad([self.face_discriminator], True)
+            real_outputs = self.face_discriminator(torch.cat([pose_crops, real_crops], 1))
+            set_requires_grad([self.face_discriminator], False)
+            fake_outputs = self.face_discriminator(torch.cat([pose_crops, refined], 1))
+            losses = face_objective(self.weights, mode, fake_outputs, real_outputs, refined,
+                                    real_crops, self.perceptual)
+        self.face_optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses.total).backward()
+        self.scaler.step(self.face_optimizer)
+        set_requires_grad([self.face_discriminator], True)
+        with self.autocast():
+            discriminator_loss = discriminator_objective(
+                mode, real_outputs,
+                self.face_discriminator(torch.cat([pose_crops, refined.detach()], 1)))
+        self.face_discriminator_optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(discriminator_loss).backward()
+        self.scaler.step(self.face_discriminator_optimizer)
+        self.scaler.update()
+        self.schedulers["face_refiner"].step()
+        self.schedulers["face_discriminator"].step()
+        self.face_refiner_step_count += 1
+        self.last_outputs = (pose_crops.detach(), refined.detach(), real_crops.detach())
+        values = losses.as_floats("F_")
+        values["D_face"] = float(discriminator_loss.detach())
+        return values
+
+    # --- inference ------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate_sequence(self, poses: list[torch.Tensor],
+                          boxes: list[torch.Tensor] | None) -> list[torch.Tensor]:
+        """Frames of a run of consecutive stick figures (each (1, 3, H, W)), fed back as in
+        transfer; face-refined when `boxes` (each (1, 4)) are given and there is a refiner."""
+        frames = []
+        previous_pose = previous_frame = None
+        for index, pose in enumerate(poses):
+            pose = pose.to(self.device)
+            if previous_pose is None or previous_frame is None:
+                previous_pose, previous_frame = self.generator.first_frame_inputs(pose)
+            with self.autocast():
+                frame = self.generator(pose, previous_pose, previous_frame).float()
+            if boxes is not None and self.face_refiner is not None:
+                frame = refine_faces(self.face_refiner, frame, pose, boxes[index].to(self.device))
+            frames.append(frame)
+            previous_pose, previous_frame = pose, frame
+        return frames
+
+    # --- state -----------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        named: dict[str, nn.Module | None] = {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "temporal_discriminator": self.temporal_discriminator,
+            "face_refiner": self.face_refiner,
+            "face_discriminator": self.face_discriminator,
+        }
+        return {name: module for name, module in named.items() if module is not None}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        named = {"generator": self.generator_optimizer,
+                 "discriminator": self.discriminator_optimizer}
+        if self.face_refiner is not None:
+            named["face_refiner"] = self.face_optimizer
+            named["face_discriminator"] = self.face_discriminator_optimizer
+        return named
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "models": {name: module.state_dict() for name, module in self.modules().items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
+            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load(self, payload: dict[str, Any], path: Path) -> None:
+        """Strictly restore everything `state()` saved (plus the step counters)."""
+        for name, module in self.modules().items():
+            if name in ("face_refiner", "face_discriminator") and name not in payload["models"]:
+                continue  # the checkpoint was trained without a face refiner: it starts here
+            load_state(module, payload, name, path)
+        try:
+            for name, optimizer in self.optimizers().items():
+                if name in payload["optimizers"]:
+                    optimizer.load_state_dict(payload["optimizers"][name])
+            for name, scheduler in self.schedulers.items():
+                if name in payload["schedulers"]:
+                    scheduler.load_state_dict(payload["schedulers"][name])
+            if payload["scaler"]:
+                self.scaler.load_state_dict(payload["scaler"])
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"the optimizer state in {path} does not fit: {error}",
+                                  hint="delete it and train again") from error
+        self.generator_step_count = int(payload["generator_step"])
+        self.face_refiner_step_count = int(payload["face_refiner_step"])
+
+    def set_train(self, flag: bool) -> None:
+        for module in self.modules().values():
+            module.train(flag)
+
+
+# --- batches -------------------------------------------------------------------------------------
+
+class BatchQueue:
+    """Prepares the batches of the next steps in threads (drawing is deterministic per step)."""
+
+    def __init__(self, make: Callable[[int], Any], first_step: int, last_step: int,
+                 workers: int) -> None:
+        self.make = make
+        self.next_step = first_step
+        self.last_step = last_step
+        self.executor = ThreadPoolExecutor(max_workers=workers) if workers > 0 else None
+        self.pending: deque[Future[Any]] = deque()
+        self.depth = max(workers, 1) + 1
+
+    def get(self) -> Any:
+        if self.executor is None:
+            self.next_step += 1
+            return self.make(self.next_step - 1)
+        while len(self.pending) < self.depth and self.next_step < self.last_step:
+            self.pending.append(self.executor.submit(self.make, self.next_step))
+            self.next_step += 1
+        return self.pending.popleft().result()
+
+    def close(self) -> None:
+        if self.executor is not None:
+            for future in self.pending:
+                future.cancel()
+            self.executor.shutdown(wait=True)
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------------
+
+@dataclass
+class StopRequest:
+    requested: bool = False  # Ctrl-C was pressed once: stop after this step
+    in_step: bool = False  # a step is running (its state would be half updated)
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[StopRequest]:
+    """The first Ctrl-C asks the loop to stop after the current step; a second one interrupts."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# --- logs and pictures ---------------------------------------------------------------------------
+
+def append_log(path: Path, entry: dict[str, Any]) -> None:
+    """One JSON line, written with one call and flushed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(_finite(entry), sort_keys=True, allow_nan=False)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise BadInput(f"could not encode {path}", hint="report this as a bug")
+    with atomic_write(path) as handle:
+        handle.write(encoded.tobytes())
+
+
+def sample_grid(poses: torch.Tensor, fakes: torch.Tensor, reals: torch.Tensor,
+                rows: int = 4) -> np.ndarray:
+    """(H * rows, W * 3, 3) uint8: stick figure | generated | real, one sample per row."""
+    count = min(rows, poses.shape[0])
+    columns = [to_images(tensor[:count]) for tensor in (poses, fakes, reals)]
+    return np.concatenate(
+        [np.concatenate([column[row] for column in columns], axis=1) for row in range(count)],
+        axis=0,
+    )
+
+
+# --- the project-level entry point ---------------------------------------------------------------
+
+@dataclass
+class _RunState:
+    losses: dict[str, float] = field(default_factory=dict)
+    sums: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+    validation: ValidationScores | None = None
+
+
+def training_setup(project: Project, preset: str | None = None, resume: bool = False,
+                   **flags: Any) -> tuple[Preset, TrainConfig]:
+    """The preset and training settings a run will use.
+
+    From scratch: the preset named here, else config.toml's [train] preset, else "512"; settings
+    are TrainConfig's defaults <- the preset's [train] <- config.toml's [train] <- `flags` (None
+    values are flags not given). On resume: the checkpoint's preset and settings <- `flags`.
+    """
+    from motionxfer.config import from_dict, override
+
+    if resume:
+        path = project.paths.checkpoint
+        payload = read_checkpoint(path, project.target.info.sha256)
+        info = checkpoint_info(payload, path)
+        if preset is not None and preset != info.preset:
+            raise BadInput(
+                f"the checkpoint was trained with preset '{info.preset}', not '{preset}'",
+                hint="drop --preset to resume it, or train from scratch without --resume",
+            )
+        chosen = preset_from_configs(info.preset, info.working_size[1], info.configs, str(path))
+        return chosen, override(chosen.train, **flags)
+    if preset is None:
+        preset = project.settings("train").get("preset")
+    chosen = load_preset(str(preset or DEFAULT_PRESET))
+    values = chosen.train.to_dict()
+    settings = dict(project.settings("train"))
+    settings.pop("preset", None)
+    values.update(settings)
+    return chosen, override(from_dict(TrainConfig, values, "[train] of config.toml"), **flags)
+
+
+def perceptual_loss(config: TrainConfig, weights: LossWeights) -> PerceptualLoss | None:
+    """The VGG perceptual loss; without it only as an explicit choice, with a warning."""
+    if not config.perceptual:
+        logger.warning(
+            "warning: training without the VGG perceptual loss (--no-perceptual); results will "
+            "be blurrier and less detailed. Fetch the weights with: motionxfer models fetch vgg16"
+        )
+        return None
+    from motionxfer.networks.vgg import VGG16Features
+
+    try:
+        features = VGG16Features.from_cache()
+    except MissingDependency as error:
+        raise MissingDependency(
+            f"the perceptual loss needs the VGG16 ImageNet weights: {error.message}",
+            hint="fetch them with: motionxfer models fetch vgg16 (or train without the "
+            "perceptual loss: --no-perceptual)",
+        ) from error
+    return PerceptualLoss(features, weights.perceptual_layers)
+
+
+def prepare_frames(project: Project, size: tuple[int, int],
+                   progress: ProgressCallback | None) -> FrameCache:
+    """The target's frame cache at `size`, decoded once (reused while the video is unchanged)."""
+    from motionxfer.video import read_frames
+
+    record = project.target
+    source_key = fingerprint("frames", record.info.sha256, record.start, record.end)
+    path = project.paths.frames_cache(record.video_id, size[1])
+    cache = open_frame_cache(path, size, source_key)
+    if cache is not None:
+        return cache
+    frames = (frame.rgb for frame in read_frames(record.info.path, record.start, record.end))
+    total = round(((record.end or record.info.duration) - (record.start or 0.0)) * record.info.fps)
+    return build_frame_cache(frames, path, size, source_key, total=total, progress=progress)
+
+
+def train_target(
+    project: Project,
+    config: TrainConfig,
+    preset: str | Preset | None = None,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+    draw: DrawFunction | None = None,
+) -> TrainResult:
+    """Train (or with `resume`, continue) the project's generator and face refiner.
+
+    `preset`: a name or a Preset; None takes config.toml's [train] preset or "512". On resume the
+    architecture comes from the checkpoint (a different preset named here is an error).
+    `draw` replaces the stick-figure drawing (tests); the default is motionxfer.render's.
+    """
+    from motionxfer.pipeline import load_poses
+
+    started = time.perf_counter()
+    record = project.target
+    project_id = record.info.sha256
+    checkpoint_path = project.paths.checkpoint
+
+    with project.locked("train-target"):
+        payload: dict[str, Any] | None = None
+        if resume:
+            payload = read_checkpoint(checkpoint_path, project_id)
+            info = checkpoint_info(payload, checkpoint_path)
+            if not info.trainable:
+                raise CheckpointError(
+                    f"{checkpoint_path} is an inference export and cannot be resumed",
+                    hint="resume from a checkpoint written by train-target",
+                )
+            wanted = preset.name if isinstance(preset, Preset) else preset
+            if wanted is not None and wanted != info.preset:
+                raise BadInput(
+                    f"the checkpoint was trained with preset '{info.preset}', not '{wanted}'",
+                    hint="drop --preset to resume it, or train from scratch without --resume",
+                )
+            chosen = preset_from_configs(info.preset, info.working_size[1], payload["configs"],
+                                         str(checkpoint_path))
+        else:
+            if checkpoint_path.exists():
+                raise CheckpointError(
+                    f"{checkpoint_path} already holds a trained model",
+                    hint="continue it with --resume, or move it away to train from scratch",
+                )
+            chosen = preset if isinstance(preset, Preset) else training_setup(project, preset)[0]
+
+        device = resolve_device(config.device)
+        perceptual = perceptual_loss(config, chosen.losses)
+        poses = load_poses(project, record)
+        size = (tuple(payload["working_size"]) if payload is not None else
+                working_size(poses.image_size, chosen.size, chosen.generator.size_multiple))
+        split = split_frames(
+            poses.person_present, poses.fps, config.holdout_fraction, config.min_holdout_seconds,
+            config.min_train_seconds, config.min_person_fraction, record.info.path.name,
+        )
+        cache = prepare_frames(project, size, progress)
+        samples = TrainingSamples(cache, poses, draw or stick_figure_drawer(poses))
+
+        use_face = config.face_refiner and config.face_refiner_steps > 0
+        boxes = face_boxes(poses, size, chosen.face_refiner.box_margin,
+                           chosen.face_refiner.box_smoothing)  # (T, 4)
+        face_train = split.train[np.isfinite(boxes[split.train]).all(axis=1)]
+        if use_face and len(face_train) == 0:
+            raise NoPersonFound(
+                f"no face keypoints in the training frames of {record.info.path.name}",
+                hint="film the face in view, or train without the face refiner: "
+                "--no-face-refiner",
+            )
+
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed % 2**32)
+        random.seed(config.seed)
+        trainer = Trainer(chosen, config, device, perceptual, use_face)
+        if payload is not None:
+            trainer.load(payload, checkpoint_path)
+            restore_rng_state(payload["rng"])
+
+        run = _RunState()
+
+        def save() -> None:
+            save_checkpoint(checkpoint_path, new_payload(
+                preset=chosen.name,
+                project_id=project_id,
+                working_size=[int(size[0]), int(size[1])],
+                generator_step=trainer.generator_step_count,
+                face_refiner_step=trainer.face_refiner_step_count,
+                configs={**preset_configs(chosen), "train": config.to_dict()},
+                rng=capture_rng_state(),
+                **trainer.state(),
+            ))
+
+        steps_done = 0
+        with deferred_interrupt() as stop:
+            try:
+                steps_done += _run_stage(
+                    GENERATOR_STAGE, trainer, samples, split, boxes, config, project, run,
+                    save, progress, stop,
+                )
+                if use_face:
+                    steps_done += _run_stage(
+                        FACE_STAGE, trainer, samples, split, boxes, config, project, run,
+                        save, progress, stop, face_train,
+                    )
+            except KeyboardInterrupt:
+                if not stop.in_step:  # between steps every state is consistent
+                    save()
+                raise
+        save()
+
+    return TrainResult(
+        checkpoint=checkpoint_path,
+        generator_steps=trainer.generator_step_count,
+        face_refiner_steps=trainer.face_refiner_step_count,
+        steps_this_run=steps_done,
+        losses=run.losses,
+        validation=run.validation,
+        device=str(device),
+        amp=trainer.use_amp,
+        seconds=time.perf_counter() - started,
+        log=project.paths.train_log,
+        samples=project.paths.training_samples,
+    )
+
+
+def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: FrameSplit,
+               boxes: np.ndarray, config: TrainConfig, project: Project, run: _RunState,
+               save: Callable[[], None], progress: ProgressCallback | None, stop: StopRequest,
+               face_train: np.ndarray | None = None) -> int:
+    """Run one stage from its current step to its last; returns the steps done."""
+    face = stage == FACE_STAGE
+    total = config.face_refiner_steps if face else config.steps
+    first = trainer.face_refiner_step_count if face else trainer.generator_step_count
+    if first >= total:
+        return 0
+    candidates = face_train if face and face_train is not None else split.train
+    batch_size = config.face_batch_size if face else config.batch_size
+    description = "training face refiner" if face else "training generator"
+
+    def make(step: int) -> PairBatch:
+        return samples.pairs(batch_indices(candidates, batch_size, config.seed, stage, step))
+
+    queue = BatchQueue(make, first, total, config.num_workers)
+    run.sums, run.count, run.losses = {}, 0, {}
+    meter_start, meter_steps = time.perf_counter(), 0
+    trainer.set_train(True)
+    try:
+        for step in range(first, total):
+            batch = queue.get()
+            stop.in_step = True
+            if face:
+                values = trainer.face_refiner_step(batch, torch.from_numpy(boxes[batch.indices]))
+            else:
+                values = trainer.generator_step(batch)
+            stop.in_step = False
+            done = step + 1
+            meter_steps += 1
+            for key, value in values.items():
+                run.sums[key] = run.sums.get(key, 0.0) + value
+            run.count += 1
+            if not all(math.isfinite(value) for value in values.values()):
+                raise BadInput(
+                    f"training diverged at {stage} step {done} (a loss is not finite: {values})",
+                    hint="resume from the last checkpoint with a lower learning rate "
+                    "(lr in [train] of config.toml), or --no-amp",
+                )
+            if done % config.log_every == 0 or done == total:
+                run.losses = {key: value / run.count for key, value in run.sums.items()}
+                append_log(project.paths.train_log, {
+                    "stage": stage, "step": done,
+                    "lr": trainer.optimizers()[
+                        "face_refiner" if face else "generator"].param_groups[0]["lr"],
+                    "time": time.time(), **{k: round(v, 6) for k, v in run.losses.items()},
+                })
+                run.sums, run.count = {}, 0
+            if done % config.sample_every == 0 or done == total:
+                _write_samples(trainer, project, stage, done)
+            if done % config.validate_every == 0 or done == total:
+                run.validation = validate(trainer, samples, split, boxes, config, face)
+                trainer.set_train(True)
+                append_log(project.paths.train_log, {
+                    "stage": stage, "step": done, "validation": dataclasses.asdict(run.validation),
+                })
+            if done % config.checkpoint_every == 0 and done != total:
+                save()
+            if progress is not None:
+                elapsed = time.perf_counter() - meter_start
+                rate = meter_steps / elapsed if elapsed > 0 else 0.0
+                shown = run.losses or values
+                text = f"{rate:.2f} steps/s  " + "  ".join(
+                    f"{key} {value:.3f}" for key, value in shown.items() if key.endswith("total")
+                    or key.startswith("D_"))
+                progress(description, done, total, text)
+            if stop.requested:
+                raise KeyboardInterrupt
+    finally:
+        queue.close()
+    return total - first
+
+
+def _write_samples(trainer: Trainer, project: Project, stage: str, step: int) -> None:
+    if trainer.last_outputs is None:
+        return
+    grid = sample_grid(*trainer.last_outputs)
+    name = f"{'face_' if stage == FACE_STAGE else ''}step_{step:07d}.png"
+    write_png(project.paths.training_samples / name, grid)
+
+
+def validate(trainer: Trainer, samples: TrainingSamples, split: FrameSplit, boxes: np.ndarray,
+             config: TrainConfig, with_face_refiner: bool) -> ValidationScores:
+    """SSIM and PSNR of generated against real held-out frames, generated in runs of consecutive
+    frames as transfer does (a run restarts from zeros after a frame without the person)."""
+    chosen = split.validation[:config.validation_frames]
+    trainer.set_train(False)
+    scores_ssim, scores_psnr = [], []
+    runs: list[list[int]] = []
+    for index in chosen:
+        if runs and runs[-1][-1] == index - 1:
+            runs[-1].append(int(index))
+        else:
+            runs.append([int(index)])
+    for run_indices in runs:
+        poses = [to_tensor([samples.stick_figure(index)]) for index in run_indices]
+        run_boxes = None
+        if with_face_refiner:
+            run_boxes = [torch.from_numpy(boxes[index:index + 1]) for index in run_indices]
+        frames = trainer.generate_sequence(poses, run_boxes)
+        for index, frame in zip(run_indices, frames):
+            fake = to_images(frame)[0]
+            real = samples.frame(index)
+            scores_ssim.append(ssim(real, fake))
+            scores_psnr.append(psnr(real, fake))
+    return ValidationScores(
+        generator_step=trainer.generator_step_count,
+        face_refiner_step=trainer.face_refiner_step_count,
+        ssim=float(np.mean(scores_ssim)) if scores_ssim else float("nan"),
+        psnr=float(np.mean(scores_psnr)) if scores_psnr else float("nan"),
+        frames=len(scores_ssim),
+    )
