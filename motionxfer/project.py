@@ -84,6 +84,10 @@ class ProjectPaths:
     def poses(self, video_id: str) -> Path:
         return self.video_dir(video_id) / "poses.npz"
 
+    def person_masks(self, video_id: str) -> Path:
+        """MediaPipe's person masks (`extract.PersonMasks`), written when segmentation is on."""
+        return self.video_dir(video_id) / "person_masks.npz"
+
     def normalized_poses(self, video_id: str) -> Path:
         return self.video_dir(video_id) / "normalized.npz"
 
