@@ -22,7 +22,7 @@ def _even(value: float) -> int:
     return max(2, int(round(value / 2)) * 2)
 
 
-def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:  # (H, W, 3) uint8
+def fit_into(rgb: np.ndarray, width: int, height: int) -> np.ndarray:  # (H, W, 3) uint8
     """Resize keeping the aspect ratio, centred on black."""
     scale = min(width / rgb.shape[1], height / rgb.shape[0])
     new_w, new_h = max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))
@@ -57,7 +57,7 @@ def make_preview(
     target_panels: dict[int, np.ndarray] = {}
     for frame in read_frames(target.info.path, target.start, target.end):
         if frame.index in wanted:
-            target_panels[frame.index] = _fit(frame.rgb, panel_w, panel_h)
+            target_panels[frame.index] = fit_into(frame.rgb, panel_w, panel_h)
         if len(target_panels) == len(wanted):
             break
 
@@ -77,7 +77,7 @@ def make_preview(
             )
             blank = np.zeros((panel_h, panel_w, 3), np.uint8)
             nearest = target_panels.get(int(matches[frame.index]), blank)
-            writer.write(np.concatenate([_fit(frame.rgb, panel_w, panel_h), stick, nearest], 1))
+            writer.write(np.concatenate([fit_into(frame.rgb, panel_w, panel_h), stick, nearest], 1))
             meter.advance()
     meter.finish()
     return output
