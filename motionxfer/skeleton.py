@@ -214,3 +214,136 @@ MEDIAPIPE_HOLISTIC = Skeleton(
 )
 
 KNOWN_SKELETONS: dict[str, Skeleton] = {MEDIAPIPE_HOLISTIC.name: MEDIAPIPE_HOLISTIC}
+
+
+# --- Limbs from joint names ----------------------------------------------------------------
+# Any layout whose joints follow motionxfer's names gets the same stick figure: OpenPose's
+# body limbs, in OpenPose's order and colours (the order MEDIAPIPE_HOLISTIC draws too). A limb
+# end names the joints to average; the first option whose joints all exist is used, so "neck"
+# falls back to the middle of the shoulders and "mid_hip" to the middle of the hips.
+
+_NECK = (("neck",), ("left_shoulder", "right_shoulder"))
+_HIPS = (("mid_hip",), ("left_hip", "right_hip"))
+CONVENTIONAL_BODY_LIMBS: tuple[tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]],
+                               ...] = (
+    (_NECK, (("nose",),)),
+    (_NECK, (("right_shoulder",),)),
+    ((("right_shoulder",),), (("right_elbow",),)),
+    ((("right_elbow",),), (("right_wrist",),)),
+    (_NECK, (("left_shoulder",),)),
+    ((("left_shoulder",),), (("left_elbow",),)),
+    ((("left_elbow",),), (("left_wrist",),)),
+    (_NECK, _HIPS),
+    (_HIPS, (("right_hip",),)),
+    ((("right_hip",),), (("right_knee",),)),
+    ((("right_knee",),), (("right_ankle",),)),
+    (_HIPS, (("left_hip",),)),
+    ((("left_hip",),), (("left_knee",),)),
+    ((("left_knee",),), (("left_ankle",),)),
+    ((("nose",),), (("right_eye",),)),
+    ((("right_eye",),), (("right_ear",),)),
+    ((("nose",),), (("left_eye",),)),
+    ((("left_eye",),), (("left_ear",),)),
+)
+_FOOT_LIMBS = (
+    ("ankle", "heel"), ("heel", "foot_index"), ("ankle", "foot_index"),
+    ("heel", "big_toe"), ("ankle", "big_toe"), ("big_toe", "small_toe"),
+)
+_FOOT_COLORS = {"left": (0, 0, 255), "right": (0, 255, 255)}
+
+
+def conventional_limbs(joint_names: tuple[str, ...]) -> tuple[Limb, ...]:
+    """The stick-figure limbs among `joint_names` that follow motionxfer's naming convention.
+
+    Body limbs keep their OpenPose colour whichever of them exist; feet, hands
+    (`left_hand_wrist`, ...) follow. Empty when no two names form a limb.
+    """
+    index = {name: k for k, name in enumerate(joint_names)}
+
+    def end(options: tuple[tuple[str, ...], ...]) -> tuple[int, ...] | None:
+        for names in options:
+            if all(name in index for name in names):
+                return tuple(index[name] for name in names)
+        return None
+
+    limbs = []
+    for number, (start_options, stop_options) in enumerate(CONVENTIONAL_BODY_LIMBS):
+        start, stop = end(start_options), end(stop_options)
+        if start is not None and stop is not None and start != stop:
+            limbs.append(Limb(start, stop, OPENPOSE_COLORS[number], "body"))
+    for side in ("left", "right"):
+        for first, second in _FOOT_LIMBS:
+            a, b = f"{side}_{first}", f"{side}_{second}"
+            if a in index and b in index:
+                limbs.append(Limb((index[a],), (index[b],), _FOOT_COLORS[side], "body"))
+    for side in ("left", "right"):
+        for number, (a, b) in enumerate(HAND_CONNECTIONS):
+            first, second = f"{side}_hand_{HAND_NAMES[a]}", f"{side}_hand_{HAND_NAMES[b]}"
+            if first in index and second in index:
+                limbs.append(Limb((index[first],), (index[second],), HAND_COLORS[number],
+                                  f"{side}_hand"))
+    return tuple(limbs)
+
+
+# --- OpenPose: BODY_25 or COCO (18) body, optional 21 + 21 hand and 70 face points ----------
+
+OPENPOSE_BODY25_NAMES = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+    "left_elbow", "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle", "left_hip",
+    "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe",
+    "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel",
+)
+OPENPOSE_COCO18_NAMES = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+    "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
+    "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+)
+# OpenPose's 70 face points (the 68 iBUG 300-W points, then the pupils). "right" is the person's
+# right, on the left of a frontal image. Named by part, since they are not MediaPipe's points.
+_OPENPOSE_FACE_PARTS = (
+    ("jaw", 17, False), ("right_eyebrow", 5, False), ("left_eyebrow", 5, False),
+    ("nose_bridge", 4, False), ("nose_base", 5, False), ("right_eye", 6, True),
+    ("left_eye", 6, True), ("outer_lip", 12, True), ("inner_lip", 8, True),
+)
+OPENPOSE_FACE_NAMES = tuple(
+    f"face_{part}_{k}" for part, count, _ in _OPENPOSE_FACE_PARTS for k in range(count)
+) + ("face_right_pupil", "face_left_pupil")
+OPENPOSE_FACE_COLOR = (255, 255, 255)
+
+
+def _openpose_face_limbs(offset: int) -> list[Limb]:
+    limbs, first = [], offset
+    for _, count, closed in _OPENPOSE_FACE_PARTS:
+        pairs = [(k, k + 1) for k in range(count - 1)] + ([(count - 1, 0)] if closed else [])
+        limbs += [Limb((first + a,), (first + b,), OPENPOSE_FACE_COLOR, "face") for a, b in pairs]
+        first += count
+    return limbs
+
+
+def openpose_skeleton(body: str = "body25", hands: bool = False, face: bool = False) -> Skeleton:
+    """OpenPose's layout: `body` "body25" or "coco18", then the left hand, right hand and face
+    when asked for (in that order, as OpenPose writes them)."""
+    body_names = {"body25": OPENPOSE_BODY25_NAMES, "coco18": OPENPOSE_COCO18_NAMES}[body]
+    names = body_names
+    groups = [("body", 0, len(body_names))]
+    if hands:
+        for side in ("left", "right"):
+            groups.append((f"{side}_hand", len(names), len(names) + len(HAND_NAMES)))
+            names = names + tuple(f"{side}_hand_{n}" for n in HAND_NAMES)
+    limbs = list(conventional_limbs(names))
+    if face:
+        groups.append(("face", len(names), len(names) + len(OPENPOSE_FACE_NAMES)))
+        limbs += _openpose_face_limbs(len(names))
+        names = names + OPENPOSE_FACE_NAMES
+    suffix = ("_hands" if hands else "") + ("_face" if face else "")
+    return Skeleton(f"openpose_{body}{suffix}", names, tuple(limbs), tuple(groups))
+
+
+OPENPOSE_BODY25 = openpose_skeleton("body25")
+OPENPOSE_BODY25_HANDS_FACE = openpose_skeleton("body25", hands=True, face=True)
+OPENPOSE_COCO18 = openpose_skeleton("coco18")
+for _layout in (OPENPOSE_BODY25, OPENPOSE_BODY25_HANDS_FACE, OPENPOSE_COCO18) + tuple(
+    openpose_skeleton(body, hands, face)
+    for body in ("body25", "coco18") for hands in (False, True) for face in (False, True)
+):
+    KNOWN_SKELETONS.setdefault(_layout.name, _layout)
