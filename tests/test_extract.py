@@ -215,9 +215,10 @@ def test_missing_mediapipe_says_how_to_install_it(monkeypatch):
 def test_the_package_imports_without_mediapipe():
     code = (
         "import sys; sys.modules['mediapipe'] = None\n"
-        "import motionxfer.extract, motionxfer.smoothing\n"
+        "import motionxfer.extract, motionxfer.keypoint_import, motionxfer.smoothing\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
     assert result.returncode == 0, result.stderr
 
 
