@@ -126,7 +126,8 @@ def main() -> None:
                     config = ExtractConfig(hands=holistic, face=holistic,
                                            processing_long_side=long_side)
                     seconds, extraction = timed(
-                        lambda: extract_from_frames(frames, 30.0, config), args.runs)
+                        lambda config=config: extract_from_frames(frames, 30.0, config),
+                        args.runs)
                     line = (f"{name:9} long side {long_side or 'full':>4}, cv2 threads "
                             f"{cv2.getNumThreads()}: {len(frames) / seconds:6.1f} frames/s")
                     if truth is not None:

@@ -130,14 +130,13 @@ class PersonMasks:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Compressed .npz, written atomically."""
-        with atomic_path(path, ".npz") as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(
-                    handle,
-                    version=np.int32(PERSON_MASK_FILE_VERSION),
-                    masks=self.masks.astype(np.uint8),
-                    image_size=np.array(self.image_size, np.int32),
-                )
+        with atomic_path(path, ".npz") as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                version=np.int32(PERSON_MASK_FILE_VERSION),
+                masks=self.masks.astype(np.uint8),
+                image_size=np.array(self.image_size, np.int32),
+            )
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> PersonMasks:
@@ -283,14 +282,14 @@ class _open_model:
     """MediaPipe Pose or Holistic as a context manager that always closes its graph."""
 
     def __init__(self, mediapipe: Any, config: ExtractConfig) -> None:
-        options = dict(
-            static_image_mode=False,
-            model_complexity=config.model_complexity,
-            smooth_landmarks=True,
-            enable_segmentation=config.segmentation,
-            min_detection_confidence=config.min_detection_confidence,
-            min_tracking_confidence=config.min_tracking_confidence,
-        )
+        options = {
+            "static_image_mode": False,
+            "model_complexity": config.model_complexity,
+            "smooth_landmarks": True,
+            "enable_segmentation": config.segmentation,
+            "min_detection_confidence": config.min_detection_confidence,
+            "min_tracking_confidence": config.min_tracking_confidence,
+        }
         if config.body_only:
             self.model = mediapipe.solutions.pose.Pose(**options)
         else:

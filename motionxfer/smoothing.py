@@ -320,7 +320,7 @@ def savgol_smooth(points: np.ndarray, timestamps: np.ndarray, strength: float) -
     intervals = np.diff(timestamps)
     positive = intervals[intervals > 0]
     fps = 1.0 / float(np.median(positive)) if positive.size else 30.0
-    window = 2 * int(round(SAVGOL_WINDOW_SECONDS * strength * fps / 2)) + 1
+    window = 2 * round(SAVGOL_WINDOW_SECONDS * strength * fps / 2) + 1
     result = points.copy()
     if window <= SAVGOL_ORDER + 1:
         return result
