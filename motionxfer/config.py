@@ -8,6 +8,7 @@ then command-line flags. An unknown key is an error that names the known ones, n
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import tomllib
 import types
 import typing
@@ -39,6 +40,28 @@ def override(config: T, **changes: Any) -> T:
     """`dataclasses.replace` that ignores changes left at None (flags the user did not give)."""
     given = {key: value for key, value in changes.items() if value is not None}
     return dataclasses.replace(config, **given) if given else config  # type: ignore[type-var]
+
+
+def template(tables: list[tuple[str, type]], header: str) -> str:
+    """A commented-out TOML file of every setting and its default, from the dataclasses."""
+    import tomli_w
+
+    lines = [header.rstrip(), ""]
+    for table, cls in tables:
+        lines.append(f"[{table}]")
+        doc = inspect.cleandoc(cls.__doc__ or "").splitlines()
+        lines += [f"# {line}".rstrip() for line in doc if line.strip()]
+        for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if field.default is dataclasses.MISSING:
+                continue
+            value = tomli_w.dumps({field.name: _plain(field.default)}, multiline_strings=False)
+            lines.append("# " + " ".join(value.split()).replace("[ ", "[").replace(", ]", "]"))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -47,15 +47,16 @@ def init_project(
     return project
 
 
-def add_source(
+def source_record(
     project: Project, video: str | os.PathLike[str],
     start: float | None = None, end: float | None = None,
 ) -> VideoRecord:
-    """The record of a source video, probing and adding it when it is new or its trim changed."""
+    """The record of a source video: the known one, or a new one (probed) when the video is new
+    or changed. A new record enters the manifest once a stage has succeeded on it."""
     known = project.find_video(video)
     if known is not None and (known.start, known.end) == (start, end) and _unchanged(known):
         return known
-    return project.add_video(probe(video), "source", start, end)
+    return project.new_record(probe(video), "source", start, end)
 
 
 def _unchanged(record: VideoRecord) -> bool:
@@ -64,8 +65,8 @@ def _unchanged(record: VideoRecord) -> bool:
 
 
 def resolve_video(project: Project, video: str | os.PathLike[str] | None) -> VideoRecord:
-    """The target when `video` is None, else the source at that path (added if new)."""
-    return project.target if video is None else add_source(project, video)
+    """The target when `video` is None, else the source at that path."""
+    return project.target if video is None else source_record(project, video)
 
 
 # --- poses ---------------------------------------------------------------------------------
@@ -88,6 +89,7 @@ def extract_poses(
         poses = extract_video(record.info.path, config, record.start, record.end, progress)
         check_presence(poses, record)
         poses.save(output)
+        project.save_record(record)
         project.mark_done(stage, key)
     return poses, StageResult(output, reused=False)
 
@@ -126,6 +128,7 @@ def import_keypoints(
         check_presence(poses, record)
         output = project.paths.poses(record.video_id)
         poses.save(output)
+        project.save_record(record)
         source_hash = sha256_file(keypoints) if keypoints.is_file() else str(keypoints)
         project.mark_done(f"poses/{record.video_id}", fingerprint("imported", source_hash, layout))
     return poses, StageResult(output, reused=False)
@@ -162,7 +165,10 @@ def normalize_source(
     output = project.paths.normalized_poses(source.video_id)
     with project.locked("normalize"):
         for record in (target, source):
-            if not project.paths.poses(record.video_id).exists():
+            # Poses already extracted are used with whatever settings made them; a video that
+            # is new to the project, or whose trim changed, is extracted first.
+            recorded = project.videos.get(record.video_id) == record
+            if not (recorded and project.paths.poses(record.video_id).exists()):
                 extract_poses(project, record, progress=progress)
         stage = f"normalized/{source.video_id}"
         key = fingerprint(

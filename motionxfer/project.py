@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
-import json
 import fcntl
+import json
 import os
 import re
 import unicodedata
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from motionxfer import __version__
-from motionxfer.config import from_dict, override, read_toml
+from motionxfer.config import from_dict, override, read_toml, template
 from motionxfer.errors import BadInput, ProjectError, ProjectLocked
 from motionxfer.fileio import write_json, write_text
 from motionxfer.video import VideoInfo
@@ -37,25 +37,21 @@ from motionxfer.video import VideoInfo
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "motionxfer.json"
 
-CONFIG_TEMPLATE = """\
-# motionxfer settings for this project. Uncomment a line to override the default.
-# Each table belongs to one stage; `motionxfer <stage> --help` explains the values.
-
-[extract]
-# hands = true            # detect both hands (21 points each)
-# face = true             # detect the face mesh (468 points)
-# min_visibility = 0.5    # a joint below this counts as not found
-
-[smoothing]
-# strength = 1.0          # 0 switches temporal smoothing off; larger is smoother
-# max_gap = 5             # fill dropouts up to this many frames
-
-[normalize]
-# raised_leg_threshold = 0.08   # fraction of body height; higher ankles are not 'standing'
-
-[train]
-# preset = "512"
+CONFIG_HEADER = """\
+# motionxfer settings for this project: one table per stage. Every setting is listed with its
+# default, commented out; uncomment a line to override it. `motionxfer <stage> --help` says more.
+# (train-target also reads `preset = "512"` from [train]: tiny, 256, 512 or 1024.)
 """
+
+
+def config_template() -> str:
+    from motionxfer.extract import ExtractConfig
+    from motionxfer.normalization import NormalizeConfig
+    from motionxfer.smoothing import SmoothingConfig
+    from motionxfer.train import TrainConfig
+
+    return template([("extract", ExtractConfig), ("smoothing", SmoothingConfig),
+                     ("normalize", NormalizeConfig), ("train", TrainConfig)], CONFIG_HEADER)
 
 
 @dataclass(frozen=True)
@@ -182,7 +178,7 @@ class Project:
         }
         project = Project(root, manifest)
         with project.locked():
-            write_text(paths.config, CONFIG_TEMPLATE)
+            write_text(paths.config, config_template())
             project._save()
         return project
 
@@ -291,26 +287,33 @@ class Project:
         self, info: VideoInfo, role: str, start: float | None = None, end: float | None = None
     ) -> VideoRecord:
         """Record a video (idempotent for the same content); returns its record."""
+        record = self.new_record(info, role, start, end)
+        self.save_record(record)
+        return record
+
+    def new_record(
+        self, info: VideoInfo, role: str, start: float | None = None, end: float | None = None
+    ) -> VideoRecord:
+        """The record a video would get, without writing it (see `save_record`)."""
         if role not in ("target", "source"):
             raise ValueError(role)
         video_id = video_id_for(info)
+        if self._manifest.get("target") == video_id:
+            role = "target"  # the target can also drive itself (self-reconstruction)
+        elif role == "target" and self._manifest.get("target"):
+            raise BadInput(
+                f"project {self.root} already has a target video "
+                f"({self._manifest['videos'][self._manifest['target']]['path']})",
+                hint="one project is one target person: make a new project for another",
+            )
+        return VideoRecord(video_id, role, info, start, end)
+
+    def save_record(self, record: VideoRecord) -> None:
         with self.locked("add video"):
-            existing = self._manifest["videos"].get(video_id)
-            if existing and existing["role"] == "target" and role == "source":
-                role = "target"  # the target can also drive itself (self-reconstruction)
-            if role == "target":
-                current = self._manifest.get("target")
-                if current and current != video_id:
-                    raise BadInput(
-                        f"project {self.root} already has a target video "
-                        f"({self._manifest['videos'][current]['path']})",
-                        hint="one project is one target person: make a new project for another",
-                    )
-                self._manifest["target"] = video_id
-            record = VideoRecord(video_id, role, info, start, end)
-            self._manifest["videos"][video_id] = record.to_dict()
+            if record.role == "target":
+                self._manifest["target"] = record.video_id
+            self._manifest["videos"][record.video_id] = record.to_dict()
             self._save()
-        return self.videos[video_id]
 
     def find_video(self, path: str | os.PathLike[str]) -> VideoRecord | None:
         """The record of a video already added, found by its path."""

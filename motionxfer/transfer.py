@@ -19,7 +19,7 @@ from motionxfer.checkpoint import CheckpointInfo, load_face_refiner, load_genera
 from motionxfer.dataset import to_images, to_tensor
 from motionxfer.errors import CheckpointError
 from motionxfer.networks.face_refiner import face_boxes, refine_faces
-from motionxfer.pipeline import add_source, normalize_source
+from motionxfer.pipeline import normalize_source, source_record
 from motionxfer.pose import PoseSequence
 from motionxfer.preview import fit_into
 from motionxfer.progress import ProgressCallback, RateMeter
@@ -111,7 +111,7 @@ def transfer(
     if model is None:
         model = PersonalModel(checkpoint_path, config.device, config.face_refiner,
                               project_id=project.target.info.sha256)
-    record = add_source(project, source)
+    record = source_record(project, source)
     normalized, _ = normalize_source(project, record, progress=progress)
     frames = write_transfer(model, record, normalized, Path(output), config, progress)
     return TransferResult(record.info.path, Path(output), frames, normalized.fps,

@@ -162,3 +162,23 @@ def test_project_settings_come_from_config_toml(tmp_path: Path) -> None:
     project.paths.config.write_text("[smoothing\n")
     with pytest.raises(BadInput, match="not valid TOML"):
         project.settings("smoothing")
+
+
+def test_config_template_lists_every_setting_with_its_default() -> None:
+    """Uncommenting every line of a new project's config.toml changes nothing."""
+    import re
+
+    import tomllib
+
+    from motionxfer.extract import ExtractConfig
+    from motionxfer.normalization import NormalizeConfig
+    from motionxfer.project import config_template
+    from motionxfer.smoothing import SmoothingConfig
+    from motionxfer.train import TrainConfig
+
+    uncommented = re.sub(r"^# ([a-z_]+ = .*)$", r"\1", config_template(), flags=re.M)
+    tables = tomllib.loads(uncommented)
+    for table, cls in [("extract", ExtractConfig), ("smoothing", SmoothingConfig),
+                       ("normalize", NormalizeConfig), ("train", TrainConfig)]:
+        assert tables[table], table
+        assert from_dict(cls, tables[table], table) == cls()

@@ -74,13 +74,14 @@ def extract_poses(
     settings change (--force recomputes). Settings: the [extract] table of config.toml.
     """
     from motionxfer.extract import ExtractConfig
-    from motionxfer.pipeline import add_source, extract_poses as run_extract
+    from motionxfer.pipeline import extract_poses as run_extract
+    from motionxfer.pipeline import source_record
     from motionxfer.project import config_from_project
 
     project = _open(project_dir)
     config = config_from_project(ExtractConfig, project, "extract", hands=hands, face=face)
     if source:
-        records = [add_source(project, path, start, end) for path in source]
+        records = [source_record(project, path, start, end) for path in source]
     else:
         if start is not None or end is not None:
             log("note: --start/--end apply to sources; the target's trim is set by 'init'")
@@ -145,10 +146,10 @@ def normalize(
     positions and body heights are mapped onto the target's, interpolating in between.
     Settings: the [normalize] and [smoothing] tables of config.toml.
     """
-    from motionxfer.pipeline import add_source, normalize_source
+    from motionxfer.pipeline import normalize_source, source_record
 
     project = _open(project_dir)
-    record = add_source(project, source)
+    record = source_record(project, source)
     with progress_bar() as progress:
         normalized, result = normalize_source(project, record, force=force, progress=progress)
     log(f"{record.info.path.name}: {normalized.num_frames} frames normalized onto the target"
@@ -172,11 +173,11 @@ def preview(
     A quick look before training: the stick figure should stand where the target stands, at
     the target's size, and the third panel should show the target in a similar pose.
     """
-    from motionxfer.pipeline import add_source
+    from motionxfer.pipeline import source_record
     from motionxfer.preview import make_preview
 
     project = _open(project_dir)
-    record = add_source(project, source)
+    record = source_record(project, source)
     with progress_bar() as progress:
         path = make_preview(project, record, output, height, seconds, progress)
     emit({"preview": str(path)}, str(path))
