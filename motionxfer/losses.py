@@ -166,17 +166,12 @@ def generator_objective(
         terms["temporal_feature_matching"] = (
             weights.temporal_feature_matching, feature_matching_loss(fake_temporal, real_temporal)
         )
+    # The frames are the same size: one batch through VGG gives the mean over frames at once.
+    all_fakes, all_reals = torch.cat(fake_frames), torch.cat(real_frames)
     if perceptual is not None and weights.perceptual:
-        terms["perceptual"] = (
-            weights.perceptual,
-            sum(perceptual(fake, real) for fake, real in zip(fake_frames, real_frames)) / count,
-        )
+        terms["perceptual"] = (weights.perceptual, perceptual(all_fakes, all_reals))
     if weights.l1:
-        terms["l1"] = (
-            weights.l1,
-            sum(functional.l1_loss(fake.float(), real.float())
-                for fake, real in zip(fake_frames, real_frames)) / count,
-        )
+        terms["l1"] = (weights.l1, functional.l1_loss(all_fakes.float(), all_reals.float()))
     return _weighted(terms)
 
 

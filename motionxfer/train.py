@@ -728,7 +728,10 @@ def train_target(
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
         random.seed(config.seed)
-        trainer = Trainer(chosen, config, device, perceptual, use_face)
+        # A face refiner already in the checkpoint is kept (and saved again) even when this run
+        # does not train it.
+        keep_face = use_face or (payload is not None and "face_refiner" in payload["models"])
+        trainer = Trainer(chosen, config, device, perceptual, keep_face)
         if payload is not None:
             trainer.load(payload, checkpoint_path)
             restore_rng_state(payload["rng"])

@@ -347,7 +347,14 @@ def test_resume_can_extend_training_and_add_the_face_refiner(tmp_path: Path) -> 
     assert preset.name == "tiny" and preset.size == 32 and config.steps == 4
     result = train_target(project, config, preset, resume=True, draw=draw_joints)
     assert (result.generator_steps, result.face_refiner_steps) == (4, 2)
-    assert load_face_refiner(project.paths.checkpoint)[0] is not None
+    refiner = load_face_refiner(project.paths.checkpoint)[0]
+    assert refiner is not None
+    # training the generator longer without the refiner keeps the trained refiner
+    preset, config = training_setup(project, resume=True, steps=5, face_refiner=False)
+    train_target(project, config, preset, resume=True, draw=draw_joints)
+    kept = load_face_refiner(project.paths.checkpoint)[0]
+    assert kept is not None and all(
+        torch.equal(a, b) for a, b in zip(refiner.state_dict().values(), kept.state_dict().values()))
 
 
 def test_training_needs_the_vgg_weights_unless_told_otherwise(
