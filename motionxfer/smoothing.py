@@ -152,16 +152,19 @@ def fill_gaps(keypoints: np.ndarray, max_gap: int) -> np.ndarray:
     if max_gap <= 0 or filled.shape[0] < 3:
         return filled
     missing = missing_mask(filled)  # (T, J)
-    for joint in np.flatnonzero(missing.any(axis=0) & ~missing.all(axis=0)):
-        for first, stop in _runs(missing[:, joint]):
+    for joints in _same_missing_frames(missing):  # joints that drop out together, at once
+        for first, stop in _runs(missing[:, joints[0]]):
             if first == 0 or stop == filled.shape[0] or stop - first > max_gap:
                 continue
-            before, after = filled[first - 1, joint], filled[stop, joint]
+            before, after = filled[first - 1, joints], filled[stop, joints]  # (j, 3)
             weights = (np.arange(first, stop) - (first - 1)) / (stop - (first - 1))  # (n,)
-            filled[first:stop, joint, :2] = (
-                before[None, :2] * (1 - weights[:, None]) + after[None, :2] * weights[:, None]
+            filled[first:stop, joints, :2] = (
+                before[None, :, :2] * (1 - weights[:, None, None])
+                + after[None, :, :2] * weights[:, None, None]
             )
-            filled[first:stop, joint, 2] = min(before[2], after[2]) * FILLED_VISIBILITY_FACTOR
+            filled[first:stop, joints, 2] = (
+                np.minimum(before[:, 2], after[:, 2])[None, :] * FILLED_VISIBILITY_FACTOR
+            )
     return filled
 
 
@@ -325,16 +328,27 @@ def savgol_smooth(points: np.ndarray, timestamps: np.ndarray, strength: float) -
     if window <= SAVGOL_ORDER + 1:
         return result
     missing = ~np.isfinite(points).all(axis=-1)  # (T, J)
-    for joint in range(points.shape[1]):
-        for first, stop in _runs(~missing[:, joint]):
+    for joints in _same_missing_frames(missing):
+        for first, stop in _runs(~missing[:, joints[0]]):
             length = stop - first
             size = min(window, length if length % 2 else length - 1)
             if size <= SAVGOL_ORDER + 1:
                 continue
-            result[first:stop, joint] = savgol_filter(
-                points[first:stop, joint], size, SAVGOL_ORDER, axis=0, mode="interp"
+            result[first:stop, joints] = savgol_filter(
+                points[first:stop, joints], size, SAVGOL_ORDER, axis=0, mode="interp"
             )
     return result
+
+
+def _same_missing_frames(missing: np.ndarray) -> list[np.ndarray]:
+    """Joints grouped by identical missing frames (a hand or a face comes and goes as a whole,
+    so it is one group), leaving out joints missing in every frame. missing (T, J) bool."""
+    seen = np.flatnonzero(~missing.all(axis=0))
+    if seen.size == 0:
+        return []
+    _, group_of = np.unique(missing[:, seen].T, axis=0, return_inverse=True)
+    group_of = group_of.ravel()
+    return [seen[group_of == group] for group in range(group_of.max() + 1)]
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:

@@ -67,6 +67,18 @@ def test_fill_gaps_fills_short_gaps_exactly_on_a_linear_track():
     np.testing.assert_array_equal(filled[8:], holed[8:])
 
 
+def test_joints_that_drop_out_together_are_filled_each_from_its_own_neighbours():
+    truth = linear_track(joints=3)
+    truth[9, 1, 2] = 0.5  # before the gap
+    truth[12, 2, 2] = 0.7  # after the gap
+    holed = truth.copy()
+    holed[10:12, :] = (np.nan, np.nan, 0.0)  # the whole person, two frames
+    filled = fill_gaps(holed, max_gap=2)
+    np.testing.assert_allclose(filled[10:12, :, :2], truth[10:12, :, :2], atol=1e-4)
+    np.testing.assert_allclose(filled[10:12, :, 2],
+                               np.array([[0.8, 0.5, 0.7]] * 2) * FILLED_VISIBILITY_FACTOR)
+
+
 def test_fill_gaps_leaves_long_gaps_and_gaps_at_the_ends():
     holed = drop(drop(linear_track(), slice(10, 16), joint=1), slice(0, 2), joint=0)
     filled = fill_gaps(holed, max_gap=5)  # the 6-frame gap is too long
