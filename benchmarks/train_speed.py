@@ -71,13 +71,15 @@ def main() -> None:
         torch.manual_seed(0)
         trainer = Trainer(preset, config, device, perceptual, use_face_refiner=True)
         batch = random_batch(arguments.batch_size, preset.size)
-        generator_rate = time_steps(lambda: trainer.generator_step(batch), arguments.steps,
-                                    synchronize)
+        generator_rate = time_steps(
+            lambda trainer=trainer, batch=batch: trainer.generator_step(batch), arguments.steps,
+            synchronize)
         half = preset.size / 2
         boxes = torch.tensor([[half - half / 4, half / 8, half + half / 4, half / 8 + half / 2]]
                              * arguments.batch_size)
-        face_rate = time_steps(lambda: trainer.face_refiner_step(batch, boxes), arguments.steps,
-                               synchronize)
+        face_rate = time_steps(
+            lambda trainer=trainer, batch=batch, boxes=boxes: trainer.face_refiner_step(
+                batch, boxes), arguments.steps, synchronize)
         parameters = sum(p.numel() for p in trainer.generator.parameters())
         print(f"preset {name:>5} ({preset.size}x{preset.size}, generator "
               f"{parameters / 1e6:.2f} M parameters): {generator_rate:.2f} generator steps/s, "

@@ -110,12 +110,11 @@ def build_frame_cache(frames: Iterable[np.ndarray], path: str | Path, size: tupl
     path = Path(path)
     meter = RateMeter(progress, "caching frames", total)
     count = 0
-    with atomic_path(path, ".u8") as temporary:
-        with open(temporary, "wb") as handle:
-            for rgb in frames:
-                handle.write(resize_frame(rgb, size).tobytes())
-                count += 1
-                meter.advance()
+    with atomic_path(path, ".u8") as temporary, open(temporary, "wb") as handle:
+        for rgb in frames:
+            handle.write(resize_frame(rgb, size).tobytes())
+            count += 1
+            meter.advance()
     meter.finish()
     if count == 0:
         path.unlink(missing_ok=True)
@@ -153,11 +152,11 @@ def split_frames(person_present: np.ndarray, fps: float, holdout_fraction: float
             hint="film yourself fully in view for the whole video (or trim it with --start/--end "
             "at init), or lower min_person_fraction in [train] of config.toml",
         )
-    holdout = max(int(round(holdout_fraction * total)), int(math.ceil(min_holdout_seconds * fps)))
+    holdout = max(round(holdout_fraction * total), math.ceil(min_holdout_seconds * fps))
     holdout_start = max(total - holdout, 0)
     indices = np.arange(1, holdout_start)
     train = indices[person_present[indices] & person_present[indices - 1]]
-    needed = int(math.ceil(min_train_seconds * fps))
+    needed = math.ceil(min_train_seconds * fps)
     if len(train) < needed:
         raise BadInput(
             f"{video_name} is too short to train on: {len(train)} frames with the person "

@@ -65,7 +65,8 @@ def adversarial_loss(outputs: list[ScaleOutputs], real: bool, mode: str,
             target = torch.ones_like(scores) if real else torch.zeros_like(scores)
             total = total + functional.mse_loss(scores, target)
         elif for_discriminator:
-            total = total + (functional.relu(1 - scores) if real else functional.relu(1 + scores)).mean()
+            margin = functional.relu(1 - scores) if real else functional.relu(1 + scores)
+            total = total + margin.mean()
         else:
             total = total - scores.mean()
     return total
@@ -151,7 +152,8 @@ def generator_objective(
     """The generator's loss on one or more generated frames (each with its discriminator outputs)
     and, when given, on the temporal discriminator's view of the generated pair."""
     count = len(fake_frames)
-    adversarial = sum(adversarial_loss(fake, True, gan_mode, False) for fake in fake_spatial) / count
+    adversarial = sum(
+        adversarial_loss(fake, True, gan_mode, False) for fake in fake_spatial) / count
     matching = sum(
         feature_matching_loss(fake, real) for fake, real in zip(fake_spatial, real_spatial)
     ) / count

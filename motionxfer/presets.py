@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
-import tomllib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import tomllib
 
 from motionxfer.config import from_dict
 from motionxfer.errors import BadInput, CheckpointError
@@ -67,7 +68,7 @@ def preset_names() -> list[str]:
         for entry in files.iterdir()
         if entry.name.startswith("preset_") and entry.name.endswith(".toml")
     ]
-    return sorted(names, key=lambda name: (not name.isdigit(), int(name) if name.isdigit() else 0, name))
+    return sorted(names, key=lambda name: (name.isdigit(), int(name) if name.isdigit() else 0, name))
 
 
 def load_preset(name: str) -> Preset:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import os
+import signal
 from pathlib import Path
 
 import cv2
@@ -58,7 +60,8 @@ LIMBS = [
     ("right_shoulder", "right_elbow", (50, 200, 50)), ("right_elbow", "right_wrist", (80, 220, 80)),
     ("left_hip", "left_knee", (50, 50, 200)), ("left_knee", "left_ankle", (80, 80, 220)),
     ("right_hip", "right_knee", (200, 200, 50)), ("right_knee", "right_ankle", (220, 220, 80)),
-    ("left_shoulder", "right_hip", (240, 240, 240)), ("right_shoulder", "left_hip", (240, 240, 240)),
+    ("left_shoulder", "right_hip", (240, 240, 240)),
+    ("right_shoulder", "left_hip", (240, 240, 240)),
 ]
 BODY = {  # on a 64 px frame
     "nose": (32, 12), "left_eye": (34, 10), "right_eye": (30, 10), "left_ear": (36, 11),
@@ -95,7 +98,7 @@ def draw_person(keypoints: np.ndarray, size: int) -> np.ndarray:
 
     def point(name: str) -> tuple[int, int]:
         x, y = keypoints[MEDIAPIPE_HOLISTIC.index(name), :2]
-        return int(round(float(x))), int(round(float(y)))
+        return round(float(x)), round(float(y))
 
     for start, end, color in LIMBS:
         cv2.line(image, point(start), point(end), color, max(2, size // 16))
@@ -140,11 +143,12 @@ def tiny_preset(size: int = 32) -> Preset:
 
 
 def quick_config(**changes: object) -> TrainConfig:
-    values: dict[str, object] = dict(
-        steps=6, batch_size=1, perceptual=False, face_refiner=True, face_refiner_steps=2,
-        face_batch_size=2, checkpoint_every=100, sample_every=3, validate_every=3, log_every=2,
-        validation_frames=4, num_workers=0, device="cpu",
-    )
+    values: dict[str, object] = {
+        "steps": 6, "batch_size": 1, "perceptual": False, "face_refiner": True,
+        "face_refiner_steps": 2, "face_batch_size": 2, "checkpoint_every": 100,
+        "sample_every": 3, "validate_every": 3, "log_every": 2, "validation_frames": 4,
+        "num_workers": 0, "device": "cpu",
+    }
     values.update(changes)
     return TrainConfig(**values)  # type: ignore[arg-type]
 
@@ -327,6 +331,20 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path) -> N
         resumed["optimizers"]["generator"]["state"][0]["exp_avg"])
 
 
+def test_a_real_ctrl_c_finishes_the_step_saves_and_stops(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "me")
+
+    def ctrl_c_at_step_two(description: str, done: int, total: int | None, rate: str) -> None:
+        if done == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # caught: training stops after this step
+
+    with pytest.raises(KeyboardInterrupt):
+        train_target(project, quick_config(steps=6), tiny_preset(), progress=ctrl_c_at_step_two,
+                     draw=draw_joints)
+    assert read_checkpoint(project.paths.checkpoint)["generator_step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+
+
 def test_an_existing_model_is_not_overwritten_without_resume(tmp_path: Path) -> None:
     project = make_project(tmp_path / "me")
     train_target(project, quick_config(steps=2, face_refiner=False), tiny_preset(),
@@ -354,7 +372,8 @@ def test_resume_can_extend_training_and_add_the_face_refiner(tmp_path: Path) -> 
     train_target(project, config, preset, resume=True, draw=draw_joints)
     kept = load_face_refiner(project.paths.checkpoint)[0]
     assert kept is not None and all(
-        torch.equal(a, b) for a, b in zip(refiner.state_dict().values(), kept.state_dict().values()))
+        torch.equal(a, b)
+        for a, b in zip(refiner.state_dict().values(), kept.state_dict().values(), strict=True))
 
 
 def test_training_needs_the_vgg_weights_unless_told_otherwise(
@@ -526,13 +545,16 @@ def test_inference_export_is_smaller_loads_without_flags_and_cannot_resume(
 # --- the command ---------------------------------------------------------------------------------
 
 def test_train_target_command_trains_and_prints_the_checkpoint(tmp_path: Path) -> None:
-    from motionxfer.cli import app
-    from motionxfer.cli import commands  # noqa: F401  (registers the commands)
+    from motionxfer.cli import (
+        app,
+        commands,  # noqa: F401  (registers the commands)
+    )
 
     project = make_project(tmp_path / "me", size=128)  # the tiny preset's height: cache ready
-    settings = project.paths.config.read_text().replace("[train]\n", "\n".join([
-        "[train]", 'preset = "tiny"', "steps = 2", "face_refiner_steps = 1",
-        "validation_frames = 2", "num_workers = 0", ""]))
+    table = ('[train]\npreset = "tiny"\nsteps = 2\nface_refiner_steps = 1\n'
+             "validation_frames = 2\nnum_workers = 0\n")
+    settings = project.paths.config.read_text().replace("[train]\n", table)
+    assert table in settings
     project.paths.config.write_text(settings)
     runner = CliRunner()
     result = runner.invoke(app, ["--json", "train-target", str(project.root), "--no-perceptual",

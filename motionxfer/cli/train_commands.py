@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,37 +16,37 @@ def train_target(
         Path, typer.Argument(help="The project folder, with the target's poses extracted.")
     ],
     preset: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--preset", help="Model preset: tiny, 256, 512 (default) or 1024. "
                      "Default: [train] preset of config.toml, else 512."),
     ] = None,
     steps: Annotated[
-        Optional[int], typer.Option("--steps", min=0, help="Generator training steps.")
+        int | None, typer.Option("--steps", min=0, help="Generator training steps.")
     ] = None,
     batch_size: Annotated[
-        Optional[int], typer.Option("--batch-size", min=1, help="Frame pairs per step.")
+        int | None, typer.Option("--batch-size", min=1, help="Frame pairs per step.")
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the project's checkpoint, exactly.")
     ] = False,
     device: Annotated[
-        Optional[str], typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
+        str | None, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
     ] = None,
     amp: Annotated[
-        Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")
+        bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")
     ] = None,
     face_refiner: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--face-refiner/--no-face-refiner",
                      help="Train the face refiner after the generator."),
     ] = None,
     perceptual: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--perceptual/--no-perceptual",
                      help="VGG perceptual loss (needs: motionxfer models fetch vgg16). "
                      "--no-perceptual trains without it, with a warning."),
     ] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
 ) -> None:
     """Train the target's generator (Everybody Dance Now) and its face refiner.
 

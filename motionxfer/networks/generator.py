@@ -48,7 +48,8 @@ class GeneratorConfig:
 
     def __post_init__(self) -> None:
         if self.upsample not in ("resize_conv", "transposed"):
-            raise ValueError(f"upsample must be 'resize_conv' or 'transposed', not {self.upsample!r}")
+            raise ValueError(
+                f"upsample must be 'resize_conv' or 'transposed', not {self.upsample!r}")
         for name in ("pose_channels", "image_channels", "ngf", "max_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -192,9 +193,10 @@ class Generator(nn.Module):
         height, width = pose.shape[-2:]
         multiple = self.config.size_multiple
         if height % multiple or width % multiple:
+            extra = " + 1 for the local enhancer" if self.config.local_enhancer else ""
             raise ValueError(
                 f"frame size {width}x{height} is not a multiple of {multiple} "
-                f"(2 ** n_downsample{' + 1 for the local enhancer' if self.config.local_enhancer else ''})"
+                f"(2 ** n_downsample{extra})"
             )
         return self.network(torch.cat([pose, previous_pose, previous_frame], dim=1))
 
