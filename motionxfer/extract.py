@@ -26,8 +26,10 @@ on machines without it (a GPU training box, for instance).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,6 +204,40 @@ def extract_from_frames(
     return _extract_timed(timed, fps, config, progress, total)
 
 
+@contextlib.contextmanager
+def native_logs_silenced() -> Iterator[None]:
+    """Hide what MediaPipe's C++ side writes straight to file descriptor 2 (TensorFlow Lite and
+    glog lines that GLOG_minloglevel does not stop), keeping Python's own stderr (progress bars,
+    warnings) on the terminal. MOTIONXFER_NATIVE_LOGS=1 shows them."""
+    if os.environ.get("MOTIONXFER_NATIVE_LOGS") == "1":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        original_fd = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreters): nothing to hide
+        yield
+        return
+    python_stderr = sys.stderr
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        redirected = python_stderr.fileno() == 2
+    except (OSError, ValueError):  # a stand-in stream (test runners): leave it as it is
+        redirected = False
+    if redirected:
+        sys.stderr = os.fdopen(os.dup(original_fd), "w", buffering=1)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(original_fd, 2)
+        os.close(original_fd)
+        os.close(devnull)
+        if redirected:
+            sys.stderr.close()
+            sys.stderr = python_stderr
+
+
 def extract_video(
     path: str | os.PathLike[str],
     config: ExtractConfig = ExtractConfig(),
@@ -231,7 +267,8 @@ def extract_video(
     if start is not None or end is not None:
         stop = info.duration if end is None else min(end, info.duration)
         total = max(1, round((stop - origin) * info.fps))
-    extraction = _extract_timed(frames, info.fps, config, progress, total)
+    with native_logs_silenced():
+        extraction = _extract_timed(frames, info.fps, config, progress, total)
     if extraction.masks is not None and masks_path is not None:
         extraction.masks.save(masks_path)
     return extraction.poses

@@ -80,14 +80,27 @@ def extract_poses(
 
     config = config or config_from_project(ExtractConfig, project, "extract")
     output = project.paths.poses(record.video_id)
-    key = fingerprint("poses", record.info.sha256, record.start, record.end,
-                      dataclasses.asdict(config))
+    masks = project.paths.person_masks(record.video_id)
+    settings = dataclasses.asdict(config)
+    settings.pop("min_visibility")  # read by later stages, not by the detector
+    key = fingerprint("poses", record.info.sha256, record.start, record.end, settings)
     stage = f"poses/{record.video_id}"
     with project.locked("extract-poses"):
-        if not force and project.is_fresh(stage, key, output):
+        outputs = (output, masks) if config.segmentation else (output,)
+        if not force and project.is_fresh(stage, key, *outputs):
             return PoseSequence.load(output), StageResult(output, reused=True)
-        poses = extract_video(record.info.path, config, record.start, record.end, progress)
-        check_presence(poses, record)
+        # Masks are written by the detector as it goes: to a partial file, kept on success.
+        partial = masks.with_name(".person_masks.partial.npz") if config.segmentation else None
+        try:
+            poses = extract_video(record.info.path, config, record.start, record.end, progress,
+                                  masks_path=partial)
+            check_presence(poses, record)
+        except BaseException:
+            if partial is not None:
+                partial.unlink(missing_ok=True)
+            raise
+        if partial is not None:
+            os.replace(partial, masks)
         poses.save(output)
         project.save_record(record)
         project.mark_done(stage, key)
@@ -123,7 +136,9 @@ def import_keypoints(
     with project.locked("import-keypoints"):
         poses = load_keypoints(
             keypoints, layout=layout, fps=info.fps, image_size=(info.width, info.height),
-            limbs=limbs, expected_frames=None,
+            limbs=limbs,
+            expected_frames=info.frame_count if info.frame_count_exact and record.start is None
+            and record.end is None else None,
         )
         check_presence(poses, record)
         output = project.paths.poses(record.video_id)

@@ -96,3 +96,19 @@ def make_video(tmp_path: Path) -> Callable[..., Path]:
         return write_test_video(tmp_path / name, **options)  # type: ignore[arg-type]
 
     return make
+
+
+def write_blank_video(path: Path, frames: int = 20, size: int = 128, audio: bool = False) -> Path:
+    """A video of an empty wall: nobody in it."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for index in range(frames):
+            image = np.full((size, size, 3), 180, np.uint8)
+            image[size // 2:, :] = (120, 80, 40)  # a floor
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

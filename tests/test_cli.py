@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import write_blank_video
 from typer.testing import CliRunner
 
 from motionxfer.cli import (
@@ -47,22 +48,6 @@ def assert_one_clear_error(result, exit_code: int | None = None) -> None:
     assert sum(line.startswith("error:") for line in lines) == 1, result.stderr
     assert any(line.startswith("fix:") for line in lines), result.stderr
     assert "Traceback" not in result.output
-
-
-def write_blank_video(path: Path, frames: int = 20, size: int = 128, audio: bool = False) -> Path:
-    """A video of an empty wall: nobody in it."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for index in range(frames):
-            image = np.full((size, size, 3), 180, np.uint8)
-            image[size // 2:, :] = (120, 80, 40)  # a floor
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -262,3 +247,24 @@ def test_json_and_quiet_flags_anywhere(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert json.loads(result.stdout)["project"].endswith("p")
     assert result.stderr == ""
+
+
+def test_trimmed_target_with_person_masks(tmp_path: Path) -> None:
+    """--start/--end trim the target; segmentation = true keeps MediaPipe's person masks."""
+    from motionxfer.extract import PersonMasks
+
+    root = tmp_path / "p"
+    result = invoke("init", root, "--target", FIXTURES / "target_clip.mp4", "--start", "1",
+                    "--end", "2")
+    assert result.exit_code == 0, result.output
+    config = (root / "config.toml").read_text()
+    (root / "config.toml").write_text(config.replace("# segmentation = false", "segmentation = true"))
+    result = invoke("extract-poses", root, "--no-hands", "--no-face", "--json")
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(result.stdout)["results"]
+    poses = PoseSequence.load(entry["poses"])
+    assert poses.num_frames == 30
+    assert poses.timestamps[0] == pytest.approx(0.0, abs=1e-3)
+    masks = PersonMasks.load(Path(entry["poses"]).with_name("person_masks.npz"))
+    assert len(masks.masks) == 30
+    assert not list(root.rglob(".person_masks.partial.npz"))
