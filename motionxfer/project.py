@@ -101,7 +101,13 @@ class ProjectPaths:
 
     @property
     def exports(self) -> Path:
+        """ONNX exports of the personal model, named after the checkpoint's sha256."""
         return self.root / "exports"
+
+    @property
+    def tensorrt_cache(self) -> Path:
+        """TensorRT engines built by ONNX Runtime's TensorRT provider (built once per GPU)."""
+        return self.exports / "tensorrt"
 
     @property
     def logs(self) -> Path:
