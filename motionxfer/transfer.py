@@ -3,29 +3,34 @@
 source video -> poses (cached) -> normalized onto the target -> stick figures -> generator,
 frame by frame, fed its own previous output -> face refiner -> H.264 video at the source's frame
 rate with the source's audio.
+
+The personal model runs on a backend (`motionxfer.backends`: PyTorch, or ONNX Runtime with a
+chosen execution provider). By default the stick figures, the generator, the face refiner and the
+encoder run overlapped (`motionxfer.streaming`); `streaming=False` runs them one after the other,
+frame by frame (the reference: both give the same frames). `transfer_many` with `video_batch` > 1
+generates frame t of several sources in one call of the generator.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from motionxfer.checkpoint import CheckpointInfo, load_face_refiner, load_generator
-from motionxfer.dataset import to_images, to_tensor
-from motionxfer.errors import CheckpointError
-from motionxfer.networks.face_refiner import face_boxes, refine_faces
+from motionxfer.backends import BackendConfig, FrameGenerator, Recurrence, open_backend
+from motionxfer.checkpoint import CheckpointInfo
+from motionxfer.errors import BadInput, CheckpointError
+from motionxfer.networks.face_refiner import face_boxes
 from motionxfer.pipeline import normalize_source, source_record
 from motionxfer.pose import PoseSequence
-from motionxfer.preview import fit_into
 from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.project import Project, VideoRecord
 from motionxfer.render import render_stick_figure
-from motionxfer.train import resolve_device
+from motionxfer.streaming import StreamConfig, VideoJob, compose, generate_videos
 from motionxfer.video import VideoWriter, read_frames
 
 
@@ -36,6 +41,28 @@ class TransferConfig:
     device: str = "auto"  # "auto", "cpu" or "cuda"
     max_seconds: float | None = None  # only the first N seconds of the source
     crf: int = 18  # H.264 quality (lower is better and larger)
+    backend: str = "torch"  # "torch" or "onnx" (motionxfer.backends)
+    providers: tuple[str, ...] | None = None  # onnx: e.g. ("tensorrt", "cuda", "cpu"); None: auto
+    strict_providers: bool = False  # onnx: an unavailable provider is an error, not a warning
+    precision: str = "fp32"  # "fp32", "fp16" (GPU) or "bf16" (torch)
+    cuda_graphs: bool = False  # record the generator as a CUDA graph (GPU only)
+    threads: int | None = None  # CPU threads of the networks (None: one per core)
+    streaming: bool = True  # overlap rendering, generation, refinement and encoding
+    video_batch: int = 1  # transfer_many: sources generated together (frame t of each)
+    queue_size: int = 8  # frames buffered between two overlapped stages
+
+    def __post_init__(self) -> None:
+        if self.video_batch < 1 or self.queue_size < 1:
+            raise BadInput("video_batch and queue_size must be at least 1",
+                           hint="use --video-batch 1 (one video at a time)")
+        self.backend_config()  # checks the backend's settings now, not after normalization
+
+    def backend_config(self) -> BackendConfig:
+        return BackendConfig(
+            backend=self.backend, device=self.device, providers=self.providers,
+            strict_providers=self.strict_providers, precision=self.precision,
+            face_refiner=self.face_refiner, threads=self.threads, cuda_graphs=self.cuda_graphs,
+        )
 
 
 @dataclass(frozen=True)
@@ -44,8 +71,9 @@ class TransferResult:
     output: Path
     frames: int
     fps: float
-    seconds: float  # wall time spent
+    seconds: float  # wall time spent (in a batch: from the batch's start to this video's end)
     checkpoint: Path
+    backend: str = ""  # what generated it, e.g. "onnx CPUExecutionProvider fp32"
 
     @property
     def frames_per_second(self) -> float:
@@ -56,16 +84,18 @@ class PersonalModel:
     """The trained generator and face refiner, run one frame at a time.
 
     Holds the previous stick figure and generated frame, as the generator is conditioned on
-    them. `reset()` before each new video.
+    them. `reset()` before each new video. `backend` gives every setting of how it runs
+    (`BackendConfig`: torch or onnx, providers, precision; its device and face_refiner replace
+    the two arguments); the onnx backend keeps its ONNX files in `exports_dir`.
     """
 
     def __init__(self, checkpoint: str | os.PathLike[str], device: str = "auto",
-                 face_refiner: bool = True, project_id: str | None = None) -> None:
-        self.device = resolve_device(device)
-        self.generator, self.info = load_generator(checkpoint, self.device, project_id)
-        self.face_refiner = None
-        if face_refiner:
-            self.face_refiner, _ = load_face_refiner(checkpoint, self.device, project_id)
+                 face_refiner: bool = True, project_id: str | None = None,
+                 backend: BackendConfig | None = None,
+                 exports_dir: str | os.PathLike[str] | None = None) -> None:
+        config = backend or BackendConfig(device=device, face_refiner=face_refiner)
+        self.backend: FrameGenerator = open_backend(checkpoint, config, project_id, exports_dir)
+        self.info = self.backend.info
         self.reset()
 
     @property
@@ -73,21 +103,14 @@ class PersonalModel:
         return self.info.working_size
 
     def reset(self) -> None:
-        self._previous_pose: torch.Tensor | None = None
-        self._previous_frame: torch.Tensor | None = None
+        self._previous: Recurrence | None = None
 
-    @torch.no_grad()
     def step(self, stick_figure: np.ndarray, face_box: np.ndarray | None = None) -> np.ndarray:
         """(H, W, 3) uint8 stick figure at `size` (+ face box (4,) in pixels) -> (H, W, 3) uint8."""
-        pose = to_tensor([stick_figure]).to(self.device)  # (1, 3, H, W) in [-1, 1]
-        if self._previous_pose is None:
-            self._previous_pose, self._previous_frame = self.generator.first_frame_inputs(pose)
-        frame = self.generator(pose, self._previous_pose, self._previous_frame)
-        self._previous_pose, self._previous_frame = pose, frame
-        if self.face_refiner is not None and face_box is not None:
-            boxes = torch.as_tensor(face_box, dtype=frame.dtype, device=self.device)[None]
-            frame = refine_faces(self.face_refiner, frame, pose, boxes)
-        return to_images(frame)[0]
+        generated = self.backend.generate(stick_figure[None], [self._previous])
+        self._previous = generated.recurrence(0)
+        boxes = None if face_box is None else np.asarray(face_box, np.float32)[None]
+        return self.backend.finish(generated, boxes)[0]
 
 
 def find_checkpoint(project: Project, checkpoint: str | os.PathLike[str] | None) -> Path:
@@ -109,13 +132,19 @@ def transfer(
     started = time.perf_counter()
     checkpoint_path = find_checkpoint(project, checkpoint)
     if model is None:
-        model = PersonalModel(checkpoint_path, config.device, config.face_refiner,
-                              project_id=project.target.info.sha256)
+        model = open_model(project, checkpoint_path, config)
     record = source_record(project, source)
     normalized, _ = normalize_source(project, record, progress=progress)
     frames = write_transfer(model, record, normalized, Path(output), config, progress)
     return TransferResult(record.info.path, Path(output), frames, normalized.fps,
-                          time.perf_counter() - started, checkpoint_path)
+                          time.perf_counter() - started, checkpoint_path,
+                          model.backend.describe())
+
+
+def open_model(project: Project, checkpoint: Path, config: TransferConfig) -> PersonalModel:
+    """The project's personal model on the backend that `config` asks for."""
+    return PersonalModel(checkpoint, project_id=project.target.info.sha256,
+                         backend=config.backend_config(), exports_dir=project.paths.exports)
 
 
 def write_transfer(
@@ -123,6 +152,16 @@ def write_transfer(
     config: TransferConfig, progress: ProgressCallback | None = None,
 ) -> int:
     """Generate every frame of `normalized` and encode them; returns the number of frames."""
+    job = video_job(model, source, normalized, output, config)
+    if config.streaming:
+        generate_videos(model.backend, [job], StreamConfig(config.queue_size, 1), progress)
+        return job.frame_count
+    return write_sequentially(model, job, progress)
+
+
+def video_job(model: PersonalModel, source: VideoRecord, normalized: PoseSequence, output: Path,
+              config: TransferConfig) -> VideoJob:
+    """What pass 2 needs to make `output` from a source's normalized poses."""
     width, height = model.size
     frame_count = normalized.num_frames
     if config.max_seconds is not None:
@@ -131,25 +170,39 @@ def write_transfer(
     start = source.start or 0.0
     end = start + frame_count / normalized.fps
     out_width = 3 * width if config.side_by_side else width
+
+    def open_sink() -> VideoWriter:
+        return VideoWriter(output, fps=normalized.fps, width=out_width, height=height,
+                           crf=config.crf, audio_from=source.info.path, audio_start=start,
+                           audio_end=end)
+
+    def source_frames() -> Iterator[np.ndarray]:
+        return (frame.rgb for frame in read_frames(source.info.path, source.start, end))
+
+    return VideoJob(source.info.path.name, normalized, frame_count, boxes, open_sink,
+                    source_frames if config.side_by_side else None)
+
+
+def write_sequentially(model: PersonalModel, job: VideoJob,
+                       progress: ProgressCallback | None = None) -> int:
+    """Pass 2 one stage after the other, frame by frame (the reference for the streamed one)."""
+    width, height = model.size
+    normalized = job.poses
     model.reset()
-    meter = RateMeter(progress, f"transfer {source.info.path.name}", frame_count)
-    source_frames = read_frames(source.info.path, source.start, end) if config.side_by_side else None
-    with VideoWriter(output, fps=normalized.fps, width=out_width, height=height, crf=config.crf,
-                     audio_from=source.info.path, audio_start=start, audio_end=end) as writer:
-        for index in range(frame_count):
+    meter = RateMeter(progress, f"transfer {job.name}", job.frame_count)
+    source_frames = job.source_frames() if job.source_frames is not None else None
+    with job.open_sink() as writer:
+        for index in range(job.frame_count):
             stick = render_stick_figure(normalized.keypoints[index], normalized.skeleton,
                                         width, height, source_size=normalized.image_size)
-            box = boxes[index] if np.isfinite(boxes[index]).all() else None
+            box = job.face_boxes[index] if np.isfinite(job.face_boxes[index]).all() else None
             generated = model.step(stick, box)
             if source_frames is not None:
-                source_frame = next(source_frames, None)
-                shown = (fit_into(source_frame.rgb, width, height) if source_frame
-                         else np.zeros_like(generated))
-                generated = np.concatenate([shown, stick, generated], axis=1)
+                generated = compose(generated, stick, next(source_frames, None))
             writer.write(generated)
             meter.advance()
     meter.finish()
-    return frame_count
+    return job.frame_count
 
 
 def transfer_many(
@@ -162,14 +215,25 @@ def transfer_many(
     source, unless `output_names` gives a source its own output path."""
     output_names = output_names or {}
     checkpoint_path = find_checkpoint(project, checkpoint)
-    model = PersonalModel(checkpoint_path, config.device, config.face_refiner,
-                          project_id=project.target.info.sha256)
-    return [
-        transfer(project, source,
-                 output_names.get(source) or Path(output_dir) / f"{Path(source).stem}_transfer.mp4",
-                 config, checkpoint_path, progress, model)
-        for source in sources
-    ]
+    model = open_model(project, checkpoint_path, config)
+    outputs = [Path(output_names.get(source) or
+                    Path(output_dir) / f"{Path(source).stem}_transfer.mp4") for source in sources]
+    if config.video_batch == 1 or not config.streaming or len(sources) == 1:
+        return [transfer(project, source, output, config, checkpoint_path, progress, model)
+                for source, output in zip(sources, outputs, strict=True)]
+    # Several videos at once: pass 1 (poses, normalization) for all, then one pass 2.
+    started = time.perf_counter()
+    records = [source_record(project, source) for source in sources]
+    normalized = [normalize_source(project, record, progress=progress)[0] for record in records]
+    jobs = [video_job(model, record, poses, output, config)
+            for record, poses, output in zip(records, normalized, outputs, strict=True)]
+    stats = generate_videos(model.backend, jobs,
+                            StreamConfig(config.queue_size, config.video_batch), progress)
+    prepared = time.perf_counter() - started - stats.seconds
+    return [TransferResult(record.info.path, output, job.frame_count, poses.fps,
+                           prepared + finished, checkpoint_path, model.backend.describe())
+            for record, output, job, poses, finished in zip(
+                records, outputs, jobs, normalized, stats.finished_after, strict=True)]
 
 
 def checkpoint_summary(info: CheckpointInfo) -> dict[str, object]:
