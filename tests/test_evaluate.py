@@ -20,8 +20,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "metrics_clip.npz"
 FRAMES = 8
 # The learned metrics run when their weights are cached (CI fetches them); else they must be
 # reported as skipped.
-LEARNED = dict(lpips=True, fid=True)
-OFF = dict(masked=False, lpips=False, fid=False, pose=False, face=False)
+LEARNED = {"lpips": True, "fid": True}
+OFF = {"masked": False, "lpips": False, "fid": False, "pose": False, "face": False}
 
 
 @pytest.fixture(scope="module")

@@ -159,7 +159,9 @@ def test_fetch_both_routes_give_the_same_file(tmp_path, cache, monkeypatch):
     upstream = tmp_path / "upstream.pth"
     torch.save({"lin0.model.1.weight": torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()),
                 "other": torch.zeros(1)}, upstream)
-    digest = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
     table = model_cache.load_table(_table_file(
         tmp_path, digest(expected), len(expected), upstream.as_uri(),
         digest(upstream.read_bytes()), upstream.stat().st_size,

@@ -22,9 +22,9 @@ runs on the same frames.
 
 from __future__ import annotations
 
-import numpy as np
 import warnings
 
+import numpy as np
 from scipy import linalg
 
 RECOMMENDED_MIN_FRAMES = 2048

@@ -80,6 +80,10 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
                      borderMode=cv2.BORDER_REPLICATE)
 
 
+def _squared_norm(vectors: np.ndarray) -> np.ndarray:  # (H, W, 2) -> (H, W)
+    return np.sum(vectors * vectors, axis=-1)
+
+
 def non_occluded(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:  # (H, W) bool
     """Forward-backward consistency of the flows t -> t-1 (`backward`) and t-1 -> t."""
     map_x, map_y = _sample_positions(backward)
@@ -88,9 +92,9 @@ def non_occluded(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:  # (H
     forward_there = cv2.remap(forward, map_x, map_y, interpolation=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
     round_trip = backward + forward_there
-    squared = lambda vector: np.sum(vector * vector, axis=-1)  # noqa: E731
-    consistent = squared(round_trip) <= (
-        OCCLUSION_ALPHA * (squared(backward) + squared(forward_there)) + OCCLUSION_BETA
+    consistent = _squared_norm(round_trip) <= (
+        OCCLUSION_ALPHA * (_squared_norm(backward) + _squared_norm(forward_there))
+        + OCCLUSION_BETA
     )
     return consistent & inside
 

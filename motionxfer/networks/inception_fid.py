@@ -16,8 +16,8 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.nn.functional as functional
 from torch import nn
+from torch.nn import functional
 
 INPUT_SIZE = 299
 FEATURE_DIMENSION = 2048
