@@ -84,7 +84,7 @@ def main() -> None:
         many = generator.normal(size=(600, 2048))
         started = time.perf_counter()
         fid_from_features(many, many + 0.1)
-        print(f"{"FID statistic, 600 frames":<32} {1000 * (time.perf_counter() - started):9.1f} "
+        print(f"{'FID statistic, 600 frames':<32} {1000 * (time.perf_counter() - started):9.1f} "
               "ms in all")
     else:
         print("FID: weights not cached, skipped")
