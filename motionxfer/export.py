@@ -353,6 +353,7 @@ def _quiet_exporter() -> Iterator[None]:
     network does in eval mode); any other warning still shows."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
         warnings.filterwarnings("ignore", message=".*Constant folding - Only steps=1.*")
         warnings.filterwarnings("ignore", message=".*'instance_norm' is set to train=True.*")
         # the generator's check that the frame size is a multiple of 2 ** n_downsample runs in

@@ -6,3 +6,4 @@ from motionxfer.cli import train_commands
 from motionxfer.cli import transfer_commands
 from motionxfer.cli import model_commands
 from motionxfer.cli import evaluate_commands
+from motionxfer.cli import speed_commands

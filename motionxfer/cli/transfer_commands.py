@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from motionxfer.cli.app import command, emit, log, progress_bar
+
+
+class _LogLines(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        log(f"warning: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def library_warnings() -> Iterator[None]:
+    """The library's logged warnings (a provider that fell back to the CPU, an export rebuilt)
+    as `warning: ...` lines on stderr while a command runs (silenced by --quiet)."""
+    handler = _LogLines(logging.WARNING)
+    library = logging.getLogger("motionxfer")
+    library.addHandler(handler)
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
 
 
 @command("transfer")
@@ -34,6 +55,38 @@ def transfer(
     seconds: Annotated[
         Optional[float], typer.Option("--seconds", help="Only the first N seconds.")
     ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="torch (PyTorch) or onnx (ONNX Runtime; exports "
+                          "the model on first use).")
+    ] = "torch",
+    providers: Annotated[
+        Optional[str], typer.Option("--providers", help="onnx: execution providers in order of "
+                                    "preference, e.g. tensorrt,cuda,cpu (default: whichever of "
+                                    "those this onnxruntime has). One that is missing is skipped "
+                                    "with a warning; CPU is the last resort.")
+    ] = None,
+    strict_providers: Annotated[
+        bool, typer.Option("--strict-providers", help="onnx: a provider from --providers that "
+                           "cannot run is an error instead of a fallback.")
+    ] = False,
+    precision: Annotated[
+        str, typer.Option("--precision", help="fp32, fp16 (CUDA / TensorRT) or bf16 (torch).")
+    ] = "fp32",
+    cuda_graphs: Annotated[
+        bool, typer.Option("--cuda-graphs", help="Record the generator as a CUDA graph (GPU).")
+    ] = False,
+    threads: Annotated[
+        Optional[int], typer.Option("--threads", help="CPU threads of the networks "
+                                    "(default: one per core).")
+    ] = None,
+    video_batch: Annotated[
+        int, typer.Option("--video-batch", help="Generate frame t of this many sources in one "
+                          "call (batch jobs on a GPU).")
+    ] = 1,
+    streaming: Annotated[
+        bool, typer.Option("--streaming/--sequential", help="Overlap stick figures, generator, "
+                           "face refiner and encoder (the default), or run them in turn.")
+    ] = True,
 ) -> None:
     """Render the target performing each source's moves, with the source's audio.
 
@@ -43,25 +96,33 @@ def transfer(
       motionxfer transfer ./me dancer.mp4 -o me_dancing.mp4
 
       motionxfer transfer ./me a.mp4 b.mp4 c.mp4 -o out/     (batch: one model load)
+
+      motionxfer transfer ./me dancer.mp4 --backend onnx --providers tensorrt,cuda,cpu
     """
+    from motionxfer.backends import parse_providers
     from motionxfer.project import Project
     from motionxfer.transfer import TransferConfig, transfer_many
 
-    project = Project.open(project_dir)
     config = TransferConfig(face_refiner=face_refiner, side_by_side=side_by_side, device=device,
-                            max_seconds=seconds)
+                            max_seconds=seconds, backend=backend,
+                            providers=parse_providers(providers),
+                            strict_providers=strict_providers, precision=precision,
+                            cuda_graphs=cuda_graphs, threads=threads, streaming=streaming,
+                            video_batch=video_batch)
+    project = Project.open(project_dir)
     if len(sources) == 1 and output is not None and output.suffix:
         outputs_dir, names = output.parent, {sources[0]: output}
     else:
         outputs_dir, names = output or Path.cwd(), {}
-    with progress_bar() as progress:
+    with library_warnings(), progress_bar() as progress:
         results = transfer_many(project, sources, outputs_dir, config, checkpoint, progress,
                                 output_names=names)
     for result in results:
         log(f"{result.source.name}: {result.frames} frames at {result.fps:.2f} fps, "
-            f"{result.frames_per_second:.1f} frames/s -> {result.output}")
+            f"{result.frames_per_second:.1f} frames/s ({result.backend}) -> {result.output}")
     emit({"outputs": [{"source": str(r.source), "output": str(r.output), "frames": r.frames,
-                       "fps": r.fps, "seconds": round(r.seconds, 2)} for r in results]},
+                       "fps": r.fps, "seconds": round(r.seconds, 2), "backend": r.backend}
+                      for r in results]},
          "\n".join(str(r.output) for r in results))
 
 
