@@ -44,16 +44,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Protocol
+from typing import TYPE_CHECKING, Any, ContextManager, Protocol
 
 import numpy as np
 
-from motionxfer.backends import FrameGenerator, Recurrence
-from motionxfer.errors import BadInput
+from motionxfer.errors import BadInput, MotionXferError
 from motionxfer.pose import PoseSequence
 from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.render import render_stick_figure
+
+if TYPE_CHECKING:  # (a pose worker process imports this module: it needs no torch)
+    from motionxfer.backends import FrameGenerator, Recurrence
 
 MIN_FRAMES_PER_WORKER = 30  # shorter parts cost more in process start-up than they save
 
@@ -385,13 +388,20 @@ def extract_video_parallel(
     bounds = chunk_bounds(origin, frame_count, info.fps, workers)
     meter = RateMeter(progress, "poses", frame_count, unit="frames")
     parts: list[PoseSequence] = []
-    with ProcessPoolExecutor(len(bounds), mp_context=_process_context()) as pool:
-        futures = [pool.submit(_extract_part, str(path), config, part_start,
-                               end if part_end is None else part_end, origin)
-                   for part_start, part_end in bounds]
-        for future in futures:
-            parts.append(future.result())
-            meter.advance(parts[-1].num_frames)
+    try:
+        with ProcessPoolExecutor(len(bounds), mp_context=_process_context()) as pool:
+            futures = [pool.submit(_extract_part, str(path), config, part_start,
+                                   end if part_end is None else part_end, origin)
+                       for part_start, part_end in bounds]
+            for future in futures:
+                parts.append(future.result())
+                meter.advance(parts[-1].num_frames)
+    except BrokenProcessPool as error:
+        raise MotionXferError(
+            f"a pose extraction process stopped abruptly ({error})",
+            hint="out of memory? use fewer workers (workers = 1 extracts in this process); "
+                 "a script that calls this must do so under `if __name__ == '__main__':`",
+        ) from error
     meter.finish()
     return PoseSequence(
         keypoints=np.concatenate([part.keypoints for part in parts]),

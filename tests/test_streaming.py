@@ -174,3 +174,24 @@ def test_prefetch_keeps_order_and_passes_errors_on() -> None:
 
     with pytest.raises(ValueError, match="bad frame"):
         list(prefetch(broken()))
+
+
+@pytest.mark.slow
+def test_parallel_pose_extraction_has_every_frame_once_and_the_same_first_part() -> None:
+    pytest.importorskip("mediapipe")
+    from motionxfer.extract import ExtractConfig, extract_video
+    from motionxfer.streaming import extract_video_parallel
+
+    config = ExtractConfig(hands=False, face=False)  # MediaPipe Pose: the faster model
+    video = FIXTURES / "extract_clip.mp4"  # 60 frames: two parts of 30
+    alone = extract_video(video, config)
+    parallel = extract_video_parallel(video, config, workers=2)
+    assert parallel.num_frames == alone.num_frames == 60
+    assert np.array_equal(parallel.timestamps, alone.timestamps)
+    assert parallel.fps == alone.fps and parallel.image_size == alone.image_size
+    # the first part is the same frames through the same fresh MediaPipe: identical
+    np.testing.assert_array_equal(parallel.keypoints[:30], alone.keypoints[:30])
+    # the second part starts a new track: close to the single process's, not equal to it
+    body = slice(0, 33)
+    gap = np.nanmax(np.abs(parallel.keypoints[30:, body, :2] - alone.keypoints[30:, body, :2]))
+    assert gap < 0.1 * max(alone.image_size)

@@ -47,3 +47,66 @@ def export(
     for path in result.removed:
         log(f"removed the stale {path.name}")
     emit(result.to_dict(), "\n".join(str(model.path) for model in result.models))
+
+
+@command("bench")
+def bench(
+    project_dir: Annotated[Path, typer.Argument(help="The project (its model and target).")],
+    backend: Annotated[
+        Optional[list[str]], typer.Option("--backend", help="torch and/or onnx (repeat the "
+                                          "option; default: both).")
+    ] = None,
+    seconds: Annotated[
+        float, typer.Option("--seconds", help="Seconds of the video to run through each stage.")
+    ] = 2.0,
+    source: Annotated[
+        Optional[Path], typer.Option("--source", help="The video to transfer (default: the "
+                                     "target video).")
+    ] = None,
+    preset: Annotated[
+        str, typer.Option("--preset", help="Architecture of the random model used when the "
+                          "project has no trained one yet.")
+    ] = "tiny",
+    height: Annotated[
+        Optional[int], typer.Option("--height", help="Working height of the random model "
+                                    "(default: the preset's size).")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes for pose extraction (0: skip MediaPipe).")
+    ] = 2,
+    video_batch: Annotated[
+        int, typer.Option("--video-batch", help="Videos per generator call in the batched "
+                          "measurement (1: skip it).")
+    ] = 2,
+    device: Annotated[str, typer.Option("--device", help="torch: auto, cpu or cuda.")] = "auto",
+    providers: Annotated[
+        Optional[str], typer.Option("--providers", help="onnx: e.g. tensorrt,cuda,cpu.")
+    ] = None,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
+    threads: Annotated[
+        Optional[int], typer.Option("--threads", help="CPU threads of the networks.")
+    ] = None,
+) -> None:
+    """Frames per second of each stage of a transfer and end to end, for each backend.
+
+    Stages: decode, poses (MediaPipe, 1 process and --workers processes), normalize, render,
+    generate (batch 1 and --video-batch videos), refine, encode; then the overlapped pipeline
+    on cached poses, and the whole job from the video. Prints the machine and its load too:
+    other programs running at the same time slow every number down.
+
+      motionxfer bench ./me --seconds 4
+
+      motionxfer bench ./me --backend onnx --providers tensorrt --precision fp16
+    """
+    from motionxfer.backends import parse_providers
+    from motionxfer.bench import BenchConfig, bench_project
+    from motionxfer.project import Project
+
+    config = BenchConfig(backends=tuple(backend or ("torch", "onnx")), seconds=seconds,
+                         preset=preset, height=height, workers=workers, video_batch=video_batch,
+                         device=device, providers=parse_providers(providers),
+                         precision=precision, threads=threads)
+    project = Project.open(project_dir)
+    with library_warnings(), progress_bar() as progress:
+        report = bench_project(project, config, source, progress=progress, log=log)
+    emit(report.to_dict(), report.table())
