@@ -166,7 +166,10 @@ def video_job(model: PersonalModel, source: VideoRecord, normalized: PoseSequenc
     frame_count = normalized.num_frames
     if config.max_seconds is not None:
         frame_count = min(frame_count, max(1, int(round(config.max_seconds * normalized.fps))))
-    boxes = face_boxes(normalized, (width, height))  # (T, 4), NaN where no face
+    refiner = model.info.face_refiner  # crop faces as training did
+    boxes = face_boxes(normalized, (width, height),  # (T, 4), NaN where no face
+                       refiner.box_margin if refiner else 1.0,
+                       refiner.box_smoothing if refiner else 2.0)
     start = source.start or 0.0
     end = start + frame_count / normalized.fps
     out_width = 3 * width if config.side_by_side else width
