@@ -182,3 +182,14 @@ def test_config_template_lists_every_setting_with_its_default() -> None:
                        ("normalize", NormalizeConfig), ("train", TrainConfig)]:
         assert tables[table], table
         assert from_dict(cls, tables[table], table) == cls()
+
+
+def test_public_api_names_resolve_without_loading_torch_first() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, motionxfer; assert 'torch' not in sys.modules; "
+            "[getattr(motionxfer, name) for name in motionxfer.__all__]; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr
