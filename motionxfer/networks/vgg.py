@@ -7,8 +7,9 @@ cached weights load strictly. The classifier is not part of it.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
+
+from motionxfer.networks.imagenet_features import ImageNetFeatures
 
 # torchvision's vgg16 configuration: channels per convolution, "M" for a 2x2 max pooling.
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
@@ -23,26 +24,17 @@ VGG16_RELU_INDEX = {
 }
 DEFAULT_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
+class VGG16Features(ImageNetFeatures):
+    """VGG16's `features` read at DEFAULT_LAYERS relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
+    (see ImageNetFeatures for the arguments)."""
 
-class VGG16Features(nn.Module):
-    """forward(x (B, 3, H, W) RGB in [-1, 1]) -> the feature maps of `layers`, shallow to deep.
+    RELU_INDEX = VGG16_RELU_INDEX
+    DEFAULT_LAYERS = DEFAULT_LAYERS
+    CACHE_NAME = "vgg16"
 
-    imagenet_normalization: map [-1, 1] to torchvision's ImageNet normalisation inside (True for
-        a perceptual loss); LPIPS passes False and applies its own scaling layer.
-    layers: names from VGG16_RELU_INDEX; default relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
-    """
-
-    def __init__(self, imagenet_normalization: bool = True,
-                 layers: tuple[str, ...] = DEFAULT_LAYERS) -> None:
-        super().__init__()
-        unknown = [name for name in layers if name not in VGG16_RELU_INDEX]
-        if unknown or not layers:
-            raise ValueError(f"unknown VGG16 layers {unknown}; known: {sorted(VGG16_RELU_INDEX)}")
-        self.layers = tuple(layers)
-        self.output_indices = tuple(VGG16_RELU_INDEX[name] for name in layers)
+    @staticmethod
+    def build_features() -> nn.Sequential:  # 30 modules, up to relu5_3
         modules: list[nn.Module] = []
         channels = 3
         for item in VGG16_LAYOUT:
@@ -52,38 +44,4 @@ class VGG16Features(nn.Module):
                 modules.append(nn.Conv2d(channels, int(item), kernel_size=3, padding=1))
                 modules.append(nn.ReLU(inplace=False))
                 channels = int(item)
-        self.features = nn.Sequential(*modules)  # 30 modules, up to relu5_3
-        self.imagenet_normalization = imagenet_normalization
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        self.register_buffer("mean", mean, persistent=False)
-        self.register_buffer("std", std, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # x (B, 3, H, W)
-        if self.imagenet_normalization:
-            x = ((x + 1) / 2 - self.mean) / self.std
-        outputs: dict[int, torch.Tensor] = {}
-        last = max(self.output_indices)
-        for index, module in enumerate(self.features):
-            x = module(x)
-            if index in self.output_indices:
-                outputs[index] = x
-            if index == last:
-                break
-        return [outputs[index] for index in self.output_indices]
-
-    @classmethod
-    def from_cache(cls, imagenet_normalization: bool = True,
-                   layers: tuple[str, ...] = DEFAULT_LAYERS) -> VGG16Features:
-        """The network with the cached torchvision weights (strict), in eval mode, frozen.
-
-        Gradients still flow to the input (for a perceptual loss); the weights do not train.
-        Raises MissingDependency with the fetch command when the weights are not cached.
-        """
-        from motionxfer.model_cache import load_state_dict
-
-        network = cls(imagenet_normalization=imagenet_normalization, layers=layers)
-        network.load_state_dict(load_state_dict("vgg16"), strict=True)
-        network.eval()
-        network.requires_grad_(False)
-        return network
+        return nn.Sequential(*modules)
