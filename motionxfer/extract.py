@@ -31,14 +31,13 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
 from motionxfer.errors import BadInput, BadVideo, MissingDependency
-from motionxfer.fileio import atomic_path
+from motionxfer.fileio import load_npz, save_npz
 from motionxfer.pose import PoseSequence
 from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.skeleton import (
@@ -132,34 +131,19 @@ class PersonMasks:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Compressed .npz, written atomically."""
-        with atomic_path(path, ".npz") as tmp, open(tmp, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                version=np.int32(PERSON_MASK_FILE_VERSION),
-                masks=self.masks.astype(np.uint8),
-                image_size=np.array(self.image_size, np.int32),
-            )
+        save_npz(path, PERSON_MASK_FILE_VERSION, masks=self.masks.astype(np.uint8),
+                 image_size=np.array(self.image_size, np.int32))
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> PersonMasks:
-        path = Path(path)
+        hint = "re-run extract-poses with segmentation = true and --force to rebuild it"
+        data = load_npz(path, PERSON_MASK_FILE_VERSION, "person mask file", hint)
         try:
-            with np.load(path, allow_pickle=False) as data:
-                version = int(data["version"])
-                if version > PERSON_MASK_FILE_VERSION:
-                    raise BadInput(
-                        f"{path} was written by a newer motionxfer (mask file v{version})",
-                        hint="upgrade motionxfer, or re-run extract-poses with --force",
-                    )
-                return PersonMasks(
-                    masks=data["masks"],
-                    image_size=(int(data["image_size"][0]), int(data["image_size"][1])),
-                )
-        except (OSError, KeyError, ValueError) as error:
-            raise BadInput(
-                f"cannot read the person mask file {path}: {error}",
-                hint="re-run extract-poses with --segmentation --force to rebuild it",
-            ) from error
+            return PersonMasks(masks=data["masks"],
+                               image_size=(int(data["image_size"][0]), int(data["image_size"][1])))
+        except KeyError as error:
+            raise BadInput(f"cannot read the person mask file {path}: {error}",
+                           hint=hint) from error
 
 
 @dataclass(frozen=True)

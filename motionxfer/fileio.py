@@ -56,6 +56,39 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         raise
 
 
+def save_npz(path: str | os.PathLike[str], version: int, **arrays: Any) -> None:
+    """A compressed .npz with a `version` entry, written atomically."""
+    import numpy as np
+
+    with atomic_path(path, ".npz") as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, version=np.int32(version), **arrays)
+
+
+def load_npz(path: str | os.PathLike[str], max_version: int, what: str,
+             rebuild_hint: str) -> dict[str, Any]:
+    """Every array of a file written by `save_npz`, refusing files of a newer version.
+
+    Raises BadInput naming `what` ("pose file") with `rebuild_hint` for a missing or damaged file.
+    """
+    import numpy as np
+
+    from motionxfer.errors import BadInput
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        version = int(arrays.pop("version"))
+    except (OSError, KeyError, ValueError, EOFError) as error:
+        raise BadInput(f"cannot read the {what} {path}: {error}", hint=rebuild_hint) from error
+    if version > max_version:
+        raise BadInput(
+            f"{path} was written by a newer motionxfer ({what} v{version})",
+            hint=f"upgrade motionxfer, or: {rebuild_hint}",
+        )
+    return arrays
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     with atomic_write(path, "w") as handle:
         json.dump(data, handle, indent=2, sort_keys=True)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from motionxfer.errors import BadInput
-from motionxfer.fileio import atomic_path
+from motionxfer.fileio import load_npz, save_npz
 from motionxfer.skeleton import KNOWN_SKELETONS, Skeleton
 
 POSE_FILE_VERSION = 1
@@ -82,42 +81,30 @@ class PoseSequence:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Compressed .npz, written atomically."""
-        with atomic_path(path, ".npz") as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(
-                    handle,
-                    version=np.int32(POSE_FILE_VERSION),
-                    keypoints=self.keypoints.astype(np.float32),
-                    skeleton=np.array(self.skeleton.to_json()),
-                    fps=np.float64(self.fps),
-                    image_size=np.array(self.image_size, np.int32),
-                    person_present=self.person_present.astype(bool),
-                    timestamps=self.timestamps.astype(np.float64),
-                )
+        save_npz(
+            path, POSE_FILE_VERSION,
+            keypoints=self.keypoints.astype(np.float32),
+            skeleton=np.array(self.skeleton.to_json()),
+            fps=np.float64(self.fps),
+            image_size=np.array(self.image_size, np.int32),
+            person_present=self.person_present.astype(bool),
+            timestamps=self.timestamps.astype(np.float64),
+        )
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> PoseSequence:
-        path = Path(path)
+        data = load_npz(path, POSE_FILE_VERSION, "pose file",
+                        "re-run extract-poses with --force to rebuild it")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                version = int(data["version"])
-                if version > POSE_FILE_VERSION:
-                    raise BadInput(
-                        f"{path} was written by a newer motionxfer (pose file v{version})",
-                        hint="upgrade motionxfer, or re-run extract-poses with --force",
-                    )
-                skeleton = Skeleton.from_json(str(data["skeleton"]))
-                skeleton = KNOWN_SKELETONS.get(skeleton.name, skeleton)
-                return PoseSequence(
-                    keypoints=data["keypoints"],
-                    skeleton=skeleton,
-                    fps=float(data["fps"]),
-                    image_size=(int(data["image_size"][0]), int(data["image_size"][1])),
-                    person_present=data["person_present"],
-                    timestamps=data["timestamps"],
-                )
-        except (OSError, KeyError, ValueError) as error:
-            raise BadInput(
-                f"cannot read the pose file {path}: {error}",
-                hint="re-run extract-poses with --force to rebuild it",
-            ) from error
+            skeleton = Skeleton.from_json(str(data["skeleton"]))
+            return PoseSequence(
+                keypoints=data["keypoints"],
+                skeleton=KNOWN_SKELETONS.get(skeleton.name, skeleton),
+                fps=float(data["fps"]),
+                image_size=(int(data["image_size"][0]), int(data["image_size"][1])),
+                person_present=data["person_present"],
+                timestamps=data["timestamps"],
+            )
+        except (KeyError, ValueError) as error:
+            raise BadInput(f"cannot read the pose file {path}: {error}",
+                           hint="re-run extract-poses with --force to rebuild it") from error

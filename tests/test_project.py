@@ -193,3 +193,26 @@ def test_public_api_names_resolve_without_loading_torch_first() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_pose_files_round_trip_and_refuse_newer_or_damaged_ones(tmp_path: Path) -> None:
+    import numpy as np
+
+    from motionxfer.fileio import save_npz
+    from motionxfer.pose import PoseSequence
+    from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
+
+    poses = PoseSequence.empty(MEDIAPIPE_HOLISTIC, 4, 30.0, (64, 48))
+    poses.keypoints[1, 0] = (10.0, 20.0, 0.9)
+    poses.save(tmp_path / "p.npz")
+    loaded = PoseSequence.load(tmp_path / "p.npz")
+    assert loaded.skeleton is MEDIAPIPE_HOLISTIC and loaded.image_size == (64, 48)
+    np.testing.assert_array_equal(loaded.keypoints, poses.keypoints)
+
+    save_npz(tmp_path / "new.npz", 99, keypoints=poses.keypoints)
+    with pytest.raises(BadInput, match="newer motionxfer"):
+        PoseSequence.load(tmp_path / "new.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "p.npz").read_bytes()[:100])
+    with pytest.raises(BadInput, match="cannot read the pose file") as error:
+        PoseSequence.load(tmp_path / "cut.npz")
+    assert "--force" in error.value.hint
