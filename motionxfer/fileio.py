@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -79,7 +80,7 @@ def load_npz(path: str | os.PathLike[str], max_version: int, what: str,
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         version = int(arrays.pop("version"))
-    except (OSError, KeyError, ValueError, EOFError) as error:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise BadInput(f"cannot read the {what} {path}: {error}", hint=rebuild_hint) from error
     if version > max_version:
         raise BadInput(
