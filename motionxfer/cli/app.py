@@ -30,11 +30,14 @@ app = typer.Typer(
     help=(
         "Human video motion transfer. Film yourself, train your personal model, then perform "
         "anyone's moves.\n\n"
+        "Try it first on the bundled samples: motionxfer demo\n\n"
         "Typical session:\n\n"
-        "  motionxfer init ./me --target me.mp4\n\n"
+        "  motionxfer init ./me --target me.mp4     (a few minutes of you, whole body in view)\n\n"
         "  motionxfer extract-poses ./me\n\n"
-        "  motionxfer train-target ./me\n\n"
-        "  motionxfer transfer ./me dancer.mp4 -o me_dancing.mp4"
+        "  motionxfer preview ./me --source dancer.mp4 -o check.mp4\n\n"
+        "  motionxfer train-target ./me     (hours on a GPU; Ctrl-C saves, --resume continues)\n\n"
+        "  motionxfer transfer ./me dancer.mp4 -o me_dancing.mp4\n\n"
+        "  motionxfer evaluate ./me --holdout"
     ),
     no_args_is_help=True,
     add_completion=False,

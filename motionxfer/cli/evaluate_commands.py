@@ -71,8 +71,10 @@ def evaluate(
         Optional[str], typer.Option("--device", help="cpu (default), cuda, cuda:1, ...")
     ] = None,
 ) -> None:
-    """Compare GENERATED with --reference frame by frame: SSIM, PSNR, Mask-SSIM/PSNR, LPIPS,
-    FID, TCM, warping error, AKD/MKR (definitions: docs/metrics.md).
+    """Score a generated video against a real one, or the project's held-out frames.
+
+    Frame by frame: SSIM, PSNR, Mask-SSIM/PSNR, LPIPS, FID, TCM, warping error, AKD/MKR
+    (definitions: docs/metrics.md).
 
       motionxfer evaluate me_dancing.mp4 --reference ground_truth.mp4 --report report.html
 
