@@ -21,6 +21,7 @@ no other input. `export_inference` keeps only what transfer needs (a much smalle
 from __future__ import annotations
 
 import datetime
+import hashlib
 import pickle
 import random
 import zipfile
@@ -216,6 +217,18 @@ def export_inference(source: str | Path, destination: str | Path) -> CheckpointI
                       if name in ("generator", "face_refiner")}
     save_checkpoint(destination, slim)
     return checkpoint_info(slim, destination)
+
+
+def weights_digest(models: dict[str, dict[str, torch.Tensor]]) -> str:
+    """sha256 of state dicts by name: names, dtypes, shapes and the bytes of every tensor, so two
+    sets of weights have the same digest only when they are equal bit for bit."""
+    digest = hashlib.sha256()
+    for name in sorted(models):
+        for key in sorted(models[name]):
+            tensor = models[name][key].detach().to("cpu")
+            digest.update(f"{name}.{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+            digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 # --- random states -------------------------------------------------------------------------------

@@ -182,7 +182,14 @@ class PairBatch:
     frame: torch.Tensor
 
     def to(self, device: torch.device) -> PairBatch:
+        """On `device`; from pinned memory (`pin_memory`) the copy to a GPU is asynchronous."""
         return PairBatch(self.indices, *(tensor.to(device, non_blocking=True) for tensor in (
+            self.previous_pose, self.pose, self.previous_frame, self.frame)))
+
+    def pin_memory(self) -> PairBatch:
+        """In page-locked memory, so that `to(cuda)` copies while the GPU computes (only useful,
+        and only possible, with CUDA)."""
+        return PairBatch(self.indices, *(tensor.pin_memory() for tensor in (
             self.previous_pose, self.pose, self.previous_frame, self.frame)))
 
 

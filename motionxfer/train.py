@@ -23,12 +23,22 @@ and PSNR on held-out frames every `validate_every` steps.
 Exact resumption: the batches of step k are drawn from a generator seeded with (seed, stage, k),
 and the checkpoint holds models, optimizers, schedulers, the GradScaler and every random state, so
 `--resume` from the checkpoint of step k continues as the uninterrupted run would have.
+
+Several processes (`torchrun --nproc-per-node N`, see motionxfer.distributed): each process trains
+on its own device with its own `batch_size` pairs per step, drawn with DistributedSampler's
+semantics (a seeded permutation per epoch, each rank every N-th element of it); the networks are
+wrapped in DistributedDataParallel, which averages the gradients, so every process holds the same
+weights after every step. Rank 0 alone holds the project lock, builds the frame cache (the others
+wait, then read it), writes checkpoints, logs, sample grids and validation scores, and reports
+progress. Stopping (Ctrl-C) and divergence are agreed on by all processes after every step, so
+they stop together. One process runs exactly as it did without any of this.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import logging
 import math
@@ -56,6 +66,7 @@ from motionxfer.checkpoint import (
     read_checkpoint,
     restore_rng_state,
     save_checkpoint,
+    weights_digest,
 )
 from motionxfer.dataset import (
     DrawFunction,
@@ -71,7 +82,25 @@ from motionxfer.dataset import (
     to_tensor,
     working_size,
 )
-from motionxfer.errors import BadInput, CheckpointError, MissingDependency, NoPersonFound
+from motionxfer.distributed import (
+    SINGLE_PROCESS,
+    Processes,
+    any_across,
+    barrier,
+    gather_text,
+    mean_across,
+    process_device,
+    process_group,
+    process_seed,
+    processes_from_environment,
+)
+from motionxfer.errors import (
+    BadInput,
+    CheckpointError,
+    MissingDependency,
+    NoPersonFound,
+    ProjectError,
+)
 from motionxfer.fileio import atomic_write, fingerprint
 from motionxfer.losses import (
     GAN_MODES,
@@ -186,11 +215,13 @@ class TrainResult:
     steps_this_run: int  # both stages
     losses: dict[str, float]  # the last logged averages
     validation: ValidationScores | None
-    device: str
+    device: str  # this process's device
     amp: bool
     seconds: float
     log: Path
     samples: Path
+    processes: int  # training processes (torchrun's WORLD_SIZE; 1 without torchrun)
+    weights_sha256: tuple[str, ...]  # each process's final weights (weights_digest), rank order
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -210,14 +241,8 @@ def learning_rate_factor(step: int, steps: int, decay_start: float) -> float:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MissingDependency(
-            "CUDA was asked for but torch sees no CUDA GPU",
-            hint="train on the CPU (--device cpu), or install a CUDA build of torch",
-        )
-    return torch.device(name)
+    """The device of one process ("auto": CUDA when torch sees a GPU)."""
+    return process_device(name, SINGLE_PROCESS)
 
 
 def batch_indices(candidates: np.ndarray, batch_size: int, seed: int, stage: str,
@@ -231,6 +256,35 @@ def batch_indices(candidates: np.ndarray, batch_size: int, seed: int, stage: str
     return candidates[picks]
 
 
+def shard_batch_indices(candidates: np.ndarray, batch_size: int, seed: int, stage: str,
+                        step: int, processes: Processes) -> np.ndarray:
+    """The frames of step `step` for this process when several train: DistributedSampler's order.
+
+    Each epoch is a permutation of the candidates seeded with (seed, stage) + epoch, padded to a
+    multiple of the process count, of which rank r takes every world_size-th element from r
+    (`DistributedSampler(shuffle=True, drop_last=False)` with `set_epoch(epoch)`). Rank r's steps
+    walk through its part of one epoch after another, `batch_size` at a time (a batch may straddle
+    two epochs), so the ranks' batches of one step are disjoint within an epoch. A pure function of
+    (seed, stage, step, rank, world size): resuming with as many processes replays it.
+    """
+    from torch.utils.data.distributed import DistributedSampler
+
+    stage_number = 0 if stage == GENERATOR_STAGE else 1
+    sampler = DistributedSampler(range(len(candidates)), num_replicas=processes.world_size,
+                                 rank=processes.rank, shuffle=True,
+                                 seed=(seed * 1_000_003 + stage_number * 7_919) % 2**62,
+                                 drop_last=False)
+    per_epoch = sampler.num_samples
+    positions = np.arange(step * batch_size, (step + 1) * batch_size)  # in this rank's stream
+    picks = np.empty(batch_size, np.int64)
+    for epoch in np.unique(positions // per_epoch):
+        sampler.set_epoch(int(epoch))
+        order = np.fromiter(iter(sampler), np.int64, count=per_epoch)
+        chosen = positions // per_epoch == epoch
+        picks[chosen] = order[positions[chosen] % per_epoch]
+    return candidates[picks]
+
+
 def set_requires_grad(modules: list[nn.Module | None], flag: bool) -> None:
     for module in modules:
         if module is not None:
@@ -240,10 +294,15 @@ def set_requires_grad(modules: list[nn.Module | None], flag: bool) -> None:
 # --- the networks and one step of each stage -----------------------------------------------------
 
 class Trainer:
-    """Networks, optimizers, schedulers and the GradScaler; one training step per call. No files."""
+    """Networks, optimizers, schedulers and the GradScaler; one training step per call. No files.
+
+    `distributed`: this is one of several processes (the default process group is running); the
+    training steps then go through DistributedDataParallel replicas of the networks.
+    """
 
     def __init__(self, preset: Preset, config: TrainConfig, device: torch.device,
-                 perceptual: PerceptualLoss | None, use_face_refiner: bool) -> None:
+                 perceptual: PerceptualLoss | None, use_face_refiner: bool,
+                 distributed: bool = False) -> None:
         self.preset = preset
         self.config = config
         self.device = device
@@ -292,6 +351,15 @@ class Trainer:
             self.schedulers["face_discriminator"] = torch.optim.lr_scheduler.LambdaLR(
                 self.face_discriminator_optimizer, face_schedule)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp)
+        # The networks as the training steps call them: with several processes each is wrapped in
+        # DistributedDataParallel (which copies rank 0's weights to the others here and averages
+        # the gradients over the processes in every backward pass), else the network itself.
+        # Checkpoints, validation and passes without gradients use the networks directly, so no
+        # process waits on another there.
+        self.replicas: dict[str, nn.Module] = {
+            name: replicate(module, device) if distributed else module
+            for name, module in self.modules().items()
+        }
         self.generator_step_count = 0
         self.face_refiner_step_count = 0
         self.last_outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
@@ -299,35 +367,42 @@ class Trainer:
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp)
 
-    def generate_pair(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """EDN: frame t-1 from its stick figure alone, then frame t conditioned on it."""
+    def generate_pair(self, batch: PairBatch, generator: nn.Module | None = None,
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """EDN: frame t-1 from its stick figure alone, then frame t conditioned on it.
+        `generator`: the network to call (the training replica); default the generator."""
+        network = self.generator if generator is None else generator
         first_previous_pose, zeros = self.generator.first_frame_inputs(batch.previous_pose)
-        fake_previous = self.generator(batch.previous_pose, first_previous_pose, zeros)
-        fake = self.generator(batch.pose, batch.previous_pose, fake_previous.detach())
+        fake_previous = network(batch.previous_pose, first_previous_pose, zeros)
+        fake = network(batch.pose, batch.previous_pose, fake_previous.detach())
         return fake_previous, fake
 
     # --- stage 1 ---------------------------------------------------------------------------
     def generator_step(self, batch: PairBatch) -> dict[str, float]:
         batch = batch.to(self.device)
         discriminators = [self.discriminator, self.temporal_discriminator]
+        spatial_network = self.replicas["discriminator"]
+        temporal_network = self.replicas.get("temporal_discriminator")
         mode = self.config.gan_mode
         poses = [batch.previous_pose, batch.pose]
         reals = [batch.previous_frame, batch.frame]
         with self.autocast():
-            fake_previous, fake = self.generate_pair(batch)
+            fake_previous, fake = self.generate_pair(batch, self.replicas["generator"])
             fakes = [fake_previous, fake]
             # Real outputs keep their graph for the discriminators' step; feature matching reads
-            # them detached.
+            # them detached. With the discriminators' parameters frozen during the passes on
+            # generated frames, the generator's backward pass reaches no discriminator parameter:
+            # each replica's gradients are averaged once, in the discriminators' backward pass.
             set_requires_grad(discriminators, True)
-            real_spatial = [self.discriminator(torch.cat([pose, real], 1))
+            real_spatial = [spatial_network(torch.cat([pose, real], 1))
                             for pose, real in zip(poses, reals)]
-            real_temporal = (self.temporal_discriminator(*poses, *reals)
-                             if self.temporal_discriminator is not None else None)
+            real_temporal = (temporal_network(*poses, *reals)
+                             if temporal_network is not None else None)
             set_requires_grad(discriminators, False)
-            fake_spatial = [self.discriminator(torch.cat([pose, image], 1))
+            fake_spatial = [spatial_network(torch.cat([pose, image], 1))
                             for pose, image in zip(poses, fakes)]
-            fake_temporal = (self.temporal_discriminator(*poses, *fakes)
-                             if self.temporal_discriminator is not None else None)
+            fake_temporal = (temporal_network(*poses, *fakes)
+                             if temporal_network is not None else None)
             generator_losses = generator_objective(
                 self.weights, mode, fake_spatial, real_spatial, fake_temporal, real_temporal,
                 fakes, reals, self.perceptual,
@@ -340,14 +415,14 @@ class Trainer:
         with self.autocast():
             spatial = sum(
                 discriminator_objective(
-                    mode, real, self.discriminator(torch.cat([pose, image.detach()], 1)))
+                    mode, real, spatial_network(torch.cat([pose, image.detach()], 1)))
                 for real, pose, image in zip(real_spatial, poses, fakes)
             ) / len(fakes)
             temporal = (
                 discriminator_objective(
                     mode, real_temporal,
-                    self.temporal_discriminator(*poses, *(image.detach() for image in fakes)))
-                if self.temporal_discriminator is not None and real_temporal is not None
+                    temporal_network(*poses, *(image.detach() for image in fakes)))
+                if temporal_network is not None and real_temporal is not None
                 else None
             )
             discriminator_total = spatial + temporal if temporal is not None else spatial
@@ -373,17 +448,19 @@ class Trainer:
         boxes = boxes.to(self.device)
         size = self.preset.face_refiner.crop_size
         mode = self.config.gan_mode
+        refiner_network = self.replicas["face_refiner"]
+        discriminator_network = self.replicas["face_discriminator"]
         with torch.no_grad(), self.autocast():
-            _, fake = self.generate_pair(batch)
+            _, fake = self.generate_pair(batch)  # the frozen generator: no replica needed
         with self.autocast():
             pose_crops = crop_faces(batch.pose, boxes, size)
             generated_crops = crop_faces(fake.float(), boxes, size)
             real_crops = crop_faces(batch.frame, boxes, size)
-            refined = self.face_refiner(pose_crops, generated_crops)
+            refined = refiner_network(pose_crops, generated_crops)
             set_requires_grad([self.face_discriminator], True)
-            real_outputs = self.face_discriminator(torch.cat([pose_crops, real_crops], 1))
+            real_outputs = discriminator_network(torch.cat([pose_crops, real_crops], 1))
             set_requires_grad([self.face_discriminator], False)
-            fake_outputs = self.face_discriminator(torch.cat([pose_crops, refined], 1))
+            fake_outputs = discriminator_network(torch.cat([pose_crops, refined], 1))
             losses = face_objective(self.weights, mode, fake_outputs, real_outputs, refined,
                                     real_crops, self.perceptual)
         self.face_optimizer.zero_grad(set_to_none=True)
@@ -393,7 +470,7 @@ class Trainer:
         with self.autocast():
             discriminator_loss = discriminator_objective(
                 mode, real_outputs,
-                self.face_discriminator(torch.cat([pose_crops, refined.detach()], 1)))
+                discriminator_network(torch.cat([pose_crops, refined.detach()], 1)))
         self.face_discriminator_optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(discriminator_loss).backward()
         self.scaler.step(self.face_discriminator_optimizer)
@@ -479,6 +556,26 @@ class Trainer:
             module.train(flag)
 
 
+def replicate(module: nn.Module, device: torch.device) -> nn.Module:
+    """`module` in DistributedDataParallel on `device` (the default process group must run).
+
+    Rank 0's parameters (and with torch >= 2.13 its buffers) are copied to the others here; every
+    process has built its networks from the same seed anyway. Buffers are not broadcast again
+    before every forward pass: ours are constants (the face refiner's feather window) or spectral
+    normalisation's vectors, which every process updates identically from identical weights. Every parameter gets a gradient in
+    every backward pass of its network, so no search for unused parameters is needed.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    # torch 2.13 renamed broadcast_buffers (which also skipped the copy here) to
+    # forward_sync_buffers (which keeps it); older versions only know the first.
+    buffers = ({"forward_sync_buffers": False}
+               if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+               else {"broadcast_buffers": False})
+    return DistributedDataParallel(
+        module, device_ids=[device] if device.type == "cuda" else None, **buffers)
+
+
 # --- batches -------------------------------------------------------------------------------------
 
 class BatchQueue:
@@ -515,6 +612,7 @@ class BatchQueue:
 class StopRequest:
     requested: bool = False  # Ctrl-C was pressed once: stop after this step
     in_step: bool = False  # a step is running (its state would be half updated)
+    agreed: bool = False  # several processes: one of them was asked to stop, all stop now
 
 
 @contextlib.contextmanager
@@ -618,13 +716,17 @@ def training_setup(project: Project, preset: str | None = None, resume: bool = F
     return chosen, override(from_dict(TrainConfig, values, "[train] of config.toml"), **flags)
 
 
-def perceptual_loss(config: TrainConfig, weights: LossWeights) -> PerceptualLoss | None:
-    """The VGG perceptual loss; without it only as an explicit choice, with a warning."""
+def perceptual_loss(config: TrainConfig, weights: LossWeights,
+                    warn: bool = True) -> PerceptualLoss | None:
+    """The VGG perceptual loss; without it only as an explicit choice, with a warning (`warn`:
+    False in all processes but rank 0, so that it shows once)."""
     if not config.perceptual:
-        logger.warning(
-            "warning: training without the VGG perceptual loss (--no-perceptual); results will "
-            "be blurrier and less detailed. Fetch the weights with: motionxfer models fetch vgg16"
-        )
+        if warn:
+            logger.warning(
+                "warning: training without the VGG perceptual loss (--no-perceptual); results "
+                "will be blurrier and less detailed. Fetch the weights with: motionxfer models "
+                "fetch vgg16"
+            )
         return None
     from motionxfer.networks.vgg import VGG16Features
 
@@ -639,20 +741,38 @@ def perceptual_loss(config: TrainConfig, weights: LossWeights) -> PerceptualLoss
     return PerceptualLoss(features, weights.perceptual_layers)
 
 
-def prepare_frames(project: Project, size: tuple[int, int],
-                   progress: ProgressCallback | None) -> FrameCache:
-    """The target's frame cache at `size`, decoded once (reused while the video is unchanged)."""
+def prepare_frames(project: Project, size: tuple[int, int], progress: ProgressCallback | None,
+                   processes: Processes = SINGLE_PROCESS) -> FrameCache:
+    """The target's frame cache at `size`, decoded once (reused while the video is unchanged).
+
+    With several processes rank 0 builds it while the others wait; they then open it read-only.
+    """
     from motionxfer.video import read_frames
 
     record = project.target
     source_key = fingerprint("frames", record.info.sha256, record.start, record.end)
     path = project.paths.frames_cache(record.video_id, size[1])
-    cache = open_frame_cache(path, size, source_key)
-    if cache is not None:
-        return cache
-    frames = (frame.rgb for frame in read_frames(record.info.path, record.start, record.end))
-    total = round(((record.end or record.info.duration) - (record.start or 0.0)) * record.info.fps)
-    return build_frame_cache(frames, path, size, source_key, total=total, progress=progress)
+    cache = None
+    if processes.is_main:
+        cache = open_frame_cache(path, size, source_key)
+        if cache is None:
+            frames = (frame.rgb for frame in read_frames(record.info.path, record.start,
+                                                         record.end))
+            total = round(((record.end or record.info.duration) - (record.start or 0.0))
+                          * record.info.fps)
+            cache = build_frame_cache(frames, path, size, source_key, total=total,
+                                      progress=progress)
+    barrier(processes)
+    if cache is None:
+        cache = open_frame_cache(path, size, source_key)
+        if cache is None:
+            raise ProjectError(
+                f"process {processes.rank} cannot read the frame cache that process 0 wrote "
+                f"({path})",
+                hint="with several machines the project folder must be on a file system that "
+                "every machine mounts at the same path",
+            )
+    return cache
 
 
 def train_target(
@@ -668,15 +788,41 @@ def train_target(
     `preset`: a name or a Preset; None takes config.toml's [train] preset or "512". On resume the
     architecture comes from the checkpoint (a different preset named here is an error).
     `draw` replaces the stick-figure drawing (tests); the default is motionxfer.render's.
+
+    Started by torchrun (WORLD_SIZE, RANK and LOCAL_RANK set), every process calls this and trains
+    its share of each step (module docstring); each returns its own TrainResult, and `progress`
+    is only called in rank 0. The process group is joined here (NCCL on GPUs, gloo on the CPU)
+    unless the calling program has already started it.
     """
+    processes = processes_from_environment()
+    device = process_device(config.device, processes)
+    with process_group(processes, device):
+        return _train(project, config, preset, resume, progress, draw, processes, device)
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _train(project: Project, config: TrainConfig, preset: str | Preset | None, resume: bool,
+           progress: ProgressCallback | None, draw: DrawFunction | None, processes: Processes,
+           device: torch.device) -> TrainResult:
     from motionxfer.pipeline import load_poses
 
     started = time.perf_counter()
     record = project.target
     project_id = record.info.sha256
     checkpoint_path = project.paths.checkpoint
+    if not processes.is_main:
+        progress = None
+    # Rank 0 alone takes the project's lock (it is held per process: the others would find it
+    # taken) and writes; the others only read the project.
+    lock = (project.locked("train-target") if processes.is_main
+            else contextlib.nullcontext())
 
-    with project.locked("train-target"):
+    with lock:
         payload: dict[str, Any] | None = None
         if resume:
             payload = read_checkpoint(checkpoint_path, project_id)
@@ -702,8 +848,7 @@ def train_target(
                 )
             chosen = preset if isinstance(preset, Preset) else training_setup(project, preset)[0]
 
-        device = resolve_device(config.device)
-        perceptual = perceptual_loss(config, chosen.losses)
+        perceptual = perceptual_loss(config, chosen.losses, warn=processes.is_main)
         poses = load_poses(project, record)
         size = (tuple(payload["working_size"]) if payload is not None else
                 working_size(poses.image_size, chosen.size, chosen.generator.size_multiple))
@@ -711,7 +856,7 @@ def train_target(
             poses.person_present, poses.fps, config.holdout_fraction, config.min_holdout_seconds,
             config.min_train_seconds, config.min_person_fraction, record.info.path.name,
         )
-        cache = prepare_frames(project, size, progress)
+        cache = prepare_frames(project, size, progress, processes)
         samples = TrainingSamples(cache, poses, draw or stick_figure_drawer(poses))
 
         use_face = config.face_refiner and config.face_refiner_steps > 0
@@ -725,20 +870,27 @@ def train_target(
                 "--no-face-refiner",
             )
 
-        torch.manual_seed(config.seed)
-        np.random.seed(config.seed % 2**32)
-        random.seed(config.seed)
+        _seed_everything(config.seed)  # the same initial weights in every process
         # A face refiner already in the checkpoint is kept (and saved again) even when this run
         # does not train it.
         keep_face = use_face or (payload is not None and "face_refiner" in payload["models"])
-        trainer = Trainer(chosen, config, device, perceptual, keep_face)
+        trainer = Trainer(chosen, config, device, perceptual, keep_face,
+                          distributed=processes.distributed)
         if payload is not None:
             trainer.load(payload, checkpoint_path)
-            restore_rng_state(payload["rng"])
+            if processes.is_main:
+                restore_rng_state(payload["rng"])  # the checkpoint holds rank 0's states
+        if not processes.is_main:
+            # Every other rank: its own random streams, a function of the seed, the rank and where
+            # training starts (so a resumed run is repeatable too).
+            _seed_everything(process_seed(config.seed, processes.rank) + 65_537 * (
+                trainer.generator_step_count + trainer.face_refiner_step_count))
 
         run = _RunState()
 
         def save() -> None:
+            if not processes.is_main:
+                return
             save_checkpoint(checkpoint_path, new_payload(
                 preset=chosen.name,
                 project_id=project_id,
@@ -755,18 +907,31 @@ def train_target(
             try:
                 steps_done += _run_stage(
                     GENERATOR_STAGE, trainer, samples, split, boxes, config, project, run,
-                    save, progress, stop,
+                    save, progress, stop, processes,
                 )
                 if use_face:
                     steps_done += _run_stage(
                         FACE_STAGE, trainer, samples, split, boxes, config, project, run,
-                        save, progress, stop, face_train,
+                        save, progress, stop, processes, face_train,
                     )
             except KeyboardInterrupt:
                 if not stop.in_step:  # between steps every state is consistent
                     save()
+                    if stop.agreed:  # every process stopped here: keep them until rank 0 saved
+                        barrier(processes)
                 raise
         save()
+        digests = gather_text(weights_digest(
+            {name: module.state_dict() for name, module in trainer.modules().items()}),
+            processes)
+        if len(set(digests)) > 1:
+            raise CheckpointError(
+                f"the {processes.world_size} training processes ended with different weights "
+                f"(sha256 {', '.join(digest[:12] for digest in digests)}); the checkpoint holds "
+                "process 0's",
+                hint="this is a bug: please report it with your torch version and GPUs; resume "
+                "in one process (without torchrun) to go on from the checkpoint",
+            )
 
     return TrainResult(
         checkpoint=checkpoint_path,
@@ -780,13 +945,15 @@ def train_target(
         seconds=time.perf_counter() - started,
         log=project.paths.train_log,
         samples=project.paths.training_samples,
+        processes=processes.world_size,
+        weights_sha256=tuple(digests),
     )
 
 
 def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: FrameSplit,
                boxes: np.ndarray, config: TrainConfig, project: Project, run: _RunState,
                save: Callable[[], None], progress: ProgressCallback | None, stop: StopRequest,
-               face_train: np.ndarray | None = None) -> int:
+               processes: Processes, face_train: np.ndarray | None = None) -> int:
     """Run one stage from its current step to its last; returns the steps done."""
     face = stage == FACE_STAGE
     total = config.face_refiner_steps if face else config.steps
@@ -796,9 +963,16 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
     candidates = face_train if face and face_train is not None else split.train
     batch_size = config.face_batch_size if face else config.batch_size
     description = "training face refiner" if face else "training generator"
+    pin = trainer.device.type == "cuda"  # the copy to the GPU then overlaps the GPU's work
 
     def make(step: int) -> PairBatch:
-        return samples.pairs(batch_indices(candidates, batch_size, config.seed, stage, step))
+        if processes.distributed:
+            indices = shard_batch_indices(candidates, batch_size, config.seed, stage, step,
+                                          processes)
+        else:
+            indices = batch_indices(candidates, batch_size, config.seed, stage, step)
+        batch = samples.pairs(indices)
+        return batch.pin_memory() if pin else batch
 
     queue = BatchQueue(make, first, total, config.num_workers)
     run.sums, run.count, run.losses = {}, 0, {}
@@ -818,24 +992,31 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
             for key, value in values.items():
                 run.sums[key] = run.sums.get(key, 0.0) + value
             run.count += 1
-            if not all(math.isfinite(value) for value in values.values()):
+            diverged = not all(math.isfinite(value) for value in values.values())
+            if processes.distributed:  # every process takes the same decisions, at the same step
+                stop.agreed, diverged = any_across([stop.requested, diverged], processes,
+                                                   trainer.device)
+            if diverged:
                 raise BadInput(
                     f"training diverged at {stage} step {done} (a loss is not finite: {values})",
                     hint="resume from the last checkpoint with a lower learning rate "
                     "(lr in [train] of config.toml), or --no-amp",
                 )
             if done % config.log_every == 0 or done == total:
-                run.losses = {key: value / run.count for key, value in run.sums.items()}
-                append_log(project.paths.train_log, {
-                    "stage": stage, "step": done,
-                    "lr": trainer.optimizers()[
-                        "face_refiner" if face else "generator"].param_groups[0]["lr"],
-                    "time": time.time(), **{k: round(v, 6) for k, v in run.losses.items()},
-                })
+                run.losses = mean_across({key: value / run.count
+                                          for key, value in run.sums.items()},
+                                         processes, trainer.device)
+                if processes.is_main:
+                    append_log(project.paths.train_log, {
+                        "stage": stage, "step": done,
+                        "lr": trainer.optimizers()[
+                            "face_refiner" if face else "generator"].param_groups[0]["lr"],
+                        "time": time.time(), **{k: round(v, 6) for k, v in run.losses.items()},
+                    })
                 run.sums, run.count = {}, 0
-            if done % config.sample_every == 0 or done == total:
+            if processes.is_main and (done % config.sample_every == 0 or done == total):
                 _write_samples(trainer, project, stage, done)
-            if done % config.validate_every == 0 or done == total:
+            if processes.is_main and (done % config.validate_every == 0 or done == total):
                 run.validation = validate(trainer, samples, split, boxes, config, face)
                 trainer.set_train(True)
                 append_log(project.paths.train_log, {
@@ -851,7 +1032,7 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
                     f"{key} {value:.3f}" for key, value in shown.items() if key.endswith("total")
                     or key.startswith("D_"))
                 progress(description, done, total, text)
-            if stop.requested:
+            if stop.agreed if processes.distributed else stop.requested:
                 raise KeyboardInterrupt
     finally:
         queue.close()

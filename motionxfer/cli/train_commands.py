@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from motionxfer.cli.app import command, emit, log, progress_bar
+from motionxfer.cli.app import command, emit, log, progress_bar, state
 
 
 @command("train-target")
@@ -24,7 +24,9 @@ def train_target(
         int | None, typer.Option("--steps", min=0, help="Generator training steps.")
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", min=1, help="Frame pairs per step.")
+        int | None,
+        typer.Option("--batch-size", min=1,
+                     help="Frame pairs per step (per process under torchrun)."),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the project's checkpoint, exactly.")
@@ -54,18 +56,29 @@ def train_target(
     every few hundred steps and on Ctrl-C; --resume continues where it stopped. Losses go to
     logs/train.jsonl, sample grids (stick figure | generated | real) to logs/samples/.
     Settings: the \\[train] table of config.toml; see docs/training.md.
+
+    On several GPUs: torchrun --nproc-per-node N -m motionxfer train-target PROJECT (one process
+    per GPU; only the first one prints, writes files and holds the project's lock).
     """
+    from motionxfer.distributed import processes_from_environment
     from motionxfer.project import Project
     from motionxfer.train import train_target as run_training
     from motionxfer.train import training_setup
 
+    processes = processes_from_environment()
+    if not processes.is_main:
+        state.quiet = True  # one process reports: the others' lines would repeat its own
     project = Project.open(project_dir)
     chosen, config = training_setup(
         project, preset, resume, steps=steps, batch_size=batch_size, device=device, amp=amp,
         face_refiner=face_refiner, perceptual=perceptual, seed=seed,
     )
+    batch = f"batch {config.batch_size}"
+    if processes.distributed:
+        batch += (f" per process x {processes.world_size} processes = "
+                  f"{config.batch_size * processes.world_size}")
     log(f"{'resuming' if resume else 'training'} preset {chosen.name} "
-        f"({chosen.description}): {config.steps} generator steps, batch {config.batch_size}"
+        f"({chosen.description}): {config.steps} generator steps, {batch}"
         + (f", then {config.face_refiner_steps} face refiner steps"
            if config.face_refiner and config.face_refiner_steps else ""))
     try:
@@ -76,6 +89,8 @@ def train_target(
             f"motionxfer train-target {project.root} --resume")
         raise typer.Exit(130) from None
     scores = result.validation
-    log(f"done: {result.steps_this_run} steps in {result.seconds:.0f} s on {result.device}"
+    where = result.device if result.processes == 1 else f"{result.processes} processes"
+    log(f"done: {result.steps_this_run} steps in {result.seconds:.0f} s on {where}"
         + (f"; held-out SSIM {scores.ssim:.3f}, PSNR {scores.psnr:.2f} dB" if scores else ""))
-    emit(result.to_dict(), str(result.checkpoint))
+    if processes.is_main:
+        emit(result.to_dict(), str(result.checkpoint))
