@@ -3,7 +3,7 @@
 
 The runs use a tiny project made from tests/fixtures/target_clip.mp4 with its ground-truth
 keypoints imported (no MediaPipe), the tiny preset at 128 px, batch 1 per process, no perceptual
-loss and no face refiner. NCCL on GPUs is not exercised here (no GPU on the test machine); its
+loss, 8 generator steps and 2 face refiner steps. NCCL on GPUs is not exercised here (no GPU on the test machine); its
 device and backend choice is checked with a pretend CUDA.
 """
 
@@ -146,7 +146,8 @@ def make_project(root: Path) -> Project:
     import_keypoints(project, project.target, FIXTURES / "target_clip_keypoints.npz")
     settings = project.paths.config.read_text()
     table = ('[train]\npreset = "tiny"\nvalidation_frames = 2\nlog_every = 1\n'
-             "sample_every = 2\nvalidate_every = 1000\nnum_workers = 1\n")
+             "sample_every = 2\nvalidate_every = 1000\nnum_workers = 1\n"
+             "face_refiner_steps = 2\nface_batch_size = 1\n")
     project.paths.config.write_text(settings.replace("[train]\n", table, 1))
     return project
 
@@ -160,7 +161,7 @@ def torchrun(project: Path, *flags: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
          "-m", "motionxfer", "--json", "train-target", str(project), "--no-perceptual",
-         "--no-face-refiner", "--batch-size", "1", "--device", "cpu", *flags],
+         "--batch-size", "1", "--device", "cpu", *flags],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
     )
 
@@ -192,9 +193,10 @@ def checkpoint_digest(project: Project) -> str:
 
 def test_two_gloo_processes_train_identical_weights_stop_together_and_resume_exactly(
         tmp_path: Path) -> None:
-    """Three torchrun runs of two processes each: (1) 8 steps straight; (2) 8 steps stopped by a
-    SIGINT to torchrun after the first step; (3) run 2 resumed to step 8. Every run ends with the
-    same weights in both processes; 3 ends with the weights of 1, bit for bit."""
+    """Three torchrun runs of two processes each: (1) 8 generator and 2 face refiner steps
+    straight; (2) the same stopped by a SIGINT to torchrun after the first step; (3) run 2 resumed
+    to the end. Every run ends with the same weights in both processes; 3 ends with the weights of
+    1, bit for bit."""
     straight = make_project(tmp_path / "straight")
     shutil.copytree(straight.root, tmp_path / "interrupted")
     interrupted = Project.open(tmp_path / "interrupted")
@@ -218,14 +220,15 @@ def test_two_gloo_processes_train_identical_weights_stop_together_and_resume_exa
     code, stdout, stderr = finish(whole)
     assert code == 0, stderr[-3000:]
     result = result_line(stdout)
-    assert result["processes"] == 2 and result["generator_steps"] == 8
+    assert result["processes"] == 2
+    assert (result["generator_steps"], result["face_refiner_steps"]) == (8, 2)
     digests = result["weights_sha256"]
     assert isinstance(digests, list) and len(digests) == 2
     assert digests[0] == digests[1] == checkpoint_digest(straight)  # both processes, bitwise
     # rank 0 alone wrote: one log line per step, one grid per sample step, one result
-    assert logged_steps(straight) == list(range(1, 9))
+    assert logged_steps(straight) == [*range(1, 9), 1, 2]
     grids = sorted(path.name for path in straight.paths.training_samples.iterdir())
-    assert grids == [f"step_{step:07d}.png" for step in (2, 4, 6, 8)]
+    assert grids == ["face_step_0000002.png", *(f"step_{step:07d}.png" for step in (2, 4, 6, 8))]
     assert stderr.count("training preset tiny") == 1
     assert "batch 1 per process x 2 processes = 2" in stderr
     assert straight.paths.lock.read_text() == ""  # the lock was taken and given back
@@ -233,7 +236,7 @@ def test_two_gloo_processes_train_identical_weights_stop_together_and_resume_exa
     code, stdout, stderr = finish(torchrun(interrupted.root, "--resume"))
     assert code == 0, stderr[-3000:]
     resumed = result_line(stdout)
-    assert resumed["generator_steps"] == 8 and resumed["steps_this_run"] == 8 - saved
+    assert resumed["generator_steps"] == 8 and resumed["steps_this_run"] == 8 - saved + 2
     assert resumed["weights_sha256"] == digests  # the same weights as the run never stopped
     assert checkpoint_digest(interrupted) == checkpoint_digest(straight)
-    assert logged_steps(interrupted) == list(range(1, 9))
+    assert logged_steps(interrupted) == [*range(1, 9), 1, 2]
