@@ -1,27 +1,110 @@
-"""Training speed of the presets: generator steps per second (and face refiner steps per second).
+"""Training speed of the presets: iterations/s and images/s, in one process or several (torchrun).
 
-    python benchmarks/train_speed.py [--presets tiny 256] [--batch-size 1] [--steps 5]
-                                     [--device cpu] [--perceptual/--no-perceptual] [--threads N]
+    python benchmarks/train_speed.py [--presets tiny 256 512] [--batch-size 1] [--steps 5]
+                                     [--device auto|cpu|cuda] [--perceptual/--no-perceptual]
+                                     [--amp/--no-amp] [--threads N] [--nproc-per-node N]
+                                     [--data-workers 2] [--max-step-seconds 30]
 
-Times `Trainer.generator_step` (both frames of the pair, spatial and temporal discriminators,
-their updates) on square frames at each preset's size, after one warm-up step; the batch is
-random stick figures and frames (speed does not depend on the content). With --perceptual the
-VGG16 weights must be in the model cache (motionxfer models fetch vgg16). The peak memory is the
-process's maximum resident size (CPU; on CUDA it does not count the GPU's memory).
+For each preset, on square frames at the preset's size, after one warm-up step of each kind:
+
+- generator: iterations/s of `Trainer.generator_step` (both frames of the pair, the spatial and
+  temporal discriminators, their updates) on a batch already in memory; images/s = iterations/s
+  x batch size x processes, i.e. the frame pairs trained on per second;
+- face refiner: iterations/s of `Trainer.face_refiner_step`;
+- batch preparation: milliseconds to make one batch as training does (`TrainingSamples.pairs`:
+  four stick figures drawn from all 543 MediaPipe Holistic joints, body, hands and face mesh, and
+  four frames read from a uint8 frame array, made into tensors; pinned on CUDA);
+- the loop: iterations/s of the generator steps fed by `BatchQueue` with `--data-workers` threads,
+  as `train-target` runs them. Below the step's own rate, batch preparation is holding training
+  back (on a CPU the threads also take cores from the step).
+
+With --nproc-per-node N (N > 1) the script runs itself under torchrun: N processes, each on its own
+device (cuda:LOCAL_RANK, or the CPU with gloo) training its own batch through
+DistributedDataParallel, as `torchrun -m motionxfer train-target` does; rank 0 prints.
+A preset whose warm-up step takes longer than --max-step-seconds is reported as skipped (the 512
+preset takes over 70 s a step on one CPU core). With --perceptual the VGG16 weights must be in the
+model cache (motionxfer models fetch vgg16). Peak memory: the process's maximum resident size, and
+on CUDA the GPU memory torch allocated at most.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import resource
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import torch
 
-from motionxfer.dataset import PairBatch
+from motionxfer.dataset import FrameCache, PairBatch, TrainingSamples, stick_figure_drawer
+from motionxfer.distributed import (
+    Processes,
+    any_across,
+    barrier,
+    process_device,
+    process_group,
+    processes_from_environment,
+)
 from motionxfer.losses import PerceptualLoss
+from motionxfer.pose import PoseSequence
 from motionxfer.presets import load_preset
-from motionxfer.train import Trainer, resolve_device
+from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
+from motionxfer.train import BatchQueue, Trainer, batch_indices, shard_batch_indices
+
+BODY = {  # fractions of the frame: a standing person
+    "nose": (0.5, 0.15), "left_eye": (0.52, 0.13), "right_eye": (0.48, 0.13),
+    "left_ear": (0.54, 0.14), "right_ear": (0.46, 0.14), "mouth_left": (0.51, 0.17),
+    "mouth_right": (0.49, 0.17), "left_shoulder": (0.58, 0.28), "right_shoulder": (0.42, 0.28),
+    "left_elbow": (0.62, 0.42), "right_elbow": (0.38, 0.42), "left_wrist": (0.64, 0.55),
+    "right_wrist": (0.36, 0.55), "left_hip": (0.55, 0.55), "right_hip": (0.45, 0.55),
+    "left_knee": (0.56, 0.72), "right_knee": (0.44, 0.72), "left_ankle": (0.56, 0.9),
+    "right_ankle": (0.44, 0.9), "left_heel": (0.55, 0.92), "right_heel": (0.45, 0.92),
+    "left_foot_index": (0.58, 0.93), "right_foot_index": (0.42, 0.93),
+}
+
+
+def holistic_poses(frames: int, size: int) -> PoseSequence:
+    """Every one of the 543 joints seen, moving a little: body, both hands and the face mesh (the
+    most a stick figure draws, as after `extract-poses` with hands and face)."""
+    skeleton = MEDIAPIPE_HOLISTIC
+    keypoints = np.zeros((frames, skeleton.num_joints, 3), np.float32)
+    keypoints[..., 2] = 1.0
+    generator = np.random.default_rng(0)
+    names = skeleton.joint_names
+    for joint, name in enumerate(names[:33]):  # the body; joints not listed sit at the nose
+        x, y = BODY.get(name, BODY["nose"])
+        keypoints[:, joint, :2] = (x * size, y * size)
+    for group, wrist in (("left_hand", "left_wrist"), ("right_hand", "right_wrist")):
+        part = skeleton.group(group)
+        count = part.stop - part.start
+        angles = np.linspace(0, 2 * np.pi, count, endpoint=False)
+        centre = np.array(BODY[wrist]) * size
+        keypoints[:, part, 0] = centre[0] + 0.03 * size * np.cos(angles)
+        keypoints[:, part, 1] = centre[1] + 0.03 * size * np.sin(angles)
+    face = skeleton.group("face")
+    count = face.stop - face.start
+    angles = generator.uniform(0, 2 * np.pi, count)
+    radii = np.sqrt(generator.uniform(0, 1, count))
+    keypoints[:, face, 0] = BODY["nose"][0] * size + 0.035 * size * radii * np.cos(angles)
+    keypoints[:, face, 1] = BODY["nose"][1] * size + 0.045 * size * radii * np.sin(angles)
+    sway = 0.02 * size * np.sin(np.arange(frames) / 10)
+    keypoints[:, :, 0] += sway[:, None]
+    return PoseSequence(keypoints, skeleton, 30.0, (size, size), np.ones(frames, bool),
+                        np.arange(frames) / 30.0)
+
+
+def training_samples(size: int, frames: int = 64) -> TrainingSamples:
+    """Random frames (as the memory-mapped cache holds them) and moving holistic poses."""
+    pixels = np.random.default_rng(1).integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
+    poses = holistic_poses(frames, size)
+    return TrainingSamples(FrameCache(Path("memory"), pixels), poses, stick_figure_drawer(poses))
 
 
 def random_batch(batch_size: int, size: int) -> PairBatch:
@@ -29,8 +112,8 @@ def random_batch(batch_size: int, size: int) -> PairBatch:
     return PairBatch(torch.arange(1, batch_size + 1).numpy(), *tensors)
 
 
-def time_steps(step, count: int, synchronize) -> float:
-    step()  # warm-up
+def rate(step: Callable[[], object], count: int, synchronize: Callable[[], None]) -> float:
+    """Calls per second of `step` over `count` calls (after the warm-up, done by the caller)."""
     synchronize()
     started = time.perf_counter()
     for _ in range(count):
@@ -39,52 +122,160 @@ def time_steps(step, count: int, synchronize) -> float:
     return count / (time.perf_counter() - started)
 
 
-def main() -> None:
+def timed_once(step: Callable[[], object], synchronize: Callable[[], None]) -> float:
+    synchronize()
+    started = time.perf_counter()
+    step()
+    synchronize()
+    return time.perf_counter() - started
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} ({device})"
+    model = platform.processor() or "CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def benchmark_preset(name: str, arguments: argparse.Namespace, device: torch.device,
+                     processes: Processes) -> str:
+    preset = load_preset(name)
+    size, batch_size = preset.size, arguments.batch_size
+    config = replace(preset.train, batch_size=batch_size, face_batch_size=batch_size,
+                     amp=arguments.amp, device=str(device), perceptual=arguments.perceptual,
+                     num_workers=arguments.data_workers)
+    cuda = device.type == "cuda"
+
+    def synchronize() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+        barrier(processes)
+
+    perceptual = None
+    if arguments.perceptual:
+        from motionxfer.networks.vgg import VGG16Features
+
+        perceptual = PerceptualLoss(VGG16Features.from_cache(), preset.losses.perceptual_layers)
+    torch.manual_seed(0)
+    trainer = Trainer(preset, config, device, perceptual, use_face_refiner=True,
+                      distributed=processes.distributed)
+    torch.manual_seed(processes.rank)  # each process its own (random) batch
+    batch = random_batch(batch_size, size)
+    if cuda:
+        batch = batch.pin_memory()
+    warm_up = timed_once(lambda: trainer.generator_step(batch), synchronize)
+    (too_slow,) = any_across([warm_up > arguments.max_step_seconds], processes, device)
+    if too_slow:
+        return (f"preset {name:>5} ({size}x{size}): skipped, the warm-up generator step took "
+                f"{warm_up:.1f} s (over --max-step-seconds {arguments.max_step_seconds:g})")
+    generator_rate = rate(lambda: trainer.generator_step(batch), arguments.steps, synchronize)
+
+    half = size / 2
+    boxes = torch.tensor([[half - half / 4, half / 8, half + half / 4, half / 8 + half / 2]]
+                         * batch_size)
+    timed_once(lambda: trainer.face_refiner_step(batch, boxes), synchronize)
+    face_rate = rate(lambda: trainer.face_refiner_step(batch, boxes), arguments.steps,
+                     synchronize)
+
+    samples = training_samples(size)
+    candidates = np.arange(1, len(samples.frames))
+
+    def make(step: int) -> PairBatch:
+        if processes.distributed:
+            indices = shard_batch_indices(candidates, batch_size, 0, "generator", step,
+                                          processes)
+        else:
+            indices = batch_indices(candidates, batch_size, 0, "generator", step)
+        made = samples.pairs(indices)
+        return made.pin_memory() if cuda else made
+
+    make(0)  # warm-up: the drawing plan of the skeleton is built once
+    preparations = max(10, arguments.steps)
+    started = time.perf_counter()
+    for step in range(preparations):
+        make(step)
+    preparation_ms = (time.perf_counter() - started) / preparations * 1000
+
+    queue = BatchQueue(make, 0, arguments.steps + 1, arguments.data_workers)
+    try:
+        trainer.generator_step(queue.get())
+        loop_rate = rate(lambda: trainer.generator_step(queue.get()), arguments.steps,
+                         synchronize)
+    finally:
+        queue.close()
+
+    parameters = sum(p.numel() for p in trainer.generator.parameters())
+    images = generator_rate * batch_size * processes.world_size
+    memory = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.1f} GB resident"
+    if cuda:
+        memory += f", {torch.cuda.max_memory_allocated(device) / 1024**3:.1f} GB on the GPU"
+    return (
+        f"preset {name:>5} ({size}x{size}, generator {parameters / 1e6:.2f} M parameters): "
+        f"generator {generator_rate:.2f} it/s = {images:.2f} images/s "
+        f"({1000 / generator_rate:.0f} ms a step); face refiner {face_rate:.2f} it/s; "
+        f"batch preparation {preparation_ms:.1f} ms; loop with {arguments.data_workers} data "
+        f"workers {loop_rate:.2f} it/s; peak {memory} (process 0)"
+    )
+
+
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["tiny", "256"])
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=1, help="per process")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps of each kind")
+    parser.add_argument("--device", default="auto")
     parser.add_argument("--perceptual", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    arguments = parser.parse_args()
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per process (0: torch's default)")
+    parser.add_argument("--nproc-per-node", type=int, default=1,
+                        help="processes (run under torchrun when more than 1)")
+    parser.add_argument("--data-workers", type=int, default=2,
+                        help="threads preparing batches in the loop (num_workers)")
+    parser.add_argument("--max-step-seconds", type=float, default=30.0,
+                        help="skip a preset whose warm-up step takes longer")
+    return parser.parse_args()
+
+
+def launch_under_torchrun(arguments: argparse.Namespace) -> int:
+    environment = dict(os.environ)
+    if arguments.threads:
+        environment["OMP_NUM_THREADS"] = str(arguments.threads)
+    return subprocess.call(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+         str(arguments.nproc_per_node), str(Path(__file__).resolve()), *sys.argv[1:]],
+        env=environment,
+    )
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    processes = processes_from_environment()
+    if arguments.nproc_per_node > 1 and not processes.distributed:
+        sys.exit(launch_under_torchrun(arguments))
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
-    device = resolve_device(arguments.device)
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"batch {arguments.batch_size}, perceptual {arguments.perceptual}, "
-          f"amp {arguments.amp and device.type == 'cuda'}")
-    for name in arguments.presets:
-        preset = load_preset(name)
-        config = preset.train.__class__(**{
-            **preset.train.to_dict(), "batch_size": arguments.batch_size,
-            "face_batch_size": arguments.batch_size, "amp": arguments.amp,
-            "device": str(device), "perceptual": arguments.perceptual,
-        })
-        perceptual = None
-        if arguments.perceptual:
-            from motionxfer.networks.vgg import VGG16Features
-
-            perceptual = PerceptualLoss(VGG16Features.from_cache(), preset.losses.perceptual_layers)
-        torch.manual_seed(0)
-        trainer = Trainer(preset, config, device, perceptual, use_face_refiner=True)
-        batch = random_batch(arguments.batch_size, preset.size)
-        generator_rate = time_steps(
-            lambda trainer=trainer, batch=batch: trainer.generator_step(batch), arguments.steps,
-            synchronize)
-        half = preset.size / 2
-        boxes = torch.tensor([[half - half / 4, half / 8, half + half / 4, half / 8 + half / 2]]
-                             * arguments.batch_size)
-        face_rate = time_steps(
-            lambda trainer=trainer, batch=batch, boxes=boxes: trainer.face_refiner_step(
-                batch, boxes), arguments.steps, synchronize)
-        parameters = sum(p.numel() for p in trainer.generator.parameters())
-        print(f"preset {name:>5} ({preset.size}x{preset.size}, generator "
-              f"{parameters / 1e6:.2f} M parameters): {generator_rate:.2f} generator steps/s, "
-              f"{face_rate:.2f} face refiner steps/s; peak process memory so far "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.1f} GB")
+    device = process_device(arguments.device, processes)
+    with process_group(processes, device):
+        if processes.is_main:
+            load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+            backend = (f", DistributedDataParallel ({'nccl' if device.type == 'cuda' else 'gloo'})"
+                       if processes.distributed else "")
+            print(f"device {device_name(device)}; {processes.world_size} process(es){backend}; "
+                  f"torch {torch.__version__}, {torch.get_num_threads()} threads per process; "
+                  f"batch {arguments.batch_size} per process; perceptual {arguments.perceptual}; "
+                  f"amp {arguments.amp and device.type == 'cuda'}; load average {load}",
+                  flush=True)
+        for name in arguments.presets:
+            line = benchmark_preset(name, arguments, device, processes)
+            if processes.is_main:
+                print(line, flush=True)
 
 
 if __name__ == "__main__":
