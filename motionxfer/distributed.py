@@ -137,9 +137,8 @@ def process_group(processes: Processes, device: torch.device) -> Iterator[None]:
         yield
         return
     if device.type == "cuda":
-        torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend_for(device), timeout=COLLECTIVE_TIMEOUT,
-                            device_id=device if device.type == "cuda" else None)
+        torch.cuda.set_device(device)  # NCCL's collectives and barriers use the current device
+    dist.init_process_group(backend=backend_for(device), timeout=COLLECTIVE_TIMEOUT)
     try:
         yield
     finally:
@@ -147,7 +146,12 @@ def process_group(processes: Processes, device: torch.device) -> Iterator[None]:
 
 
 def barrier(processes: Processes) -> None:
-    if processes.distributed:
+    """Wait until every process is here."""
+    if not processes.distributed:
+        return
+    if dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
         dist.barrier()
 
 
