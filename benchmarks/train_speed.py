@@ -3,7 +3,7 @@
     python benchmarks/train_speed.py [--presets tiny 256 512] [--batch-size 1] [--steps 5]
                                      [--device auto|cpu|cuda] [--perceptual/--no-perceptual]
                                      [--amp/--no-amp] [--threads N] [--nproc-per-node N]
-                                     [--data-workers 2] [--max-step-seconds 30]
+                                     [--data-workers 2] [--max-step-seconds 30] [--data-only]
 
 For each preset, on square frames at the preset's size, after one warm-up step of each kind:
 
@@ -11,9 +11,11 @@ For each preset, on square frames at the preset's size, after one warm-up step o
   temporal discriminators, their updates) on a batch already in memory; images/s = iterations/s
   x batch size x processes, i.e. the frame pairs trained on per second;
 - face refiner: iterations/s of `Trainer.face_refiner_step`;
-- batch preparation: milliseconds to make one batch as training does (`TrainingSamples.pairs`:
-  four stick figures drawn from all 543 MediaPipe Holistic joints, body, hands and face mesh, and
-  four frames read from a uint8 frame array, made into tensors; pinned on CUDA);
+- batch preparation: milliseconds to make one batch as training does (`train.batch_maker`: four
+  stick figures drawn from all 543 MediaPipe Holistic joints, body, hands and face mesh, and four
+  frames read from a uint8 frame array; on the CPU made into float32 tensors, for a GPU only
+  stacked as uint8 and pinned, the conversion happening on the GPU). On a CPU-only machine the
+  uint8 variant (without pinning) is timed too: the CPU work a GPU process would have;
 - the loop: iterations/s of the generator steps fed by `BatchQueue` with `--data-workers` threads,
   as `train-target` runs them. Below the step's own rate, batch preparation is holding training
   back (on a CPU the threads also take cores from the step).
@@ -21,8 +23,9 @@ For each preset, on square frames at the preset's size, after one warm-up step o
 With --nproc-per-node N (N > 1) the script runs itself under torchrun: N processes, each on its own
 device (cuda:LOCAL_RANK, or the CPU with gloo) training its own batch through
 DistributedDataParallel, as `torchrun -m motionxfer train-target` does; rank 0 prints.
-A preset whose warm-up step takes longer than --max-step-seconds is reported as skipped (the 512
-preset takes over 70 s a step on one CPU core). With --perceptual the VGG16 weights must be in the
+A preset whose warm-up step takes longer than --max-step-seconds has its steps reported as
+skipped (the 512 preset takes over 70 s a step on one CPU core); --data-only times only the batch
+preparation. With --perceptual the VGG16 weights must be in the
 model cache (motionxfer models fetch vgg16). Peak memory: the process's maximum resident size, and
 on CUDA the GPU memory torch allocated at most.
 """
@@ -43,7 +46,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from motionxfer.dataset import FrameCache, PairBatch, TrainingSamples, stick_figure_drawer
+from motionxfer.dataset import (
+    FrameCache,
+    PairBatch,
+    PairImages,
+    TrainingSamples,
+    stick_figure_drawer,
+)
 from motionxfer.distributed import (
     Processes,
     any_across,
@@ -56,7 +65,14 @@ from motionxfer.losses import PerceptualLoss
 from motionxfer.pose import PoseSequence
 from motionxfer.presets import load_preset
 from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
-from motionxfer.train import BatchQueue, Trainer, batch_indices, shard_batch_indices
+from motionxfer.train import (
+    GENERATOR_STAGE,
+    BatchQueue,
+    Trainer,
+    batch_indices,
+    batch_maker,
+    on_device,
+)
 
 BODY = {  # fractions of the frame: a standing person
     "nose": (0.5, 0.15), "left_eye": (0.52, 0.13), "right_eye": (0.48, 0.13),
@@ -151,6 +167,30 @@ def benchmark_preset(name: str, arguments: argparse.Namespace, device: torch.dev
                      amp=arguments.amp, device=str(device), perceptual=arguments.perceptual,
                      num_workers=arguments.data_workers)
     cuda = device.type == "cuda"
+    samples = training_samples(size)
+    candidates = np.arange(1, len(samples.frames))
+    make = batch_maker(samples, candidates, batch_size, 0, GENERATOR_STAGE, processes, device)
+
+    def milliseconds(function: Callable[[int], object]) -> float:
+        function(0)  # warm-up: the drawing plan of the skeleton is built once
+        count = max(10, arguments.steps)
+        started = time.perf_counter()
+        for step in range(count):
+            function(step)
+        return (time.perf_counter() - started) / count * 1000
+
+    heading = f"preset {name:>5} ({size}x{size}): batch preparation {milliseconds(make):.1f} ms"
+    if cuda:
+        heading += " (uint8, pinned)"
+    else:  # what a process training on a GPU does on this CPU: uint8 images, no floats
+
+        def uint8_images(step: int) -> PairImages:
+            return samples.pair_images(
+                batch_indices(candidates, batch_size, 0, GENERATOR_STAGE, step))
+
+        heading += f" (float32); as uint8 for a GPU {milliseconds(uint8_images):.1f} ms"
+    if arguments.data_only:
+        return heading
 
     def synchronize() -> None:
         if cuda:
@@ -172,8 +212,8 @@ def benchmark_preset(name: str, arguments: argparse.Namespace, device: torch.dev
     warm_up = timed_once(lambda: trainer.generator_step(batch), synchronize)
     (too_slow,) = any_across([warm_up > arguments.max_step_seconds], processes, device)
     if too_slow:
-        return (f"preset {name:>5} ({size}x{size}): skipped, the warm-up generator step took "
-                f"{warm_up:.1f} s (over --max-step-seconds {arguments.max_step_seconds:g})")
+        return (f"{heading}; steps skipped: the warm-up generator step took {warm_up:.1f} s "
+                f"(over --max-step-seconds {arguments.max_step_seconds:g})")
     generator_rate = rate(lambda: trainer.generator_step(batch), arguments.steps, synchronize)
 
     half = size / 2
@@ -183,30 +223,11 @@ def benchmark_preset(name: str, arguments: argparse.Namespace, device: torch.dev
     face_rate = rate(lambda: trainer.face_refiner_step(batch, boxes), arguments.steps,
                      synchronize)
 
-    samples = training_samples(size)
-    candidates = np.arange(1, len(samples.frames))
-
-    def make(step: int) -> PairBatch:
-        if processes.distributed:
-            indices = shard_batch_indices(candidates, batch_size, 0, "generator", step,
-                                          processes)
-        else:
-            indices = batch_indices(candidates, batch_size, 0, "generator", step)
-        made = samples.pairs(indices)
-        return made.pin_memory() if cuda else made
-
-    make(0)  # warm-up: the drawing plan of the skeleton is built once
-    preparations = max(10, arguments.steps)
-    started = time.perf_counter()
-    for step in range(preparations):
-        make(step)
-    preparation_ms = (time.perf_counter() - started) / preparations * 1000
-
     queue = BatchQueue(make, 0, arguments.steps + 1, arguments.data_workers)
     try:
-        trainer.generator_step(queue.get())
-        loop_rate = rate(lambda: trainer.generator_step(queue.get()), arguments.steps,
-                         synchronize)
+        trainer.generator_step(on_device(queue.get(), device))
+        loop_rate = rate(lambda: trainer.generator_step(on_device(queue.get(), device)),
+                         arguments.steps, synchronize)
     finally:
         queue.close()
 
@@ -216,11 +237,10 @@ def benchmark_preset(name: str, arguments: argparse.Namespace, device: torch.dev
     if cuda:
         memory += f", {torch.cuda.max_memory_allocated(device) / 1024**3:.1f} GB on the GPU"
     return (
-        f"preset {name:>5} ({size}x{size}, generator {parameters / 1e6:.2f} M parameters): "
-        f"generator {generator_rate:.2f} it/s = {images:.2f} images/s "
-        f"({1000 / generator_rate:.0f} ms a step); face refiner {face_rate:.2f} it/s; "
-        f"batch preparation {preparation_ms:.1f} ms; loop with {arguments.data_workers} data "
-        f"workers {loop_rate:.2f} it/s; peak {memory} (process 0)"
+        f"{heading}; generator ({parameters / 1e6:.2f} M parameters) {generator_rate:.2f} it/s "
+        f"= {images:.2f} images/s ({1000 / generator_rate:.0f} ms a step); face refiner "
+        f"{face_rate:.2f} it/s; loop with {arguments.data_workers} data workers "
+        f"{loop_rate:.2f} it/s; peak {memory} (process 0)"
     )
 
 
@@ -239,7 +259,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--data-workers", type=int, default=2,
                         help="threads preparing batches in the loop (num_workers)")
     parser.add_argument("--max-step-seconds", type=float, default=30.0,
-                        help="skip a preset whose warm-up step takes longer")
+                        help="skip a preset's steps when its warm-up step takes longer")
+    parser.add_argument("--data-only", action="store_true",
+                        help="only time the batch preparation (no networks)")
     return parser.parse_args()
 
 

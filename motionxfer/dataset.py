@@ -193,10 +193,39 @@ class PairBatch:
             self.previous_pose, self.pose, self.previous_frame, self.frame)))
 
 
+@dataclass(frozen=True)
+class PairImages:
+    """A PairBatch still as stacked uint8 images, (B, H, W, 3) each: a quarter of its bytes.
+
+    The CUDA data path: the batch-making threads stack and pin these, and the training thread
+    copies them to the GPU, where they become floats (`to_batch`); the CPU never converts them.
+    """
+
+    indices: np.ndarray  # (B,) frame indices t
+    previous_pose: torch.Tensor
+    pose: torch.Tensor
+    previous_frame: torch.Tensor
+    frame: torch.Tensor
+
+    def pin_memory(self) -> PairImages:
+        return PairImages(self.indices, *(tensor.pin_memory() for tensor in (
+            self.previous_pose, self.pose, self.previous_frame, self.frame)))
+
+    def to_batch(self, device: torch.device) -> PairBatch:
+        """The PairBatch on `device` (the same values `TrainingSamples.pairs` makes)."""
+        return PairBatch(self.indices, *(
+            images_to_tensor(tensor.to(device, non_blocking=True)) for tensor in (
+                self.previous_pose, self.pose, self.previous_frame, self.frame)))
+
+
+def images_to_tensor(images: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 in [-1, 1], on the images' device."""
+    return images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
 def to_tensor(images: Sequence[np.ndarray]) -> torch.Tensor:
     """uint8 (H, W, 3) images -> (B, 3, H, W) float32 in [-1, 1]."""
-    stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
-    return stacked / 127.5 - 1.0
+    return images_to_tensor(torch.from_numpy(np.stack(images)))
 
 
 def to_images(tensor: torch.Tensor) -> np.ndarray:
@@ -243,13 +272,21 @@ class TrainingSamples:
 
     def pairs(self, indices: Sequence[int]) -> PairBatch:
         """The (t-1, t) pairs of frames `indices` (each t >= 1)."""
+        return self.pair_images(indices).to_batch(torch.device("cpu"))
+
+    def pair_images(self, indices: Sequence[int]) -> PairImages:
+        """The same pairs as uint8 images (made into a PairBatch on the training device)."""
         indices = np.asarray(indices, np.int64)
         if (indices < 1).any():
             raise ValueError("a training pair needs t >= 1")
-        return PairBatch(
+
+        def stacked(images: list[np.ndarray]) -> torch.Tensor:  # (B, H, W, 3) uint8
+            return torch.from_numpy(np.stack(images))
+
+        return PairImages(
             indices=indices,
-            previous_pose=to_tensor([self.stick_figure(t - 1) for t in indices]),
-            pose=to_tensor([self.stick_figure(t) for t in indices]),
-            previous_frame=to_tensor([self.frame(t - 1) for t in indices]),
-            frame=to_tensor([self.frame(t) for t in indices]),
+            previous_pose=stacked([self.stick_figure(t - 1) for t in indices]),
+            pose=stacked([self.stick_figure(t) for t in indices]),
+            previous_frame=stacked([self.frame(t - 1) for t in indices]),
+            frame=stacked([self.frame(t) for t in indices]),
         )

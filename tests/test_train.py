@@ -32,12 +32,14 @@ from motionxfer.checkpoint import (
 )
 from motionxfer.dataset import (
     PairBatch,
+    TrainingSamples,
     build_frame_cache,
     open_frame_cache,
     split_frames,
     to_tensor,
     working_size,
 )
+from motionxfer.distributed import SINGLE_PROCESS
 from motionxfer.errors import BadInput, CheckpointError, MissingDependency, NoPersonFound
 from motionxfer.fileio import fingerprint
 from motionxfer.pose import PoseSequence
@@ -48,7 +50,9 @@ from motionxfer.train import (
     TrainConfig,
     Trainer,
     batch_indices,
+    batch_maker,
     learning_rate_factor,
+    on_device,
     train_target,
     training_setup,
 )
@@ -205,6 +209,29 @@ def test_frame_cache_round_trip_and_staleness(tmp_path: Path) -> None:
     assert open_frame_cache(path, (40, 20), "source-a") is None
     header = json.loads((tmp_path / "frames_20.u8.json").read_text())
     assert header["shape"] == [3, 20, 40, 3] and header["source_sha256"] == "source-a"
+
+
+def test_uint8_pairs_for_a_gpu_become_the_same_batch_at_a_quarter_of_the_bytes(
+        tmp_path: Path) -> None:
+    project = make_project(tmp_path / "me")
+    record = project.target
+    cache = open_frame_cache(project.paths.frames_cache(record.video_id, 32), (32, 32),
+                             fingerprint("frames", record.info.sha256, record.start, record.end))
+    assert cache is not None
+    samples = TrainingSamples(cache, PoseSequence.load(project.paths.poses(record.video_id)),
+                              draw_joints)
+    images = samples.pair_images([5, 9])
+    assert images.frame.dtype == torch.uint8 and images.frame.shape == (2, 32, 32, 3)
+    batch, converted = samples.pairs([5, 9]), images.to_batch(torch.device("cpu"))
+    for name in ("previous_pose", "pose", "previous_frame", "frame"):
+        assert torch.equal(getattr(batch, name), getattr(converted, name)), name
+        assert getattr(images, name).nbytes * 4 == getattr(batch, name).nbytes
+    # training on the CPU takes float batches from the threads, a GPU the uint8 images
+    make = batch_maker(samples, np.arange(1, 60), 2, 0, "generator", SINGLE_PROCESS,
+                       torch.device("cpu"))
+    assert isinstance(make(3), PairBatch)
+    assert on_device(make(3), torch.device("cpu")) is not None
+    assert np.array_equal(make(3).indices, batch_indices(np.arange(1, 60), 2, 0, "generator", 3))
 
 
 def test_batches_are_a_pure_function_of_seed_stage_and_step() -> None:
