@@ -324,7 +324,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     reads the timestamps of the first `VFR_SCAN_PACKETS` packets. Raises BadVideo for a missing,
     empty, truncated, undecodable or non-video file.
     """
-    path = _checked_file(path)
+    path = _checked_file(path).absolute()  # the manifest must not depend on the working folder
     with _open_input(path) as container:
         stream = _video_stream(container, path)
         _check_complete(stream, path)

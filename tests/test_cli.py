@@ -85,11 +85,14 @@ def test_help_teaches_the_workflow() -> None:
     assert "motionxfer init ./me --target me.mp4" in result.output
 
 
-def test_init_reports_the_target(tmp_path: Path) -> None:
-    result = invoke("init", tmp_path / "p", "--target", FIXTURES / "target_clip.mp4", "--json")
+def test_init_reports_the_target(tmp_path: Path, monkeypatch) -> None:
+    shutil.copyfile(FIXTURES / "target_clip.mp4", tmp_path / "me.mp4")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("init", "p", "--target", "me.mp4", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["target"]["frame_count"] == 120 and data["target"]["fps"] == 30.0
+    assert data["target"]["path"] == str(tmp_path / "me.mp4")  # absolute: usable from anywhere
     assert (tmp_path / "p" / "motionxfer.json").is_file()
 
 
