@@ -11,10 +11,11 @@ For each preset, on square frames at the preset's size, after one warm-up step o
   temporal discriminators, their updates) on a batch already in memory; images/s = iterations/s
   x batch size x processes, i.e. the frame pairs trained on per second;
 - face refiner: iterations/s of `Trainer.face_refiner_step`;
-- batch preparation: milliseconds to make one batch as training does (`train.batch_maker`: four
-  stick figures drawn from all 543 MediaPipe Holistic joints, body, hands and face mesh, and four
-  frames read from a uint8 frame array; on the CPU made into float32 tensors, for a GPU only
-  stacked as uint8 and pinned, the conversion happening on the GPU). On a CPU-only machine the
+- batch preparation: milliseconds to make one batch as training does (`train.batch_maker`: for
+  each pair the stick figures of frames t-1 and t drawn from all 543 MediaPipe Holistic joints,
+  body, hands and face mesh, and the two frames read from a uint8 frame array; on the CPU made
+  into float32 tensors, for a GPU only stacked as uint8 and pinned, the conversion happening on
+  the GPU). On a CPU-only machine the
   uint8 variant (without pinning) is timed too: the CPU work a GPU process would have;
 - the loop: iterations/s of the generator steps fed by `BatchQueue` with `--data-workers` threads,
   as `train-target` runs them. Below the step's own rate, batch preparation is holding training
