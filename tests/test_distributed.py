@@ -208,7 +208,7 @@ def test_two_gloo_processes_train_identical_weights_stop_together_and_resume_exa
     while not (interrupted.paths.train_log.exists() and logged_steps(interrupted)):
         assert stopped.poll() is None, stopped.communicate()[1][-3000:]
         assert time.monotonic() < deadline, "no step logged"
-        time.sleep(0.1)
+        time.sleep(0.05)
     stopped.send_signal(signal.SIGINT)  # as Ctrl-C in torchrun's terminal
     code, stdout, stderr = finish(stopped)
     assert code != 0 and not stdout.strip()
