@@ -4,6 +4,7 @@
     python benchmarks/transfer_speed.py --preset 512 --seconds 1 --backend onnx \
         --providers tensorrt,cuda,cpu --precision fp16           # on a GPU
     python benchmarks/transfer_speed.py --threads 1 --threads 2  # thread settings compared
+    python benchmarks/transfer_speed.py --generator-only 60 --threads 1 --threads 2
 
 For each preset a model with random weights is built (speed does not depend on the weights'
 values) and `motionxfer.bench.run_benchmark` times decoding, MediaPipe (one process and
@@ -18,13 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
 
 import torch
 
-from motionxfer.backends import parse_providers
-from motionxfer.bench import BenchConfig, run_benchmark
+from motionxfer.backends import BackendConfig, parse_providers
+from motionxfer.bench import (
+    BenchConfig,
+    device_description,
+    generator_speed,
+    random_checkpoint,
+    run_benchmark,
+)
 
 VIDEO = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "source_clip.mp4"
 
@@ -43,7 +51,12 @@ def main() -> None:
     parser.add_argument("--providers", default=None)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--json", type=Path, help="also write the reports to this file")
+    parser.add_argument("--generator-only", type=int, metavar="FRAMES",
+                        help="only the generator, FRAMES frames per backend and thread setting")
     arguments = parser.parse_args()
+    if arguments.generator_only:
+        generator_table(arguments)
+        return
 
     reports = []
     for preset in arguments.preset or ["tiny", "256"]:
@@ -65,6 +78,26 @@ def main() -> None:
             print(report.table(), flush=True)
     if arguments.json:
         arguments.json.write_text(json.dumps([report.to_dict() for report in reports], indent=2))
+
+
+def generator_table(arguments: argparse.Namespace) -> None:
+    """The generator alone, each backend and thread setting in turn (the same minute)."""
+    print(f"{device_description()}\n")
+    print("| preset | threads | backend | frames/s | load average |")
+    print("|---|---:|---|---:|---:|")
+    with tempfile.TemporaryDirectory(prefix="generator-speed-") as folder:
+        for preset in arguments.preset or ["tiny", "256"]:
+            checkpoint = random_checkpoint(Path(folder) / f"{preset}.pt", preset)
+            for threads in arguments.threads or [None]:
+                for name in arguments.backend or ["torch", "onnx"]:
+                    config = BackendConfig(backend=name, device=arguments.device,
+                                           providers=parse_providers(arguments.providers),
+                                           precision=arguments.precision, threads=threads)
+                    load = os.getloadavg()[0]
+                    speed = generator_speed(checkpoint, config, arguments.generator_only,
+                                            Path(folder) / "exports")
+                    print(f"| {preset} | {threads or 'default'} | {name} | {speed:.1f} | "
+                          f"{load:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

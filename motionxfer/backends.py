@@ -461,12 +461,13 @@ class OnnxBackend(FrameGenerator):
                 return ",".join(f"{input_name}:{batch}x" + "x".join(map(str, shape))
                                 for input_name, shape in shapes.items())
 
+            # (values as the strings ONNX Runtime parses; Python's True would become "True")
             return {
-                "device_id": 0,
-                "trt_fp16_enable": self.config.precision == "fp16",
-                "trt_engine_cache_enable": True,
+                "device_id": "0",
+                "trt_fp16_enable": "True" if self.config.precision == "fp16" else "False",
+                "trt_engine_cache_enable": "True",
                 "trt_engine_cache_path": str(cache),
-                "trt_timing_cache_enable": True,
+                "trt_timing_cache_enable": "True",
                 "trt_timing_cache_path": str(cache),
                 # One engine for batches of 1 to 8 videos at the working size.
                 "trt_profile_min_shapes": profile(1),
@@ -475,10 +476,10 @@ class OnnxBackend(FrameGenerator):
             }
         if name == "cuda":
             return {
-                "device_id": 0,
+                "device_id": "0",
                 "cudnn_conv_algo_search": "EXHAUSTIVE",
-                "do_copy_in_default_stream": True,
-                "enable_cuda_graph": self.config.cuda_graphs,
+                "do_copy_in_default_stream": "1",
+                "enable_cuda_graph": "1" if self.config.cuda_graphs else "0",
             }
         return {}
 

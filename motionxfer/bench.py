@@ -167,10 +167,11 @@ class BenchReport:
     def table(self) -> str:
         """The rows as a Markdown table."""
         width, height = self.working_size
+        title = (f"preset {self.preset} at {width}x{height}"
+                 f"{' (random weights)' if self.random_weights else ''}, {self.device}; load "
+                 f"average {self.load_before[0]:.1f} before, {self.load_after[0]:.1f} after")
         lines = [
-            f"preset {self.preset} at {width}x{height}"
-            f"{' (random weights)' if self.random_weights else ''}, {self.device}; load average "
-            f"{self.load_before[0]:.1f} before, {self.load_after[0]:.1f} after",
+            title,
             "",
             "| stage | backend | frames/s | ms/frame | note |",
             "|---|---|---:|---:|---|",
@@ -196,9 +197,10 @@ def device_description() -> str:
     return text
 
 
-def _timed(function: Callable[[], Any]) -> tuple[Any, float]:
+def _timed(function: Callable[..., Any], *arguments: Any) -> tuple[Any, float]:
+    """(function(*arguments), wall seconds it took)."""
     started = time.perf_counter()
-    value = function()
+    value = function(*arguments)
     return value, time.perf_counter() - started
 
 
@@ -217,9 +219,7 @@ def run_benchmark(
     `exports_dir` (default: `workdir`/exports).
     """
     from motionxfer.dataset import working_size as fit_size
-    from motionxfer.normalization import NormalizeConfig, normalize_poses
-    from motionxfer.smoothing import SmoothingConfig, smooth_poses
-    from motionxfer.video import VideoWriter, probe, read_frames
+    from motionxfer.video import VideoWriter, probe
 
     say = log or (lambda message: None)
     workdir = Path(workdir)
@@ -232,7 +232,7 @@ def run_benchmark(
     pass_one = 0.0  # seconds of poses (in parallel when measured) and normalization
 
     say("decode")
-    frames, seconds = _timed(lambda: [frame.rgb for frame in read_frames(video, None, end)])
+    frames, seconds = _timed(_decode_all, video, end)
     count = len(frames)
     rows.append(StageSpeed("decode", "", count, seconds, f"{info.width}x{info.height}"))
 
@@ -243,14 +243,14 @@ def run_benchmark(
 
         extract = ExtractConfig()
         say("poses (1 process)")
-        extraction, seconds = _timed(lambda: extract_from_frames(frames, info.fps, extract))
+        extraction, seconds = _timed(extract_from_frames, frames, info.fps, extract)
         poses = extraction.poses
         rows.append(StageSpeed("poses", "", count, seconds, "MediaPipe Holistic, 1 process"))
         pass_one = seconds
         if config.workers > 1:
             say(f"poses ({config.workers} processes)")
-            parallel, seconds = _timed(lambda: extract_video_parallel(
-                video, extract, None, end, config.workers))
+            parallel, seconds = _timed(extract_video_parallel, video, extract, None, end,
+                                       config.workers)
             rows.append(StageSpeed("poses", "", parallel.num_frames, seconds,
                                    f"{config.workers} processes, decoding and start-up "
                                    "included"))
@@ -261,9 +261,7 @@ def run_benchmark(
                    and target_poses.skeleton.joint_names == poses.skeleton.joint_names)
     target = target_poses if same_layout else poses  # (the timing does not depend on it)
     say("normalize")
-    (normalized, _), seconds = _timed(lambda: normalize_poses(
-        smooth_poses(poses, SmoothingConfig()), smooth_poses(target, SmoothingConfig()),
-        NormalizeConfig()))
+    (normalized, _), seconds = _timed(_normalize, poses, target)
     rows.append(StageSpeed("normalize", "", count, seconds,
                            "smoothing + normalization of the whole clip"))
     pass_one += seconds
@@ -278,9 +276,7 @@ def run_benchmark(
     description = checkpoint_description(Path(checkpoint), project_id)
     width, height = description.working_size
     say("render")
-    sticks, seconds = _timed(lambda: np.stack([render_stick_figure(
-        normalized.keypoints[index], normalized.skeleton, width, height,
-        source_size=normalized.image_size) for index in range(count)]))
+    sticks, seconds = _timed(_render_all, normalized, width, height)
     rows.append(StageSpeed("render", "", count, seconds, f"stick figures at {width}x{height}"))
     boxes = face_boxes(normalized, (width, height))
     with_face = int(np.isfinite(boxes).all(axis=1).sum())
@@ -299,27 +295,25 @@ def run_benchmark(
         label = backend.describe()
         say(f"{label}: generate")
         _generate_all(backend, sticks[:3])  # warm up (allocations, first-run planning)
-        generated, seconds = _timed(lambda: _generate_all(backend, sticks))
+        generated, seconds = _timed(_generate_all, backend, sticks)
         rows.append(StageSpeed("generate", label, count, seconds, "one video (batch 1)"))
         if config.video_batch > 1:
             say(f"{label}: generate x{config.video_batch}")
             batch = config.video_batch
-            _, seconds = _timed(lambda: _generate_all(backend, sticks, batch))
+            _, seconds = _timed(_generate_all, backend, sticks, batch)
             rows.append(StageSpeed("generate", label, count * batch, seconds,
                                    f"{batch} videos per call"))
         if backend.has_face_refiner:
             say(f"{label}: refine")
-            images, seconds = _timed(lambda: [backend.finish(batch_of, boxes[index:index + 1])
-                                              for index, batch_of in enumerate(generated)])
+            images, seconds = _timed(_finish_all, backend, generated, boxes)
             rows.append(StageSpeed("refine", label, count, seconds,
                                    f"face refiner + uint8, {with_face} of {count} frames "
                                    "with a face"))
         else:
-            images, _ = _timed(lambda: [backend.finish(batch_of, None) for batch_of in generated])
+            images = _finish_all(backend, generated, None)
         if not encoded_done:
             say("encode")
-            _, seconds = _timed(lambda: _encode(VideoWriter, workdir / "encode.mp4", images,
-                                                info.fps))
+            _, seconds = _timed(_encode, workdir / "encode.mp4", images, info.fps)
             rows.append(StageSpeed("encode", "", count, seconds, "libx264 crf 18"))
             encoded_done = True
         say(f"{label}: end to end")
@@ -343,6 +337,27 @@ def run_benchmark(
     )
 
 
+def _decode_all(video: str | os.PathLike[str], end: float) -> list[np.ndarray]:
+    from motionxfer.video import read_frames
+
+    return [frame.rgb for frame in read_frames(video, None, end)]
+
+
+def _normalize(poses: PoseSequence, target: PoseSequence) -> tuple[PoseSequence, Any]:
+    """Smoothing and normalization, as `pipeline.normalize_source` runs them."""
+    from motionxfer.normalization import NormalizeConfig, normalize_poses
+    from motionxfer.smoothing import SmoothingConfig, smooth_poses
+
+    return normalize_poses(smooth_poses(poses, SmoothingConfig()),
+                           smooth_poses(target, SmoothingConfig()), NormalizeConfig())
+
+
+def _render_all(poses: PoseSequence, width: int, height: int) -> np.ndarray:  # (T, H, W, 3)
+    return np.stack([render_stick_figure(poses.keypoints[index], poses.skeleton, width, height,
+                                         source_size=poses.image_size)
+                     for index in range(poses.num_frames)])
+
+
 def _generate_all(backend: FrameGenerator, sticks: np.ndarray,
                   batch: int = 1) -> list[GeneratedBatch]:
     """Every frame in order, `batch` copies of the video per call; returns the batches."""
@@ -355,9 +370,18 @@ def _generate_all(backend: FrameGenerator, sticks: np.ndarray,
     return outputs
 
 
-def _encode(writer_class: Any, path: Path, images: list[np.ndarray], fps: float) -> None:
+def _finish_all(backend: FrameGenerator, generated: list[GeneratedBatch],
+                boxes: np.ndarray | None) -> list[np.ndarray]:
+    """Face refiner and uint8 for each generated frame (boxes (T, 4), or None: no refiner)."""
+    return [backend.finish(batch, None if boxes is None else boxes[index:index + 1])
+            for index, batch in enumerate(generated)]
+
+
+def _encode(path: Path, images: list[np.ndarray], fps: float) -> None:
+    from motionxfer.video import VideoWriter
+
     height, width = images[0].shape[1:3]
-    with writer_class(path, fps=fps, width=width, height=height) as writer:
+    with VideoWriter(path, fps=fps, width=width, height=height) as writer:
         for image in images:
             writer.write(image[0])
 
@@ -414,3 +438,15 @@ def bench_project(project: Any, config: BenchConfig, source: str | os.PathLike[s
         return run_benchmark(video, folder, config, model if trained else None,
                              project.target.info.sha256, target_poses,
                              project.paths.exports if trained else None, progress, log)
+
+
+def generator_speed(checkpoint: str | os.PathLike[str], config: BackendConfig, frames: int,
+                    exports_dir: str | os.PathLike[str], project_id: str | None = None) -> float:
+    """Frames/s of the generator alone (batch 1, recurrence included) on `frames` stick figures
+    of a standing figure at the model's working size, after two frames of warm-up."""
+    backend = open_backend(checkpoint, config, project_id, exports_dir)
+    width, height = backend.size
+    sticks = _render_all(_still_poses(frames, 30.0, (width, height)), width, height)
+    _generate_all(backend, sticks[:2])
+    _, seconds = _timed(_generate_all, backend, sticks)
+    return frames / seconds

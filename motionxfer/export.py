@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -60,6 +61,8 @@ from motionxfer.checkpoint import CheckpointInfo, load_face_refiner, load_genera
 from motionxfer.errors import BadInput, CheckpointError, MissingDependency
 from motionxfer.fileio import atomic_path, sha256_file, write_json
 from motionxfer.progress import ProgressCallback, RateMeter
+
+logger = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "motionxfer-onnx-export"
 EXPORT_VERSION = 1
@@ -241,9 +244,7 @@ def ensure_export(
     if existing is not None:
         return existing
     if why == "damaged":
-        import logging
-
-        logging.getLogger(__name__).warning(
+        logger.warning(
             "%s is damaged (its bytes do not match its sidecar): exporting it again", path.name)
     result = export_models(checkpoint, exports_dir, config, project_id, networks=(network,),
                            precisions=(precision,))

@@ -45,8 +45,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ContextManager, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -91,7 +92,7 @@ class VideoJob:
     poses: PoseSequence
     frame_count: int
     face_boxes: np.ndarray
-    open_sink: Callable[[], ContextManager[FrameSink]]
+    open_sink: Callable[[], AbstractContextManager[FrameSink]]
     source_frames: Callable[[], Iterator[np.ndarray]] | None = None
 
 

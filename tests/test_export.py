@@ -87,7 +87,7 @@ def test_a_valid_export_is_reused(exported) -> None:
 
 
 def test_an_export_of_another_checkpoint_is_never_used(tmp_path: Path, exported) -> None:
-    checkpoint, result = exported
+    _, result = exported
     exports = tmp_path / "exports"
     shutil.copytree(result.models[0].path.parent, exports)
     retrained = random_checkpoint(tmp_path / "model.pt", "tiny", (128, 128), seed=1)

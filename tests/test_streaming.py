@@ -125,7 +125,7 @@ def test_an_error_in_a_stage_stops_the_pipeline_and_is_raised(setup) -> None:
     project, checkpoint, normalized = setup
     backend = open_backend(checkpoint, BackendConfig(device="cpu"),
                            project.target.info.sha256)
-    record, poses = normalized[0]
+    _, poses = normalized[0]
     closed = []
 
     class FailingSink:
@@ -195,3 +195,22 @@ def test_parallel_pose_extraction_has_every_frame_once_and_the_same_first_part()
     body = slice(0, 33)
     gap = np.nanmax(np.abs(parallel.keypoints[30:, body, :2] - alone.keypoints[30:, body, :2]))
     assert gap < 0.1 * max(alone.image_size)
+
+
+def test_transfer_many_generates_several_sources_in_one_batch(setup, tmp_path: Path) -> None:
+    from motionxfer.transfer import transfer_many
+    from motionxfer.video import probe, read_frames
+
+    project, checkpoint, normalized = setup
+    sources = [record.info.path for record, _ in normalized]
+    config = TransferConfig(max_seconds=0.5, device="cpu")
+    together = transfer_many(project, sources, tmp_path / "together",
+                             TransferConfig(max_seconds=0.5, device="cpu", video_batch=2),
+                             checkpoint)
+    alone = transfer_many(project, sources, tmp_path / "alone", config, checkpoint)
+    for batched, single in zip(together, alone, strict=True):
+        assert batched.frames == 15 and probe(batched.output).frame_count == 15
+        assert batched.output.parent.name == "together" and "torch" in batched.backend
+        one = np.stack([frame.rgb for frame in read_frames(batched.output)]).astype(int)
+        other = np.stack([frame.rgb for frame in read_frames(single.output)])
+        assert np.abs(one - other).mean() < 1.0  # the same frames, up to summation order

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,11 +15,11 @@ from motionxfer.cli.transfer_commands import library_warnings
 def export(
     project_dir: Annotated[Path, typer.Argument(help="The project with a trained model.")],
     fp16: Annotated[
-        Optional[bool], typer.Option("--fp16/--no-fp16",
+        bool | None, typer.Option("--fp16/--no-fp16",
                                      help="Also write the half-precision variant (for CUDA).")
     ] = None,
     checkpoint: Annotated[
-        Optional[Path], typer.Option("--checkpoint", help="Default: the project's model.")
+        Path | None, typer.Option("--checkpoint", help="Default: the project's model.")
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Export again even when a valid export is there.")
@@ -53,14 +53,14 @@ def export(
 def bench(
     project_dir: Annotated[Path, typer.Argument(help="The project (its model and target).")],
     backend: Annotated[
-        Optional[list[str]], typer.Option("--backend", help="torch and/or onnx (repeat the "
+        list[str] | None, typer.Option("--backend", help="torch and/or onnx (repeat the "
                                           "option; default: both).")
     ] = None,
     seconds: Annotated[
         float, typer.Option("--seconds", help="Seconds of the video to run through each stage.")
     ] = 2.0,
     source: Annotated[
-        Optional[Path], typer.Option("--source", help="The video to transfer (default: the "
+        Path | None, typer.Option("--source", help="The video to transfer (default: the "
                                      "target video).")
     ] = None,
     preset: Annotated[
@@ -68,7 +68,7 @@ def bench(
                           "project has no trained one yet.")
     ] = "tiny",
     height: Annotated[
-        Optional[int], typer.Option("--height", help="Working height of the random model "
+        int | None, typer.Option("--height", help="Working height of the random model "
                                     "(default: the preset's size).")
     ] = None,
     workers: Annotated[
@@ -80,11 +80,11 @@ def bench(
     ] = 2,
     device: Annotated[str, typer.Option("--device", help="torch: auto, cpu or cuda.")] = "auto",
     providers: Annotated[
-        Optional[str], typer.Option("--providers", help="onnx: e.g. tensorrt,cuda,cpu.")
+        str | None, typer.Option("--providers", help="onnx: e.g. tensorrt,cuda,cpu.")
     ] = None,
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
     threads: Annotated[
-        Optional[int], typer.Option("--threads", help="CPU threads of the networks.")
+        int | None, typer.Option("--threads", help="CPU threads of the networks.")
     ] = None,
 ) -> None:
     """Frames per second of each stage of a transfer and end to end, for each backend.

@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -38,7 +38,7 @@ def transfer(
         list[Path], typer.Argument(help="Source video(s): whose moves the target performs.")
     ],
     output: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--output", "-o", help="Output video for one source; a folder for several. "
                      "Default: <source>_transfer.mp4 next to the current folder."),
     ] = None,
@@ -49,18 +49,18 @@ def transfer(
         bool, typer.Option("--face-refiner/--no-face-refiner", help="Apply the face refiner.")
     ] = True,
     checkpoint: Annotated[
-        Optional[Path], typer.Option("--checkpoint", help="Default: the project's model.")
+        Path | None, typer.Option("--checkpoint", help="Default: the project's model.")
     ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     seconds: Annotated[
-        Optional[float], typer.Option("--seconds", help="Only the first N seconds.")
+        float | None, typer.Option("--seconds", help="Only the first N seconds.")
     ] = None,
     backend: Annotated[
         str, typer.Option("--backend", help="torch (PyTorch) or onnx (ONNX Runtime; exports "
                           "the model on first use).")
     ] = "torch",
     providers: Annotated[
-        Optional[str], typer.Option("--providers", help="onnx: execution providers in order of "
+        str | None, typer.Option("--providers", help="onnx: execution providers in order of "
                                     "preference, e.g. tensorrt,cuda,cpu (default: whichever of "
                                     "those this onnxruntime has). One that is missing is skipped "
                                     "with a warning; CPU is the last resort.")
@@ -76,7 +76,7 @@ def transfer(
         bool, typer.Option("--cuda-graphs", help="Record the generator as a CUDA graph (GPU).")
     ] = False,
     threads: Annotated[
-        Optional[int], typer.Option("--threads", help="CPU threads of the networks "
+        int | None, typer.Option("--threads", help="CPU threads of the networks "
                                     "(default: one per core).")
     ] = None,
     video_batch: Annotated[
@@ -132,7 +132,7 @@ def demo(
         Path, typer.Option("--workdir", help="Where the demo project and videos go.")
     ] = Path("motionxfer-demo"),
     samples: Annotated[
-        Optional[Path], typer.Option("--samples", help="The samples folder (default: the repo's).")
+        Path | None, typer.Option("--samples", help="The samples folder (default: the repo's).")
     ] = None,
     train_steps: Annotated[
         int, typer.Option("--train-steps", help="Extra training steps on top of the bundled "
