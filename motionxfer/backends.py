@@ -521,9 +521,9 @@ class OnnxBackend(FrameGenerator):
         binding.bind_ortvalue_input("previous_frame", previous_frame_value)
         binding.bind_output("frame", self.device_type, 0)
         self.session.run_with_iobinding(binding)
-        frame_value = binding.get_outputs()[0]
-        frames = np.array(frame_value.numpy(), dtype=np.float32, copy=True)  # (B, 3, H, W)
-        return GeneratedBatch(frames, poses, (pose_value, frame_value))
+        frame_value = binding.get_outputs()[0]  # stays on the device for the next frame
+        frames = np.array(binding.copy_outputs_to_cpu()[0], dtype=np.float32, copy=True)
+        return GeneratedBatch(frames, poses, (pose_value, frame_value))  # (B, 3, H, W)
 
     def _gather(self, poses: np.ndarray, previous: Sequence[Recurrence | None],
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -547,7 +547,7 @@ class OnnxBackend(FrameGenerator):
         bindings.values["previous_pose"].update_inplace(np.ascontiguousarray(previous_poses))
         bindings.values["previous_frame"].update_inplace(np.ascontiguousarray(previous_frames))
         self.session.run_with_iobinding(bindings.binding)
-        frames = np.array(bindings.values["frame"].numpy(), dtype=np.float32, copy=True)
+        frames = np.array(bindings.binding.copy_outputs_to_cpu()[0], dtype=np.float32, copy=True)
         return GeneratedBatch(frames, poses.copy())
 
     def finish(self, generated: GeneratedBatch, face_boxes: np.ndarray | None) -> np.ndarray:
