@@ -92,8 +92,14 @@ def extract_poses(
         # Masks are written by the detector as it goes: to a partial file, kept on success.
         partial = masks.with_name(".person_masks.partial.npz") if config.segmentation else None
         try:
-            poses = extract_video(record.info.path, config, record.start, record.end, progress,
-                                  masks_path=partial)
+            if config.workers > 1:
+                from motionxfer.streaming import extract_video_parallel
+
+                poses = extract_video_parallel(record.info.path, config, record.start,
+                                               record.end, config.workers, progress)
+            else:
+                poses = extract_video(record.info.path, config, record.start, record.end,
+                                      progress, masks_path=partial)
             check_presence(poses, record)
         except BaseException:
             if partial is not None:

@@ -45,13 +45,15 @@ CONFIG_HEADER = """\
 
 
 def config_template() -> str:
+    from motionxfer.export import ExportConfig
     from motionxfer.extract import ExtractConfig
     from motionxfer.normalization import NormalizeConfig
     from motionxfer.smoothing import SmoothingConfig
     from motionxfer.train import TrainConfig
 
     return template([("extract", ExtractConfig), ("smoothing", SmoothingConfig),
-                     ("normalize", NormalizeConfig), ("train", TrainConfig)], CONFIG_HEADER)
+                     ("normalize", NormalizeConfig), ("train", TrainConfig),
+                     ("export", ExportConfig)], CONFIG_HEADER)
 
 
 @dataclass(frozen=True)

@@ -271,3 +271,16 @@ def test_trimmed_target_with_person_masks(tmp_path: Path) -> None:
     masks = PersonMasks.load(Path(entry["poses"]).with_name("person_masks.npz"))
     assert len(masks.masks) == 30
     assert not list(root.rglob(".person_masks.partial.npz"))
+
+
+def test_extraction_in_two_processes(tmp_path: Path) -> None:
+    """[extract] workers = 2 splits the video in two parts; every frame is kept, in order."""
+    root = tmp_path / "p"
+    assert invoke("init", root, "--target", FIXTURES / "target_clip.mp4").exit_code == 0
+    config = (root / "config.toml").read_text()
+    (root / "config.toml").write_text(config.replace("# workers = 1", "workers = 2"))
+    result = invoke("extract-poses", root, "--no-hands", "--no-face", "--json")
+    assert result.exit_code == 0, result.output
+    poses = PoseSequence.load(json.loads(result.stdout)["results"][0]["poses"])
+    assert poses.num_frames == 120 and poses.person_present.sum() >= 115
+    assert np.all(np.diff(poses.timestamps) > 0)

@@ -170,6 +170,7 @@ def test_config_template_lists_every_setting_with_its_default() -> None:
 
     import tomllib
 
+    from motionxfer.export import ExportConfig
     from motionxfer.extract import ExtractConfig
     from motionxfer.normalization import NormalizeConfig
     from motionxfer.project import config_template
@@ -179,7 +180,8 @@ def test_config_template_lists_every_setting_with_its_default() -> None:
     uncommented = re.sub(r"^# ([a-z_]+ = .*)$", r"\1", config_template(), flags=re.M)
     tables = tomllib.loads(uncommented)
     for table, cls in [("extract", ExtractConfig), ("smoothing", SmoothingConfig),
-                       ("normalize", NormalizeConfig), ("train", TrainConfig)]:
+                       ("normalize", NormalizeConfig), ("train", TrainConfig),
+                       ("export", ExportConfig)]:
         assert tables[table], table
         assert from_dict(cls, tables[table], table) == cls()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -80,13 +81,33 @@ def _global_options(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _WarningLines(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        log(f"warning: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def library_warnings() -> Iterator[None]:
+    """The library's logged warnings (a provider that fell back to the CPU, an export rebuilt, a
+    truncated video) as `warning: ...` lines on stderr while a command runs (off with --quiet)."""
+    handler = _WarningLines(logging.WARNING)
+    library = logging.getLogger("motionxfer")
+    library.addHandler(handler)
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+
+
 def handle_errors(function: F) -> F:
-    """Map domain errors to one message, a hint and the error's exit code."""
+    """Map domain errors to one message, a hint and the error's exit code; show the library's
+    warnings while the command runs."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return function(*args, **kwargs)
+            with library_warnings():
+                return function(*args, **kwargs)
         except MotionXferError as error:
             if state.debug:
                 raise

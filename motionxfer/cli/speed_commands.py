@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from motionxfer.cli.app import command, emit, log, progress_bar
-from motionxfer.cli.transfer_commands import library_warnings
 
 
 @command("export")
@@ -38,7 +37,7 @@ def export(
 
     project = Project.open(project_dir)
     config = config_from_project(ExportConfig, project, "export", fp16=fp16)
-    with library_warnings(), progress_bar() as progress:
+    with progress_bar() as progress:
         result = export_project(project, config, checkpoint, force, progress)
     for model in result.models:
         log(f"{model.network} {model.precision}: max |ONNX - PyTorch| = "
@@ -107,6 +106,6 @@ def bench(
                          device=device, providers=parse_providers(providers),
                          precision=precision, threads=threads)
     project = Project.open(project_dir)
-    with library_warnings(), progress_bar() as progress:
+    with progress_bar() as progress:
         report = bench_project(project, config, source, progress=progress, log=log)
     emit(report.to_dict(), report.table())

@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from motionxfer.cli.app import command, emit, log, progress_bar
-
-
-class _LogLines(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        log(f"warning: {record.getMessage()}")
-
-
-@contextlib.contextmanager
-def library_warnings() -> Iterator[None]:
-    """The library's logged warnings (a provider that fell back to the CPU, an export rebuilt)
-    as `warning: ...` lines on stderr while a command runs (silenced by --quiet)."""
-    handler = _LogLines(logging.WARNING)
-    library = logging.getLogger("motionxfer")
-    library.addHandler(handler)
-    try:
-        yield
-    finally:
-        library.removeHandler(handler)
 
 
 @command("transfer")
@@ -114,7 +93,7 @@ def transfer(
         outputs_dir, names = output.parent, {sources[0]: output}
     else:
         outputs_dir, names = output or Path.cwd(), {}
-    with library_warnings(), progress_bar() as progress:
+    with progress_bar() as progress:
         results = transfer_many(project, sources, outputs_dir, config, checkpoint, progress,
                                 output_names=names)
     for result in results:
