@@ -258,8 +258,7 @@ def extract_video(
     if start is not None or end is not None:
         stop = info.duration if end is None else min(end, info.duration)
         total = max(1, round((stop - origin) * info.fps))
-    with native_logs_silenced():
-        extraction = _extract_timed(frames, info.fps, config, progress, total)
+    extraction = _extract_timed(frames, info.fps, config, progress, total)
     if extraction.masks is not None and masks_path is not None:
         extraction.masks.save(masks_path)
     return extraction.poses
@@ -279,7 +278,7 @@ def _extract_timed(
     times: list[float] = []
     mask_rows: list[np.ndarray] = []
     image_size: tuple[int, int] | None = None
-    with _open_model(mediapipe, config) as model:
+    with native_logs_silenced(), _open_model(mediapipe, config) as model:
         for index, (time, rgb) in enumerate(frames):
             image_size = _check_frame(rgb, index, image_size)
             small = _shrink(rgb, config.processing_long_side)
