@@ -41,11 +41,12 @@ def default_samples_dir() -> Path:
 
 def run_demo(
     workdir: str | os.PathLike[str], samples: str | os.PathLike[str] | None = None,
-    train_steps: int = 0, from_scratch: bool = False,
-    progress: ProgressCallback | None = None, log: Callable[[str], None] = print,
+    train_steps: int = 0, progress: ProgressCallback | None = None,
+    log: Callable[[str], None] = print,
 ) -> DemoResult:
     started = time.perf_counter()
     samples = Path(samples) if samples else default_samples_dir()
+    from_scratch = train_steps > 0
     needed = ["target.mp4", "source.mp4", "ground_truth.mp4"]
     if not from_scratch:
         needed.append("model.pt")
@@ -55,8 +56,6 @@ def run_demo(
             f"the samples folder {samples} lacks {', '.join(missing)}",
             hint="run the demo from a clone of the motionxfer repository, or pass --samples DIR",
         )
-    if from_scratch and train_steps <= 0:
-        raise BadInput("--from-scratch needs --train-steps N", hint="e.g. --train-steps 2000")
     workdir = Path(workdir)
     project_dir = workdir / "project"
     if (project_dir / "motionxfer.json").exists():
