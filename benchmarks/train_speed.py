@@ -7,7 +7,7 @@
 
 For each preset, on square frames at the preset's size, after one warm-up step of each kind:
 
-- generator: iterations/s of `Trainer.generator_step` (both frames of the pair, the spatial and
+- generator: iterations/s of `trainer.Trainer.generator_step` (both frames of the pair, the spatial and
   temporal discriminators, their updates) on a batch already in memory; images/s = iterations/s
   x batch size x processes, i.e. the frame pairs trained on per second;
 - face refiner: iterations/s of `Trainer.face_refiner_step`;
@@ -69,11 +69,11 @@ from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
 from motionxfer.train import (
     GENERATOR_STAGE,
     BatchQueue,
-    Trainer,
     batch_indices,
     batch_maker,
     on_device,
 )
+from motionxfer.trainer import Trainer
 
 BODY = {  # fractions of the frame: a standing person
     "nose": (0.5, 0.15), "left_eye": (0.52, 0.13), "right_eye": (0.48, 0.13),

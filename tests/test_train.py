@@ -48,14 +48,13 @@ from motionxfer.project import Project
 from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
 from motionxfer.train import (
     TrainConfig,
-    Trainer,
     batch_indices,
     batch_maker,
-    learning_rate_factor,
     on_device,
     train_target,
     training_setup,
 )
+from motionxfer.trainer import Trainer, learning_rate_factor
 from motionxfer.video import VideoInfo
 
 FPS = 30.0
