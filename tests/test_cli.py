@@ -85,6 +85,15 @@ def test_help_teaches_the_workflow() -> None:
     assert "motionxfer init ./me --target me.mp4" in result.output
 
 
+@pytest.mark.parametrize("command, table", [("extract-poses", "[extract]"),
+                                            ("normalize", "[smoothing]"),
+                                            ("train-target", "[train]")])
+def test_help_names_the_config_table(command: str, table: str) -> None:
+    """Rich markup must not swallow '[extract]' and the like from the help text."""
+    result = invoke(command, "--help")
+    assert result.exit_code == 0 and table in result.output
+
+
 def test_init_reports_the_target(tmp_path: Path, monkeypatch) -> None:
     shutil.copyfile(FIXTURES / "target_clip.mp4", tmp_path / "me.mp4")
     monkeypatch.chdir(tmp_path)

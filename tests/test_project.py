@@ -81,10 +81,9 @@ def test_create_refuses_a_non_empty_folder(tmp_path: Path) -> None:
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
     path = tmp_path / "data.json"
     write_json(path, {"good": 1})
-    with pytest.raises(RuntimeError):
-        with atomic_write(path, "w") as handle:
-            handle.write('{"half": ')
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), atomic_write(path, "w") as handle:
+        handle.write('{"half": ')
+        raise RuntimeError("disk full")
     assert json.loads(path.read_text()) == {"good": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["data.json"]  # no temp file left
 
@@ -104,9 +103,8 @@ def test_lock_stops_a_second_process(tmp_path: Path) -> None:
     child.start()
     try:
         assert ready.wait(30)
-        with pytest.raises(ProjectLocked) as error:
-            with Project.open(tmp_path / "me").locked():
-                pass
+        with pytest.raises(ProjectLocked) as error, Project.open(tmp_path / "me").locked():
+            pass
         assert "test holder" in error.value.message and error.value.hint
     finally:
         release.set()
@@ -117,9 +115,8 @@ def test_lock_stops_a_second_process(tmp_path: Path) -> None:
 
 def test_lock_is_reentrant_within_one_project(tmp_path: Path) -> None:
     project = Project.create(tmp_path / "me")
-    with project.locked("outer"):
-        with project.locked("inner"):
-            project.mark_done("stage", "abc")
+    with project.locked("outer"), project.locked("inner"):
+        project.mark_done("stage", "abc")
     assert Project.open(tmp_path / "me").is_fresh("stage", "abc")
 
 
@@ -177,7 +174,7 @@ def test_config_template_lists_every_setting_with_its_default() -> None:
     from motionxfer.smoothing import SmoothingConfig
     from motionxfer.train import TrainConfig
 
-    uncommented = re.sub(r"^# ([a-z_]+ = .*)$", r"\1", config_template(), flags=re.M)
+    uncommented = re.sub(r"^# ([a-z_]+ = .*)$", r"\1", config_template(), flags=re.MULTILINE)
     tables = tomllib.loads(uncommented)
     for table, cls in [("extract", ExtractConfig), ("smoothing", SmoothingConfig),
                        ("normalize", NormalizeConfig), ("train", TrainConfig),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,7 +20,7 @@ def evaluate(
     generated: Annotated[Path, typer.Argument(
         help="The generated video; with --holdout, the project folder.")],
     reference: Annotated[
-        Optional[Path], typer.Option("--reference", "-r", help="The real video to compare with "
+        Path | None, typer.Option("--reference", "-r", help="The real video to compare with "
                                      "(frame-aligned, same frame rate).")
     ] = None,
     holdout: Annotated[
@@ -29,46 +29,46 @@ def evaluate(
                            "the real frames.")
     ] = False,
     mask: Annotated[
-        Optional[Path], typer.Option("--mask", help="A person-mask video of the reference "
+        Path | None, typer.Option("--mask", help="A person-mask video of the reference "
                                      "(white person on black); default: MediaPipe segmentation.")
     ] = None,
     report: Annotated[
-        Optional[Path], typer.Option("--report", help="Write an HTML report here.")
+        Path | None, typer.Option("--report", help="Write an HTML report here.")
     ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON on stdout.")
     ] = False,
-    ssim: Annotated[Optional[bool], _switch("ssim", "SSIM")] = None,
-    psnr: Annotated[Optional[bool], _switch("psnr", "PSNR")] = None,
-    masked: Annotated[Optional[bool], _switch("masked", "Mask-SSIM and Mask-PSNR")] = None,
-    lpips: Annotated[Optional[bool], _switch("lpips", "LPIPS")] = None,
-    fid: Annotated[Optional[bool], _switch("fid", "FID")] = None,
-    temporal: Annotated[Optional[bool], _switch("temporal", "TCM and warping error")] = None,
-    pose: Annotated[Optional[bool], _switch("pose", "AKD/MKR of body joints")] = None,
-    face: Annotated[Optional[bool], _switch("face", "AKD/MKR of face landmarks")] = None,
+    ssim: Annotated[bool | None, _switch("ssim", "SSIM")] = None,
+    psnr: Annotated[bool | None, _switch("psnr", "PSNR")] = None,
+    masked: Annotated[bool | None, _switch("masked", "Mask-SSIM and Mask-PSNR")] = None,
+    lpips: Annotated[bool | None, _switch("lpips", "LPIPS")] = None,
+    fid: Annotated[bool | None, _switch("fid", "FID")] = None,
+    temporal: Annotated[bool | None, _switch("temporal", "TCM and warping error")] = None,
+    pose: Annotated[bool | None, _switch("pose", "AKD/MKR of body joints")] = None,
+    face: Annotated[bool | None, _switch("face", "AKD/MKR of face landmarks")] = None,
     lpips_backbone: Annotated[
-        Optional[list[str]], typer.Option("--lpips-backbone", help="alex (default) and/or vgg; "
+        list[str] | None, typer.Option("--lpips-backbone", help="alex (default) and/or vgg; "
                                           "repeat for both.")
     ] = None,
     flow: Annotated[
-        Optional[str], typer.Option("--flow", help="Optical flow: dis (default) or farneback.")
+        str | None, typer.Option("--flow", help="Optical flow: dis (default) or farneback.")
     ] = None,
     reference_start_frame: Annotated[
-        Optional[int], typer.Option("--reference-start-frame",
+        int | None, typer.Option("--reference-start-frame",
                                     help="Skip this many reference frames first.")
     ] = None,
     max_frames: Annotated[
-        Optional[int], typer.Option("--max-frames", help="Compare at most this many frames.")
+        int | None, typer.Option("--max-frames", help="Compare at most this many frames.")
     ] = None,
     resize_reference: Annotated[
-        Optional[bool], typer.Option("--resize-reference", help="Resize the reference to the "
+        bool | None, typer.Option("--resize-reference", help="Resize the reference to the "
                                      "generated video's size instead of refusing.")
     ] = None,
     batch_size: Annotated[
-        Optional[int], typer.Option("--batch-size", help="Frames per LPIPS/FID batch.")
+        int | None, typer.Option("--batch-size", help="Frames per LPIPS/FID batch.")
     ] = None,
     device: Annotated[
-        Optional[str], typer.Option("--device", help="cpu (default), cuda, cuda:1, ...")
+        str | None, typer.Option("--device", help="cpu (default), cuda, cuda:1, ...")
     ] = None,
 ) -> None:
     """Score a generated video against a real one, or the project's held-out frames.

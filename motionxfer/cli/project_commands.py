@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,9 +13,9 @@ ProjectArg = Annotated[
     Path, typer.Argument(help="The project folder (one per target person), made by 'init'.")
 ]
 StartOpt = Annotated[
-    Optional[float], typer.Option("--start", help="Use the video from this second on.")
+    float | None, typer.Option("--start", help="Use the video from this second on.")
 ]
-EndOpt = Annotated[Optional[float], typer.Option("--end", help="Use the video up to this second.")]
+EndOpt = Annotated[float | None, typer.Option("--end", help="Use the video up to this second.")]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Recompute even if the cached result is up to date.")
 ]
@@ -54,15 +54,15 @@ def init(
 def extract_poses(
     project_dir: ProjectArg,
     source: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Option("--source", "-s", help="A source video (repeat for several). "
                      "Without it, the target's poses are extracted."),
     ] = None,
     hands: Annotated[
-        Optional[bool], typer.Option("--hands/--no-hands", help="Detect both hands.")
+        bool | None, typer.Option("--hands/--no-hands", help="Detect both hands.")
     ] = None,
     face: Annotated[
-        Optional[bool], typer.Option("--face/--no-face", help="Detect the face mesh.")
+        bool | None, typer.Option("--face/--no-face", help="Detect the face mesh.")
     ] = None,
     start: StartOpt = None,
     end: EndOpt = None,
@@ -71,7 +71,7 @@ def extract_poses(
     """Detect body, hands and face in every frame (MediaPipe) and cache them in the project.
 
     Frames with nobody in them are kept and marked. Results are reused until the video or the
-    settings change (--force recomputes). Settings: the [extract] table of config.toml.
+    settings change (--force recomputes). Settings: the \\[extract] table of config.toml.
     """
     from motionxfer.extract import ExtractConfig
     from motionxfer.pipeline import extract_poses as run_extract
@@ -106,7 +106,7 @@ def import_keypoints(
         Path, typer.Argument(help="OpenPose JSON folder, CSV (plain or DeepLabCut) or NPZ file.")
     ],
     video: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--video", help="The source video these keypoints belong to "
                      "(default: the target video)."),
     ] = None,
@@ -114,7 +114,7 @@ def import_keypoints(
         str, typer.Option("--layout", help="auto, openpose, csv, deeplabcut or npz.")
     ] = "auto",
     limbs: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--limbs", help="Limbs to draw for an unknown layout: 'a-b,b-c,...'."),
     ] = None,
 ) -> None:
@@ -144,7 +144,7 @@ def normalize(
 
     Everybody Dance Now's global pose normalization: the source's nearest and farthest ankle
     positions and body heights are mapped onto the target's, interpolating in between.
-    Settings: the [normalize] and [smoothing] tables of config.toml.
+    Settings: the \\[normalize] and \\[smoothing] tables of config.toml.
     """
     from motionxfer.pipeline import normalize_source, source_record
 
@@ -164,7 +164,7 @@ def preview(
     source: Annotated[Path, typer.Option("--source", "-s", help="The source video.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The preview video to write.")],
     seconds: Annotated[
-        Optional[float], typer.Option("--seconds", help="Only the first N seconds.")
+        float | None, typer.Option("--seconds", help="Only the first N seconds.")
     ] = None,
     height: Annotated[int, typer.Option("--height", help="Height of each panel in pixels.")] = 360,
 ) -> None:
