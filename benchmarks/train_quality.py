@@ -1,12 +1,13 @@
 """Train a preset on a target of the synthetic studio data, then measure transfer quality.
 
-    python benchmarks/train_quality.py --data ../shared/data --preset tiny --steps 2000 \
+    python benchmarks/train_quality.py --data ../shared/data --preset tiny --minutes 30 \
         --target-seconds 60 --workdir /tmp/quality
 
 Steps, each timed:
   1. a project on `studio/target<I>/train/video.mp4` (its first --target-seconds), poses extracted;
-  2. train-target with the preset for --steps steps (skipped with --steps 0 when the project
-     already has a model: re-measure a trained project);
+  2. train-target with the preset for --minutes of the generator stage (at most --steps steps),
+     then the face refiner (skipped with --steps 0 when the project already has a model:
+     re-measure a trained project);
   3. transfer of the held-out clip `target<I>/heldout` (self-reconstruction: compared with the
      real held-out frames) and of `source<J>` (cross-identity: compared with the ground-truth
      render `gt/target<I>_source<J>`, the target really performing the source's motion);
@@ -33,7 +34,10 @@ def main() -> None:
     parser.add_argument("--target", type=int, default=0)
     parser.add_argument("--source", type=int, default=0)
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=100_000,
+                        help="at most this many generator steps (0: use the project's model)")
+    parser.add_argument("--minutes", type=float, default=30.0,
+                        help="time budget of the generator stage (0: run all --steps)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--target-seconds", type=float, default=60.0,
                         help="use only the first N seconds of the target's training video")
@@ -64,7 +68,8 @@ def main() -> None:
     if args.steps > 0:
         clock = time.perf_counter()
         preset, config = training_setup(project, args.preset, False, steps=args.steps,
-                                        batch_size=args.batch_size, device=args.device)
+                                        batch_size=args.batch_size, device=args.device,
+                                        max_minutes=args.minutes)
         train_target(project, config, preset)
         times["training"] = time.perf_counter() - clock
 
@@ -90,7 +95,8 @@ def main() -> None:
         results[name] = {key: summary.get(key) for key in ("ssim", "psnr", "lpips_alex", "tcm")}
         results[name]["frames"] = transferred.frames  # type: ignore[index]
     report = {
-        "preset": args.preset, "steps": args.steps, "target": args.target,
+        "preset": args.preset, "steps": args.steps, "minutes": args.minutes,
+        "target": args.target,
         "source": args.source, "target_seconds": args.target_seconds,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available()
         else platform.processor() or platform.machine(),

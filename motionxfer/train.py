@@ -154,6 +154,7 @@ class TrainConfig:
     min_person_fraction: float = 0.5
     face_refiner: bool = True
     face_refiner_steps: int = 5000
+    max_minutes: float = 0.0  # wall-clock budget of the generator stage (0: none); --resume goes on
     face_batch_size: int = 8
     face_lr: float = 0.0002
 
@@ -176,6 +177,8 @@ class TrainConfig:
             problems.append("device must be auto, cpu, cuda or cuda:N")
         if not 0 <= self.holdout_fraction < 0.5:
             problems.append("holdout_fraction must be in [0, 0.5)")
+        if not self.max_minutes >= 0:
+            problems.append("max_minutes cannot be negative (0 means no time limit)")
         if not 0 <= self.min_person_fraction <= 1:
             problems.append("min_person_fraction must be in [0, 1]")
         if self.num_workers < 0 or self.validation_frames < 0:
@@ -686,6 +689,10 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
     queue = BatchQueue(make, first, total, config.num_workers)
     run.sums, run.count, run.losses = {}, 0, {}
     meter_start, meter_steps = time.perf_counter(), 0
+    # The generator stage may end early on a time budget: at a step boundary, finished as its
+    # last step would be (logged, sampled, validated, saved); --resume goes on from there.
+    deadline = (meter_start + 60 * config.max_minutes
+                if config.max_minutes > 0 and not face else math.inf)
     trainer.set_train(True)
     try:
         for step in range(first, total):
@@ -702,16 +709,18 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
                 run.sums[key] = run.sums.get(key, 0.0) + value
             run.count += 1
             diverged = not all(math.isfinite(value) for value in values.values())
+            out_of_time = time.perf_counter() > deadline
             if processes.distributed:  # every process takes the same decisions, at the same step
-                stop.agreed, diverged = any_across([stop.requested, diverged], processes,
-                                                   trainer.device)
+                stop.agreed, diverged, out_of_time = any_across(
+                    [stop.requested, diverged, out_of_time], processes, trainer.device)
+            last = done == total or out_of_time
             if diverged:
                 raise BadInput(
                     f"training diverged at {stage} step {done} (a loss is not finite: {values})",
                     hint="resume from the last checkpoint with a lower learning rate "
                     "(lr in [train] of config.toml), or --no-amp",
                 )
-            if done % config.log_every == 0 or done == total:
+            if done % config.log_every == 0 or last:
                 run.losses = mean_across({key: value / run.count
                                           for key, value in run.sums.items()},
                                          processes, trainer.device)
@@ -723,15 +732,15 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
                         "time": time.time(), **{k: round(v, 6) for k, v in run.losses.items()},
                     })
                 run.sums, run.count = {}, 0
-            if processes.is_main and (done % config.sample_every == 0 or done == total):
+            if processes.is_main and (done % config.sample_every == 0 or last):
                 _write_samples(trainer, project, stage, done)
-            if processes.is_main and (done % config.validate_every == 0 or done == total):
+            if processes.is_main and (done % config.validate_every == 0 or last):
                 run.validation = validate(trainer, samples, split, boxes, config, face)
                 trainer.set_train(True)
                 append_log(project.paths.train_log, {
                     "stage": stage, "step": done, "validation": dataclasses.asdict(run.validation),
                 })
-            if done % config.checkpoint_every == 0 and done != total:
+            if done % config.checkpoint_every == 0 and not last:
                 save()
             if progress is not None:
                 elapsed = time.perf_counter() - meter_start
@@ -743,9 +752,11 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
                 progress(description, done, total, text)
             if stop.agreed if processes.distributed else stop.requested:
                 raise KeyboardInterrupt
+            if out_of_time:
+                break
     finally:
         queue.close()
-    return total - first
+    return done - first
 
 
 def _write_samples(trainer: Trainer, project: Project, stage: str, step: int) -> None:

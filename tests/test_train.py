@@ -303,6 +303,23 @@ def test_generator_step_updates_generator_and_both_discriminators() -> None:
 
 # --- the whole loop, checkpoints and resumption --------------------------------------------------
 
+def test_time_budget_ends_the_generator_stage_early_and_resume_goes_on(tmp_path: Path) -> None:
+    """max_minutes: the generator stage stops at the first step past the budget, finished like
+    a last step (logged, validated, saved); the face refiner still trains; --resume continues."""
+    project = make_project(tmp_path / "me")
+    budget = 1e-6  # minutes: over after the first step
+    result = train_target(project, quick_config(steps=50, max_minutes=budget), tiny_preset(),
+                          draw=draw_joints)
+    assert result.generator_steps == 1 and result.face_refiner_steps == 2
+    assert result.validation is not None
+    lines = [json.loads(line) for line in project.paths.train_log.read_text().splitlines()]
+    assert {"stage": "generator", "step": 1} == {k: lines[0][k] for k in ("stage", "step")}
+    resumed = train_target(project, quick_config(steps=3, max_minutes=0.0), resume=True,
+                           draw=draw_joints)
+    assert resumed.generator_steps == 3 and resumed.steps_this_run == 2
+
+
+
 def test_train_target_writes_checkpoint_log_samples_and_scores(tmp_path: Path) -> None:
     project = make_project(tmp_path / "me")
     result = train_target(project, quick_config(), tiny_preset(), draw=draw_joints)

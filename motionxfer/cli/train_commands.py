@@ -48,6 +48,11 @@ def train_target(
                      help="VGG perceptual loss (needs: motionxfer models fetch vgg16). "
                      "--no-perceptual trains without it, with a warning."),
     ] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option("--max-minutes", min=0, help="Stop the generator stage after this many "
+                     "minutes (saved and validated; --resume goes on later). 0: no limit."),
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
 ) -> None:
     """Train the target's generator (Everybody Dance Now) and its face refiner.
@@ -71,7 +76,7 @@ def train_target(
     project = Project.open(project_dir)
     chosen, config = training_setup(
         project, preset, resume, steps=steps, batch_size=batch_size, device=device, amp=amp,
-        face_refiner=face_refiner, perceptual=perceptual, seed=seed,
+        face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
     )
     batch = f"batch {config.batch_size}"
     if processes.distributed:
