@@ -96,6 +96,8 @@ def _scores(generated: Path, reference: Path, progress: ProgressCallback | None,
     config = EvaluateConfig(masked=False, fid=False, pose=False, face=False,
                             lpips_backbones=("alex",), resize_reference=True)
     evaluation = evaluate_videos(generated, reference, config, progress)
+    for name, reason in evaluation.skipped:
+        log(f"skipped {name}: {reason}")
     summary = evaluation.summary()
     scores = {name: float(summary[name]) for name in DEMO_METRICS if name in summary}
     log("against the ground truth: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
