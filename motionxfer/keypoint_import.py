@@ -276,14 +276,10 @@ def load_csv(
             visibility = 1.0 if visibility_column is None else _number(
                 row, visibility_column, path, line)
             keypoints[frame, joint] = (x, y, visibility)
-    keypoints = _missing_to_nan(keypoints)
-    _check_visibility(keypoints, path.name)
-    _check_coordinates(keypoints, image_size, path.name)
-    skeleton = skeleton_for_names(joints, "imported_csv", limbs, path)
-    present = np.zeros(total, bool)
-    present[sorted(seen)] = True
-    present &= (keypoints[..., 2] > 0).any(axis=1)
-    return _sequence(keypoints, skeleton, fps, image_size, present)
+    rows_given = np.zeros(total, bool)
+    rows_given[sorted(seen)] = True
+    return _named_sequence(keypoints, joints, "imported_csv", limbs, path, fps, image_size,
+                           rows_given)
 
 
 def _csv_columns(
@@ -369,12 +365,7 @@ def load_deeplabcut(
             keypoints[frame, joint] = (_number(row, kinds["x"], path, line),
                                        _number(row, kinds["y"], path, line),
                                        _number(row, kinds["likelihood"], path, line))
-    keypoints = _missing_to_nan(keypoints)
-    _check_visibility(keypoints, path.name)
-    _check_coordinates(keypoints, image_size, path.name)
-    skeleton = skeleton_for_names(names, "imported_deeplabcut", limbs, path)
-    present = (keypoints[..., 2] > 0).any(axis=1)
-    return _sequence(keypoints, skeleton, fps, image_size, present)
+    return _named_sequence(keypoints, names, "imported_deeplabcut", limbs, path, fps, image_size)
 
 
 def _read_csv(path: Path) -> list[tuple[int, list[str]]]:
@@ -455,12 +446,7 @@ def load_npz(
     fps, image_size = _need_fps(fps, path), _need_size(image_size, path)
     if "limbs" in arrays and limbs is None:
         limbs = _limbs_text(arrays["limbs"], names, path)
-    keypoints = _missing_to_nan(keypoints)
-    _check_visibility(keypoints, path.name)
-    _check_coordinates(keypoints, image_size, path.name)
-    skeleton = skeleton_for_names(names, "imported_npz", limbs, path)
-    present = (keypoints[..., 2] > 0).any(axis=1)
-    return _sequence(keypoints, skeleton, fps, image_size, present)
+    return _named_sequence(keypoints, names, "imported_npz", limbs, path, fps, image_size)
 
 
 def _limbs_text(limbs: np.ndarray, names: tuple[str, ...], path: Path) -> str:
@@ -612,6 +598,23 @@ def _need_size(image_size: tuple[int, int] | None, path: Path) -> tuple[int, int
                        hint="give the video they were made from (--video), or store image_size "
                        "in the file")
     return (int(image_size[0]), int(image_size[1]))
+
+
+def _named_sequence(
+    keypoints: np.ndarray, names: tuple[str, ...], layout_name: str, limbs: str | None,
+    path: Path, fps: float, image_size: tuple[int, int], rows_given: np.ndarray | None = None,
+) -> PoseSequence:
+    """Keypoints (T, J, 3) of named joints read from `path`, checked: missing points become
+    NaN, a frame has a person when one of its points is there (and, for formats that may skip
+    frames, its row was given)."""
+    keypoints = _missing_to_nan(keypoints)
+    _check_visibility(keypoints, path.name)
+    _check_coordinates(keypoints, image_size, path.name)
+    skeleton = skeleton_for_names(names, layout_name, limbs, path)
+    present = (keypoints[..., 2] > 0).any(axis=1)
+    if rows_given is not None:
+        present &= rows_given
+    return _sequence(keypoints, skeleton, fps, image_size, present)
 
 
 def _sequence(

@@ -134,6 +134,13 @@ class Trainer:
         self.face_refiner_step_count = 0
         self.last_outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
+    def _descend(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """One optimizer step on `loss` through the GradScaler (`scaler.update()` follows once
+        both of a stage's optimizers have stepped)."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp)
 
@@ -177,9 +184,7 @@ class Trainer:
                 self.weights, mode, fake_spatial, real_spatial, fake_temporal, real_temporal,
                 fakes, reals, self.perceptual,
             )
-        self.generator_optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(generator_losses.total).backward()
-        self.scaler.step(self.generator_optimizer)
+        self._descend(generator_losses.total, self.generator_optimizer)
 
         set_requires_grad(discriminators, True)
         with self.autocast():
@@ -196,9 +201,7 @@ class Trainer:
                 else None
             )
             discriminator_total = spatial + temporal if temporal is not None else spatial
-        self.discriminator_optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(discriminator_total).backward()
-        self.scaler.step(self.discriminator_optimizer)
+        self._descend(discriminator_total, self.discriminator_optimizer)
         self.scaler.update()
         self.schedulers["generator"].step()
         self.schedulers["discriminator"].step()
@@ -233,17 +236,13 @@ class Trainer:
             fake_outputs = discriminator_network(torch.cat([pose_crops, refined], 1))
             losses = face_objective(self.weights, mode, fake_outputs, real_outputs, refined,
                                     real_crops, self.perceptual)
-        self.face_optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses.total).backward()
-        self.scaler.step(self.face_optimizer)
+        self._descend(losses.total, self.face_optimizer)
         set_requires_grad([self.face_discriminator], True)
         with self.autocast():
             discriminator_loss = discriminator_objective(
                 mode, real_outputs,
                 discriminator_network(torch.cat([pose_crops, refined.detach()], 1)))
-        self.face_discriminator_optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(discriminator_loss).backward()
-        self.scaler.step(self.face_discriminator_optimizer)
+        self._descend(discriminator_loss, self.face_discriminator_optimizer)
         self.scaler.update()
         self.schedulers["face_refiner"].step()
         self.schedulers["face_discriminator"].step()

@@ -112,3 +112,15 @@ def write_blank_video(path: Path, frames: int = 20, size: int = 128, audio: bool
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (two threads fight over a shared 2-core machine), then
+    as it was."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

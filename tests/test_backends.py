@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from motionxfer.backends import (
@@ -47,9 +46,7 @@ FRAME_PSNR = 60.0
 VIDEO_PSNR = 30.0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from motionxfer.backends import BackendConfig, open_backend
 from motionxfer.bench import random_checkpoint
@@ -32,9 +31,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 FRAMES = 20
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -156,9 +156,7 @@ def quick_config(**changes: object) -> TrainConfig:
     return TrainConfig(**values)  # type: ignore[arg-type]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- data ----------------------------------------------------------------------------------------
