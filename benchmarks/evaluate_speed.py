@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from motionxfer import model_cache
-from motionxfer.metrics import image, temporal
-from motionxfer.metrics.fid import fid_from_features
+from motionxfer.evaluation.metrics import image, temporal
+from motionxfer.evaluation.metrics.fid import fid_from_features
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def main() -> None:
         timed(f"TCM + warping error ({method})", count - 1, lambda: [
             temporal.frame_pair_consistency(reference[t - 1], reference[t], generated[t - 1],
                                             generated[t], estimator) for t in range(1, count)])
-    from motionxfer.metrics.perceptual import inception_features, lpips_distances
+    from motionxfer.evaluation.metrics.perceptual import inception_features, lpips_distances
     from motionxfer.networks.inception_fid import FIDInception
     from motionxfer.networks.lpips import LPIPS, required_weights
 

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from motionxfer.normalization import (
+from motionxfer.pose.normalization import (
     NormalizeConfig,
     ankle_statistics,
     apply_normalization,
     fit_normalization,
 )
-from motionxfer.pose import PoseSequence
-from motionxfer.skeleton import Skeleton
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import Skeleton
 
 FIXTURES = Path(__file__).parents[1] / "tests" / "fixtures"
 CASES = (  # label, source, target video for statistics, ground truth

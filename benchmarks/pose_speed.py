@@ -31,8 +31,8 @@ import av
 import cv2
 import numpy as np
 
-from motionxfer.extract import ExtractConfig, extract_from_frames, extract_video
-from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
+from motionxfer.pose.extract import ExtractConfig, extract_from_frames, extract_video
+from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 
 DATA_CLIP = Path("/work/shared/data/studio/target0/train")
 LIMB_JOINTS = (

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from motionxfer import face_topology
-from motionxfer.render import RenderStyle, render_label_maps, render_stick_figure
-from motionxfer.skeleton import (
+from motionxfer.pose import face_topology
+from motionxfer.pose.render import RenderStyle, render_label_maps, render_stick_figure
+from motionxfer.pose.skeleton import (
     FACE_START,
     HAND_NAMES,
     LEFT_HAND_START,

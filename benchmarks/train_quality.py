@@ -47,11 +47,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
-    from motionxfer.evaluate import EvaluateConfig, evaluate_videos
+    from motionxfer.evaluation.evaluate import EvaluateConfig, evaluate_videos
+    from motionxfer.inference.frame_generator import BackendConfig
+    from motionxfer.inference.transfer import PersonalModel, TransferConfig, transfer
     from motionxfer.pipeline import extract_poses, init_project
     from motionxfer.project import Project
-    from motionxfer.train import train_target, training_setup
-    from motionxfer.transfer import PersonalModel, TransferConfig, transfer
+    from motionxfer.training.train import train_plan, training_setup
 
     studio = args.data / "studio"
     times: dict[str, float] = {}
@@ -67,10 +68,9 @@ def main() -> None:
 
     if args.steps > 0:
         clock = time.perf_counter()
-        preset, config = training_setup(project, args.preset, False, steps=args.steps,
-                                        batch_size=args.batch_size, device=args.device,
-                                        max_minutes=args.minutes)
-        train_target(project, config, preset)
+        train_plan(project, training_setup(project, args.preset, False, steps=args.steps,
+                                          batch_size=args.batch_size, device=args.device,
+                                          max_minutes=args.minutes))
         times["training"] = time.perf_counter() - clock
 
     model = PersonalModel(project.paths.checkpoint, args.device,
@@ -88,7 +88,8 @@ def main() -> None:
         clock = time.perf_counter()
         output = args.workdir / f"{name}.mp4"
         transferred = transfer(project, driver, output,
-                               TransferConfig(max_seconds=args.eval_seconds, device=args.device),
+                               TransferConfig(BackendConfig(device=args.device),
+                                              max_seconds=args.eval_seconds),
                                model=model)
         times[f"transfer_{name}"] = time.perf_counter() - clock
         summary = evaluate_videos(output, reference, evaluation).summary()

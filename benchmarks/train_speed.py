@@ -47,14 +47,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from motionxfer.dataset import (
+from motionxfer.conditioning import Conditioning
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
+from motionxfer.presets import load_preset
+from motionxfer.training.batches import (
+    GENERATOR_STAGE,
+    BatchQueue,
+    batch_indices,
+    batch_maker,
+    on_device,
+)
+from motionxfer.training.dataset import (
     FrameCache,
     PairBatch,
     PairImages,
     TrainingSamples,
-    stick_figure_drawer,
+    conditioning_drawer,
 )
-from motionxfer.distributed import (
+from motionxfer.training.distributed import (
     Processes,
     any_across,
     barrier,
@@ -62,18 +73,8 @@ from motionxfer.distributed import (
     process_group,
     processes_from_environment,
 )
-from motionxfer.losses import PerceptualLoss
-from motionxfer.pose import PoseSequence
-from motionxfer.presets import load_preset
-from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
-from motionxfer.train import (
-    GENERATOR_STAGE,
-    BatchQueue,
-    batch_indices,
-    batch_maker,
-    on_device,
-)
-from motionxfer.trainer import Trainer
+from motionxfer.training.losses import PerceptualLoss
+from motionxfer.training.trainer import Trainer
 
 BODY = {  # fractions of the frame: a standing person
     "nose": (0.5, 0.15), "left_eye": (0.52, 0.13), "right_eye": (0.48, 0.13),
@@ -121,7 +122,7 @@ def training_samples(size: int, frames: int = 64) -> TrainingSamples:
     """Random frames (as the memory-mapped cache holds them) and moving holistic poses."""
     pixels = np.random.default_rng(1).integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
     poses = holistic_poses(frames, size)
-    return TrainingSamples(FrameCache(Path("memory"), pixels), poses, stick_figure_drawer(poses))
+    return TrainingSamples(FrameCache(Path("memory"), pixels), poses, conditioning_drawer(Conditioning(), poses))
 
 
 def random_batch(batch_size: int, size: int) -> PairBatch:

@@ -7,7 +7,7 @@
     python benchmarks/transfer_speed.py --generator-only 60 --threads 1 --threads 2
 
 For each preset a model with random weights is built (speed does not depend on the weights'
-values) and `motionxfer.bench.run_benchmark` times decoding, MediaPipe (one process and
+values) and `motionxfer.inference.bench.run_benchmark` times decoding, MediaPipe (one process and
 `--workers` processes), normalization, stick figures, the generator (one video, and
 `--video-batch` videos per call), the face refiner, encoding, the overlapped pipeline on cached
 poses, and the whole job from the video. The video is tests/fixtures/source_clip.mp4 (256x256,
@@ -25,14 +25,14 @@ from pathlib import Path
 
 import torch
 
-from motionxfer.backends import BackendConfig, parse_providers
-from motionxfer.bench import (
+from motionxfer.inference.bench import (
     BenchConfig,
     device_description,
     generator_speed,
     random_checkpoint,
     run_benchmark,
 )
+from motionxfer.inference.frame_generator import BackendConfig, parse_providers
 
 VIDEO = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "source_clip.mp4"
 

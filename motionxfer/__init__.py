@@ -6,9 +6,9 @@ The library is usable from Python; the `motionxfer` command is a thin layer over
 
     project = motionxfer.init_project("me", target="me.mp4")
     motionxfer.extract_poses(project, project.target)
-    preset, config = motionxfer.training_setup(project, "256")
-    motionxfer.train_target(project, config, preset)
-    motionxfer.transfer(project, "dancer.mp4", "me_dancing.mp4")
+    plan = motionxfer.training_setup(project, "256", steps=20_000)
+    motionxfer.train_plan(project, plan)
+    motionxfer.inference.transfer(project, "dancer.mp4", "me_dancing.mp4")
 
 Names are imported on first use, so `import motionxfer` does not load torch or MediaPipe.
 """
@@ -22,21 +22,26 @@ __version__ = "0.1.0"
 
 _API = {
     "Project": "motionxfer.project",
-    "PoseSequence": "motionxfer.pose",
+    "PoseSequence": "motionxfer.pose.sequence",
     "init_project": "motionxfer.pipeline",
     "extract_poses": "motionxfer.pipeline",
     "import_keypoints": "motionxfer.pipeline",
     "normalize_source": "motionxfer.pipeline",
     "source_record": "motionxfer.pipeline",
-    "make_preview": "motionxfer.preview",
-    "training_setup": "motionxfer.train",
-    "train_target": "motionxfer.train",
-    "TransferConfig": "motionxfer.transfer",
-    "transfer": "motionxfer.transfer",
-    "transfer_many": "motionxfer.transfer",
-    "EvaluateConfig": "motionxfer.evaluate",
-    "evaluate_videos": "motionxfer.evaluate",
-    "evaluate_holdout": "motionxfer.protocols",
+    "make_preview": "motionxfer.inference.preview",
+    "training_setup": "motionxfer.training.train",
+    "train_target": "motionxfer.training.train",
+    "train_plan": "motionxfer.training.train",
+    "TrainConfig": "motionxfer.training.config",
+    "Checkpoint": "motionxfer.checkpoint",
+    "Conditioning": "motionxfer.conditioning",
+    "BackendConfig": "motionxfer.inference.frame_generator",
+    "TransferConfig": "motionxfer.inference.transfer",
+    "transfer": "motionxfer.inference.transfer",
+    "transfer_many": "motionxfer.inference.transfer",
+    "EvaluateConfig": "motionxfer.evaluation.evaluate",
+    "evaluate_videos": "motionxfer.evaluation.evaluate",
+    "evaluate_holdout": "motionxfer.evaluation.protocols",
 }
 __all__ = sorted(_API) + ["__version__"]
 

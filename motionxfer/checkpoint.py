@@ -10,16 +10,23 @@ tensors), so it loads with `torch.load(..., weights_only=True)` and unpickles no
     generator_step, face_refiner_step
     configs                 generator, discriminator, temporal_discriminator, face_refiner (or
                             None when switched off), losses, train: each its dataclass as a dict
+    conditioning            how poses become the generator's input (motionxfer.conditioning;
+                            absent before it was a choice: the RGB stick figure)
+    architecture            the generator's name in motionxfer.networks.registry (absent:
+                            "pix2pixhd")
     models                  state dicts by name ("generator", "discriminator", ...)
     optimizers, schedulers, scaler      their state dicts (absent in an inference export)
     rng                     python, numpy, torch CPU and CUDA states, and the sampler's state
 
-Resuming takes everything from the checkpoint; `load_generator(path)` rebuilds the generator with
-no other input. `export_inference` keeps only what transfer needs (a much smaller file).
+`Checkpoint` is the typed value a command reads once (`Checkpoint.load`) and passes down:
+resuming takes everything from it, `build_generator()` rebuilds the generator with no other
+input, and `inference_only()` keeps only what transfer needs (a much smaller file).
+`read_checkpoint` / `save_checkpoint` are the file layer below it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import pickle
@@ -33,36 +40,20 @@ import numpy as np
 import torch
 
 from motionxfer import __version__
-from motionxfer.config import from_dict
-from motionxfer.errors import CheckpointError
-from motionxfer.fileio import atomic_write
+from motionxfer.conditioning import Conditioning
+from motionxfer.errors import BadInput, CheckpointError
+from motionxfer.io.files import atomic_write
 from motionxfer.networks.face_refiner import FaceRefiner, FaceRefinerConfig
-from motionxfer.networks.generator import Generator, GeneratorConfig
+from motionxfer.networks.generator import GeneratorConfig
+from motionxfer.networks.registry import DEFAULT_ARCHITECTURE, architecture, build_generator
+from motionxfer.presets import Preset, preset_configs, preset_from_configs
+from motionxfer.training.config import TrainConfig
 
 CHECKPOINT_FORMAT = "motionxfer-checkpoint"
 CHECKPOINT_SCHEMA = 1
 REQUIRED_KEYS = ("preset", "project_id", "working_size", "generator_step", "face_refiner_step",
                  "configs", "models")
 TRAINING_KEYS = ("optimizers", "schedulers", "scaler", "rng")
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """What a checkpoint says about itself (everything but the tensors)."""
-
-    path: Path
-    schema_version: int
-    tool_version: str
-    created: str
-    preset: str
-    project_id: str
-    working_size: tuple[int, int]  # (width, height)
-    generator_step: int
-    face_refiner_step: int
-    generator: GeneratorConfig
-    face_refiner: FaceRefinerConfig | None
-    configs: dict[str, Any]  # every config as saved (discriminators, losses, train)
-    trainable: bool  # False for an inference export (no optimizer or RNG states)
 
 
 def new_payload(**values: Any) -> dict[str, Any]:
@@ -138,85 +129,160 @@ def read_checkpoint(path: str | Path, project_id: str | None = None) -> dict[str
     return payload
 
 
-def checkpoint_info(payload: dict[str, Any], path: str | Path) -> CheckpointInfo:
-    configs = payload["configs"]
-    where = f"checkpoint {path}"
-    try:
-        generator = from_dict(GeneratorConfig, configs["generator"], where)
-        face_values = configs.get("face_refiner")
-        face_refiner = from_dict(FaceRefinerConfig, face_values, where) if face_values else None
-    except (KeyError, ValueError, TypeError) as error:
-        raise CheckpointError(f"{path} has an unreadable architecture: {error}",
-                              hint="delete it and train again") from error
-    width, height = payload["working_size"]
-    return CheckpointInfo(
-        path=Path(path),
-        schema_version=int(payload["schema_version"]),
-        tool_version=str(payload.get("tool_version", "")),
-        created=str(payload.get("created", "")),
-        preset=str(payload["preset"]),
-        project_id=str(payload["project_id"]),
-        working_size=(int(width), int(height)),
-        generator_step=int(payload["generator_step"]),
-        face_refiner_step=int(payload["face_refiner_step"]),
-        generator=generator,
-        face_refiner=face_refiner,
-        configs=configs,
-        trainable=all(key in payload for key in TRAINING_KEYS),
-    )
+@dataclass(frozen=True)
+class TrainingState:
+    """What resuming needs beyond the weights (absent in an inference export)."""
+
+    optimizers: dict[str, Any]
+    schedulers: dict[str, Any]
+    scaler: dict[str, Any]
+    rng: dict[str, Any]  # capture_rng_state() of rank 0
 
 
-def load_state(module: torch.nn.Module, payload: dict[str, Any], name: str, path: Path) -> None:
-    """Strict load of `payload["models"][name]` into `module`."""
-    state = payload["models"].get(name)
-    if state is None:
-        raise CheckpointError(f"{path} has no weights for the {name}",
-                              hint="delete it and train again")
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(
-            f"the {name} weights in {path} do not fit its architecture: "
-            f"{str(error).splitlines()[0]}",
-            hint="the file is damaged: delete it and train again",
-        ) from error
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint read once, as typed values: what it is, how it was trained, its weights.
 
+    `preset` holds every network's config and, in `preset.train`, the run's training settings;
+    `conditioning` says how poses become the generator's input. Build it from a file with
+    `Checkpoint.load`, write it with `save`; the networks come from `build_generator` and
+    `build_face_refiner`.
+    """
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu",
-                   project_id: str | None = None) -> tuple[Generator, CheckpointInfo]:
-    """The trained generator in eval mode, rebuilt from the checkpoint alone."""
-    path = Path(path)
-    payload = read_checkpoint(path, project_id)
-    info = checkpoint_info(payload, path)
-    generator = Generator(info.generator)
-    load_state(generator, payload, "generator", path)
-    return generator.to(device).eval(), info
+    preset: Preset
+    project_id: str  # sha256 of the target video: a checkpoint belongs to one person
+    working_size: tuple[int, int]  # (width, height) of the frames the generator makes
+    generator_step: int
+    face_refiner_step: int
+    models: dict[str, dict[str, torch.Tensor]]  # state dicts by network name
+    conditioning: Conditioning = Conditioning()
+    architecture: str = DEFAULT_ARCHITECTURE
+    with_face_refiner: bool = True  # False: trained with the face refiner switched off
+    training: TrainingState | None = None
+    path: Path | None = None  # where it was read from or last saved
+    schema_version: int = CHECKPOINT_SCHEMA
+    tool_version: str = __version__
+    created: str = ""
 
+    # --- what it says about itself -------------------------------------------------------
+    @property
+    def generator(self) -> GeneratorConfig:
+        return self.preset.generator
 
-def load_face_refiner(path: str | Path, device: str | torch.device = "cpu",
-                      project_id: str | None = None) -> tuple[FaceRefiner | None, CheckpointInfo]:
-    """The face refiner in eval mode, or None when the checkpoint was trained without one (or
-    before its stage ran: `face_refiner_step == 0`)."""
-    path = Path(path)
-    payload = read_checkpoint(path, project_id)
-    info = checkpoint_info(payload, path)
-    if info.face_refiner is None or info.face_refiner_step == 0:
-        return None, info
-    refiner = FaceRefiner(info.face_refiner)
-    load_state(refiner, payload, "face_refiner", path)
-    return refiner.to(device).eval(), info
+    @property
+    def face_refiner(self) -> FaceRefinerConfig | None:
+        return self.preset.face_refiner if self.with_face_refiner else None
 
+    @property
+    def train(self) -> TrainConfig:
+        return self.preset.train
 
-def export_inference(source: str | Path, destination: str | Path) -> CheckpointInfo:
-    """A copy with only the generator and face refiner weights (no discriminators, optimizers or
-    random states): what transfer needs, a fraction of the size. It cannot be resumed."""
-    payload = read_checkpoint(source)
-    slim = {key: value for key, value in payload.items()
-            if key not in (*TRAINING_KEYS, "models")}
-    slim["models"] = {name: state for name, state in payload["models"].items()
-                      if name in ("generator", "face_refiner")}
-    save_checkpoint(destination, slim)
-    return checkpoint_info(slim, destination)
+    @property
+    def trainable(self) -> bool:
+        return self.training is not None
+
+    def summary(self) -> dict[str, Any]:
+        return {"preset": self.preset.name, "working_size": list(self.working_size),
+                "generator_step": self.generator_step,
+                "face_refiner_step": self.face_refiner_step,
+                "conditioning": self.conditioning.kind}
+
+    # --- files ---------------------------------------------------------------------------
+    @staticmethod
+    def load(path: str | Path, project_id: str | None = None) -> Checkpoint:
+        """Read and validate `path` (`project_id` given: it must be that project's)."""
+        return Checkpoint.from_payload(read_checkpoint(path, project_id), path)
+
+    @staticmethod
+    def from_payload(payload: dict[str, Any], path: str | Path) -> Checkpoint:
+        where = f"checkpoint {path}"
+        configs = payload["configs"]
+        if not isinstance(configs, dict) or not isinstance(payload["models"], dict):
+            raise CheckpointError(f"{path} has an unreadable configuration",
+                                  hint="delete it and train again")
+        width, height = payload["working_size"]
+        training = None
+        if all(key in payload for key in TRAINING_KEYS):
+            training = TrainingState(*(payload[key] for key in TRAINING_KEYS))
+        try:
+            architecture(str(payload.get("architecture", DEFAULT_ARCHITECTURE)))
+        except BadInput as error:
+            raise CheckpointError(f"{path}: {error.message}", hint=error.hint) from error
+        return Checkpoint(
+            preset=preset_from_configs(str(payload["preset"]), int(height), configs, where),
+            project_id=str(payload["project_id"]),
+            working_size=(int(width), int(height)),
+            generator_step=int(payload["generator_step"]),
+            face_refiner_step=int(payload["face_refiner_step"]),
+            models=payload["models"],
+            conditioning=Conditioning.from_dict(payload.get("conditioning"), where),
+            architecture=str(payload.get("architecture", DEFAULT_ARCHITECTURE)),
+            with_face_refiner=bool(configs.get("face_refiner")),
+            training=training,
+            path=Path(path),
+            schema_version=int(payload["schema_version"]),
+            tool_version=str(payload.get("tool_version", "")),
+            created=str(payload.get("created", "")),
+        )
+
+    def payload(self) -> dict[str, Any]:
+        """Plain values and tensors only, as `torch.load(weights_only=True)` reads them."""
+        configs = preset_configs(self.preset)
+        if not self.with_face_refiner:
+            configs["face_refiner"] = None
+        values: dict[str, Any] = new_payload(
+            preset=self.preset.name, project_id=self.project_id,
+            working_size=[int(self.working_size[0]), int(self.working_size[1])],
+            generator_step=self.generator_step, face_refiner_step=self.face_refiner_step,
+            configs=configs, conditioning=self.conditioning.to_dict(),
+            architecture=self.architecture, models=self.models,
+        )
+        if self.training is not None:
+            values.update(dataclasses.asdict(self.training))
+        return values
+
+    def save(self, path: str | Path) -> Checkpoint:
+        """Write atomically; returns the checkpoint as saved there."""
+        save_checkpoint(path, self.payload())
+        return dataclasses.replace(self, path=Path(path))
+
+    def inference_only(self) -> Checkpoint:
+        """Only the generator and face refiner weights (no discriminators, optimizers or random
+        states): what transfer needs, a fraction of the size. It cannot be resumed."""
+        kept = {name: state for name, state in self.models.items()
+                if name in ("generator", "face_refiner")}
+        return dataclasses.replace(self, models=kept, training=None)
+
+    # --- networks ------------------------------------------------------------------------
+    def load_weights(self, module: torch.nn.Module, name: str) -> None:
+        """Strict load of the weights of network `name` into `module`."""
+        state = self.models.get(name)
+        if state is None:
+            raise CheckpointError(f"{self.path} has no weights for the {name}",
+                                  hint="delete it and train again")
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"the {name} weights in {self.path} do not fit its architecture: "
+                f"{str(error).splitlines()[0]}",
+                hint="the file is damaged: delete it and train again",
+            ) from error
+
+    def build_generator(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        """The trained generator in eval mode."""
+        generator = build_generator(self.generator, self.architecture)
+        self.load_weights(generator, "generator")
+        return generator.to(device).eval()
+
+    def build_face_refiner(self, device: str | torch.device = "cpu") -> FaceRefiner | None:
+        """The face refiner in eval mode, or None when the checkpoint was trained without one
+        (or before its stage ran: `face_refiner_step == 0`)."""
+        if self.face_refiner is None or self.face_refiner_step == 0:
+            return None
+        refiner = FaceRefiner(self.face_refiner)
+        self.load_weights(refiner, "face_refiner")
+        return refiner.to(device).eval()
 
 
 def weights_digest(models: dict[str, dict[str, torch.Tensor]]) -> str:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from motionxfer.errors import BadInput
+from motionxfer.evaluation.evaluate import EvaluateConfig, evaluate_videos
+from motionxfer.inference.transfer import PersonalModel, TransferConfig, transfer
 from motionxfer.pipeline import extract_poses, init_project
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project
-from motionxfer.transfer import PersonalModel, TransferConfig, transfer
+from motionxfer.training.train import train_plan, training_setup
 
 DEMO_METRICS = ("ssim", "psnr", "lpips_alex")
 
@@ -67,11 +69,8 @@ def run_demo(
     extract_poses(project, project.target, progress=progress)
 
     if from_scratch:
-        from motionxfer.train import train_target, training_setup
-
         log(f"3/4 training the tiny preset for {train_steps} steps (from scratch)")
-        preset, config = training_setup(project, "tiny", False, steps=train_steps)
-        train_target(project, config, preset, progress=progress)
+        train_plan(project, training_setup(project, "tiny", False, steps=train_steps), progress)
     else:
         log("3/4 the sample model (samples/model.pt, see samples/README.md for its recipe)")
         project.paths.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -91,8 +90,6 @@ def run_demo(
 
 def _scores(generated: Path, reference: Path, progress: ProgressCallback | None,
             log: Callable[[str], None]) -> dict[str, float]:
-    from motionxfer.evaluate import EvaluateConfig, evaluate_videos
-
     config = EvaluateConfig(masked=False, fid=False, pose=False, face=False,
                             lpips_backbones=("alex",), resize_reference=True)
     evaluation = evaluate_videos(generated, reference, config, progress)

@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 import tomllib
 
-from motionxfer.errors import MissingDependency
-from motionxfer.fileio import atomic_write, sha256_file
+from motionxfer.errors import BadInput, MissingDependency
+from motionxfer.io.files import atomic_write, sha256_file
 from motionxfer.progress import ProgressCallback
 
 CACHE_ENVIRONMENT_VARIABLE = "MOTIONXFER_CACHE"
@@ -167,7 +167,6 @@ def table() -> WeightsTable:
 def weight(name: str) -> WeightFile:
     known = table().weights
     if name not in known:
-        from motionxfer.errors import BadInput
 
         raise BadInput(
             f"no model named '{name}' in the model table",

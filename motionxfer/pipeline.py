@@ -16,13 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from motionxfer.errors import NoPersonFound, ProjectError
-from motionxfer.fileio import fingerprint, sha256_file
-from motionxfer.normalization import NormalizeConfig, normalize_poses
-from motionxfer.pose import PoseSequence
+from motionxfer.io.files import fingerprint, sha256_file
+from motionxfer.io.video import probe
+from motionxfer.pose.extract import ExtractConfig, extract_video
+from motionxfer.pose.keypoint_import import load_keypoints
+from motionxfer.pose.normalization import NormalizeConfig, normalize_poses
+from motionxfer.pose.parallel_extract import extract_video_parallel
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.smoothing import SmoothingConfig, smooth_poses
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project, VideoRecord, config_from_project
-from motionxfer.smoothing import SmoothingConfig, smooth_poses
-from motionxfer.video import probe
+from motionxfer.settings import config_template
 
 # Extraction fails for a target seen in fewer frames than this share (a source only needs one):
 MIN_TARGET_PRESENCE = 0.5
@@ -42,7 +46,7 @@ def init_project(
 ) -> Project:
     """A new project for the person filmed in `target` (probed first: a bad video creates nothing)."""
     info = probe(target)
-    project = Project.create(root)
+    project = Project.create(root, config_template())
     project.add_video(info, "target", start, end)
     return project
 
@@ -72,12 +76,10 @@ def resolve_video(project: Project, video: str | os.PathLike[str] | None) -> Vid
 # --- poses ---------------------------------------------------------------------------------
 
 def extract_poses(
-    project: Project, record: VideoRecord, config=None, force: bool = False,
+    project: Project, record: VideoRecord, config: ExtractConfig | None = None, force: bool = False,
     progress: ProgressCallback | None = None,
 ) -> tuple[PoseSequence, StageResult]:
     """Detect the poses of one video of the project and cache them (`videos/<id>/poses.npz`)."""
-    from motionxfer.extract import ExtractConfig, extract_video
-
     config = config or config_from_project(ExtractConfig, project, "extract")
     output = project.paths.poses(record.video_id)
     masks = project.paths.person_masks(record.video_id)
@@ -93,8 +95,6 @@ def extract_poses(
         partial = masks.with_name(".person_masks.partial.npz") if config.segmentation else None
         try:
             if config.workers > 1:
-                from motionxfer.streaming import extract_video_parallel
-
                 poses = extract_video_parallel(record.info.path, config, record.start,
                                                record.end, config.workers, progress)
             else:
@@ -135,8 +135,6 @@ def import_keypoints(
     layout: str = "auto", limbs: str | None = None,
 ) -> tuple[PoseSequence, StageResult]:
     """Use keypoints made by another tool as the poses of `record` (replaces extracted ones)."""
-    from motionxfer.keypoint_import import load_keypoints
-
     keypoints = Path(keypoints)
     info = record.info
     with project.locked("import-keypoints"):

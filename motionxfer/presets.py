@@ -10,8 +10,8 @@ discriminators' input channels) are set here, never in a preset.
     [discriminator]                 DiscriminatorConfig of the multi-scale spatial discriminator
     [temporal_discriminator]        DiscriminatorConfig of the temporal discriminator
     [face_refiner]                  motionxfer.networks.face_refiner.FaceRefinerConfig
-    [losses]                        motionxfer.losses.LossWeights
-    [train]                         motionxfer.train.TrainConfig
+    [losses]                        motionxfer.training.losses.LossWeights
+    [train]                         motionxfer.training.config.TrainConfig
 """
 
 from __future__ import annotations
@@ -19,23 +19,21 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tomllib
 
+from motionxfer.conditioning import Conditioning
 from motionxfer.config import from_dict
 from motionxfer.errors import BadInput, CheckpointError
-from motionxfer.losses import LossWeights
 from motionxfer.networks.discriminator import DiscriminatorConfig
 from motionxfer.networks.face_refiner import FaceRefinerConfig
 from motionxfer.networks.generator import GeneratorConfig
-
-if TYPE_CHECKING:
-    from motionxfer.train import TrainConfig
+from motionxfer.training.config import TrainConfig
+from motionxfer.training.losses import LossWeights
 
 DEFAULT_PRESET = "512"
 PRESET_PACKAGE = "motionxfer.model_files"
-POSE_CHANNELS = 3  # the stick figure is drawn in RGB
 IMAGE_CHANNELS = 3
 DERIVED_KEYS = ("pose_channels", "image_channels", "input_channels")
 TABLES = ("generator", "discriminator", "temporal_discriminator", "face_refiner", "losses", "train")
@@ -58,6 +56,28 @@ class Preset:
             raise ValueError(
                 f"preset size {self.size} is not a multiple of {self.generator.size_multiple}"
             )
+
+    def conditioned(self, conditioning: Conditioning) -> Preset:
+        """The preset with every network's pose input sized for `conditioning`."""
+        return dataclasses.replace(self, **_channel_configs(
+            self.generator, self.discriminator, self.temporal_discriminator, self.face_refiner,
+            conditioning.channels))
+
+
+def _channel_configs(generator: GeneratorConfig, discriminator: DiscriminatorConfig,
+                     temporal: DiscriminatorConfig, face_refiner: FaceRefinerConfig,
+                     pose_channels: int) -> dict[str, Any]:
+    """The four network configs with the channel counts that follow from the pose input."""
+    generator = dataclasses.replace(generator, pose_channels=pose_channels,
+                                    image_channels=IMAGE_CHANNELS)
+    pair_channels = pose_channels + IMAGE_CHANNELS
+    return {
+        "generator": generator,
+        "discriminator": dataclasses.replace(discriminator, input_channels=pair_channels),
+        "temporal_discriminator": dataclasses.replace(temporal, input_channels=2 * pair_channels),
+        "face_refiner": dataclasses.replace(face_refiner, pose_channels=pose_channels,
+                                            image_channels=IMAGE_CHANNELS),
+    }
 
 
 def preset_names() -> list[str]:
@@ -89,8 +109,6 @@ def load_preset(name: str) -> Preset:
 
 
 def preset_from_dict(name: str, values: dict[str, Any], where: str) -> Preset:
-    from motionxfer.train import TrainConfig
-
     known = {"description", "size", *TABLES}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -113,41 +131,28 @@ def preset_from_dict(name: str, values: dict[str, Any], where: str) -> Preset:
         tables[table] = content
 
     try:
-        return _build_preset(name, values, tables, where, TrainConfig)
+        return _build_preset(name, values, tables, where)
     except ValueError as error:
         raise BadInput(f"{where}: {error}", hint="fix the preset's values") from error
 
 
 def _build_preset(name: str, values: dict[str, Any], tables: dict[str, dict[str, Any]],
-                  where: str, train_config: type) -> Preset:
-    generator = from_dict(GeneratorConfig, tables["generator"], f"[generator] of {where}")
-    generator = dataclasses.replace(
-        generator, pose_channels=POSE_CHANNELS, image_channels=IMAGE_CHANNELS
-    )
-    pair_channels = generator.pose_channels + generator.image_channels
-    discriminator = dataclasses.replace(
+                  where: str) -> Preset:
+    networks = _channel_configs(
+        from_dict(GeneratorConfig, tables["generator"], f"[generator] of {where}"),
         from_dict(DiscriminatorConfig, tables["discriminator"], f"[discriminator] of {where}"),
-        input_channels=pair_channels,
-    )
-    temporal = dataclasses.replace(
         from_dict(DiscriminatorConfig, tables["temporal_discriminator"],
                   f"[temporal_discriminator] of {where}"),
-        input_channels=2 * pair_channels,
-    )
-    face_refiner = dataclasses.replace(
         from_dict(FaceRefinerConfig, tables["face_refiner"], f"[face_refiner] of {where}"),
-        pose_channels=generator.pose_channels, image_channels=generator.image_channels,
+        Conditioning().channels,  # the RGB stick figure until training chooses (`conditioned`)
     )
     return Preset(
         name=name,
         description=str(values.get("description", "")),
         size=values["size"],
-        generator=generator,
-        discriminator=discriminator,
-        temporal_discriminator=temporal,
-        face_refiner=face_refiner,
         losses=from_dict(LossWeights, tables["losses"], f"[losses] of {where}"),
-        train=from_dict(train_config, tables["train"], f"[train] of {where}"),
+        train=from_dict(TrainConfig, tables["train"], f"[train] of {where}"),
+        **networks,
     )
 
 
@@ -165,8 +170,6 @@ def preset_configs(preset: Preset) -> dict[str, Any]:
 
 def preset_from_configs(name: str, size: int, configs: dict[str, Any], where: str) -> Preset:
     """The inverse of `preset_configs` (resuming takes the architecture from the checkpoint)."""
-    from motionxfer.train import TrainConfig
-
     try:
         return Preset(
             name=name, description=f"from {where}", size=size,
@@ -174,7 +177,7 @@ def preset_from_configs(name: str, size: int, configs: dict[str, Any], where: st
             discriminator=from_dict(DiscriminatorConfig, configs["discriminator"], where),
             temporal_discriminator=from_dict(DiscriminatorConfig,
                                              configs["temporal_discriminator"], where),
-            face_refiner=from_dict(FaceRefinerConfig, configs["face_refiner"], where),
+            face_refiner=from_dict(FaceRefinerConfig, configs["face_refiner"] or {}, where),
             losses=from_dict(LossWeights, configs["losses"], where),
             train=from_dict(TrainConfig, configs["train"], where),
         )

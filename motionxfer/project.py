@@ -29,32 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from motionxfer import __version__
-from motionxfer.config import from_dict, override, read_toml, template
-from motionxfer.errors import BadInput, ProjectError, ProjectLocked
-from motionxfer.fileio import write_json, write_text
-from motionxfer.video import VideoInfo
+from motionxfer.config import from_dict, override, read_toml
+from motionxfer.errors import BadInput, CheckpointError, ProjectError, ProjectLocked
+from motionxfer.io.files import write_json, write_text
+from motionxfer.io.video import VideoInfo
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "motionxfer.json"
-
-CONFIG_HEADER = """\
-# motionxfer settings for this project: one table per stage. Every setting is listed with its
-# default, commented out; uncomment a line to override it. `motionxfer <stage> --help` says more.
-# (train-target also reads `preset = "512"` from [train]: tiny, 256, 512 or 1024.)
-"""
-
-
-def config_template() -> str:
-    from motionxfer.export import ExportConfig
-    from motionxfer.extract import ExtractConfig
-    from motionxfer.normalization import NormalizeConfig
-    from motionxfer.smoothing import SmoothingConfig
-    from motionxfer.train import TrainConfig
-
-    return template([("extract", ExtractConfig), ("smoothing", SmoothingConfig),
-                     ("normalize", NormalizeConfig), ("train", TrainConfig),
-                     ("export", ExportConfig)], CONFIG_HEADER)
-
 
 @dataclass(frozen=True)
 class ProjectPaths:
@@ -161,7 +142,9 @@ class Project:
 
     # --- opening ---------------------------------------------------------------------------
     @staticmethod
-    def create(root: str | os.PathLike[str]) -> Project:
+    def create(root: str | os.PathLike[str], config_text: str = "") -> Project:
+        """A new project folder; `config_text` becomes its config.toml (`settings.config_template()`
+        lists every stage's settings)."""
         root = Path(root).expanduser().absolute()
         paths = ProjectPaths(root)
         if paths.manifest.exists():
@@ -186,7 +169,7 @@ class Project:
         }
         project = Project(root, manifest)
         with project.locked():
-            write_text(paths.config, config_template())
+            write_text(paths.config, config_text)
             project._save()
         return project
 
@@ -358,6 +341,16 @@ class Project:
                 hint=f"write it as a [{table}] section",
             )
         return values
+
+    def find_checkpoint(self, checkpoint: str | os.PathLike[str] | None = None) -> Path:
+        """`checkpoint`, or the project's own model; an error with the fix when it is missing."""
+        path = Path(checkpoint) if checkpoint else self.paths.checkpoint
+        if not path.is_file():
+            raise CheckpointError(
+                f"no trained model at {path}",
+                hint=f"train one first: motionxfer train-target {self.root}",
+            )
+        return path
 
     def manifest_copy(self) -> dict[str, Any]:
         return copy.deepcopy(self._manifest)

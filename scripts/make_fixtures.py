@@ -6,7 +6,7 @@ copies the slices they need into the repository:
     python scripts/make_fixtures.py --data /work/shared/data            # both
     python scripts/make_fixtures.py --data /work/shared/data --only fixtures
 
-Videos are re-encoded through `motionxfer.video` (read_frames -> VideoWriter, libx264, yuv420p),
+Videos are re-encoded through `motionxfer.io.video` (read_frames -> VideoWriter, libx264, yuv420p),
 so the exact frame range is kept whatever the source's keyframes. The data videos have no sound:
 clips marked `audio` get a synthetic track (a sine sweep with a click on every second, AAC) muxed
 in, so that the audio copy of the writer can be tested. Keypoint files hold the ground truth of
@@ -28,8 +28,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from motionxfer.fileio import atomic_path
-from motionxfer.video import VideoWriter, read_frames
+from motionxfer.io.files import atomic_path
+from motionxfer.io.video import VideoWriter, read_frames
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 FPS = 30

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motionxfer.fileio import atomic_path
+from motionxfer.io.files import atomic_path
 
 FIXTURES = {
     # name: (clip folder relative to the data root, frame step)

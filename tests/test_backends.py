@@ -16,21 +16,18 @@ import onnxruntime
 import pytest
 from typer.testing import CliRunner
 
-from motionxfer.backends import (
-    BackendConfig,
-    OnnxBackend,
-    choose_providers,
-    open_backend,
-    parse_providers,
-)
-from motionxfer.bench import random_checkpoint
+from motionxfer.checkpoint import Checkpoint
 from motionxfer.cli import app, commands, hoist_global_flags  # noqa: F401
 from motionxfer.errors import BadInput, MissingDependency
-from motionxfer.metrics.image import psnr
+from motionxfer.evaluation.metrics.image import psnr
+from motionxfer.inference.backends import open_backend
+from motionxfer.inference.bench import random_checkpoint
+from motionxfer.inference.frame_generator import BackendConfig, parse_providers
+from motionxfer.inference.onnx_backend import OnnxBackend, choose_providers
+from motionxfer.inference.streaming import VideoJob, generate_videos
+from motionxfer.inference.transfer import TransferConfig, open_model, transfer, video_job
+from motionxfer.io.video import read_frames
 from motionxfer.pipeline import import_keypoints, init_project, normalize_source, source_record
-from motionxfer.streaming import VideoJob, generate_videos
-from motionxfer.transfer import TransferConfig, open_model, transfer, video_job
-from motionxfer.video import read_frames
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HAS_CUDA_PROVIDER = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
@@ -99,35 +96,35 @@ def test_asking_for_cuda_without_it_runs_on_the_cpu_with_one_warning(
         project, caplog: pytest.LogCaptureFixture) -> None:
     project, _ = project
     with caplog.at_level(logging.WARNING):
-        backend = open_backend(project.paths.checkpoint,
+        backend = open_backend(Checkpoint.load(project.paths.checkpoint),
                                BackendConfig(backend="onnx", providers=("cuda", "cpu")),
-                               project.target.info.sha256, project.paths.exports)
+                               project.paths.exports)
     warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert len(warnings) == 1, caplog.text
     assert "CUDAExecutionProvider not available" in warnings[0].getMessage()
     assert backend.providers[0] == "CPUExecutionProvider"
     assert "CPUExecutionProvider" in backend.describe()
     with pytest.raises(MissingDependency, match="CUDAExecutionProvider"):
-        open_backend(project.paths.checkpoint,
+        open_backend(Checkpoint.load(project.paths.checkpoint),
                      BackendConfig(backend="onnx", providers=("cuda",), strict_providers=True),
-                     project.target.info.sha256, project.paths.exports)
+                     project.paths.exports)
 
 
 def test_settings_a_cpu_cannot_run_are_clear_errors(project) -> None:
     project, _ = project
-    checkpoint, project_id = project.paths.checkpoint, project.target.info.sha256
+    checkpoint = Checkpoint.load(project.paths.checkpoint, project.target.info.sha256)
     with pytest.raises(BadInput, match="fp16") as error:
-        open_backend(checkpoint, BackendConfig(device="cpu", precision="fp16"), project_id)
+        open_backend(checkpoint, BackendConfig(device="cpu", precision="fp16"))
     assert "bf16" in error.value.hint
     with pytest.raises(BadInput, match="CUDA graphs") as error:
-        open_backend(checkpoint, BackendConfig(device="cpu", cuda_graphs=True), project_id)
+        open_backend(checkpoint, BackendConfig(device="cpu", cuda_graphs=True))
     assert "--cuda-graphs" in error.value.hint
     if not HAS_CUDA_PROVIDER:
         with pytest.raises(BadInput, match="CUDA graphs"):
-            open_backend(checkpoint, BackendConfig(backend="onnx", cuda_graphs=True), project_id,
+            open_backend(checkpoint, BackendConfig(backend="onnx", cuda_graphs=True),
                          project.paths.exports)
     with pytest.raises(BadInput, match="bf16"):
-        open_backend(checkpoint, BackendConfig(backend="onnx", precision="bf16"), project_id,
+        open_backend(checkpoint, BackendConfig(backend="onnx", precision="bf16"),
                      project.paths.exports)
 
 
@@ -144,7 +141,7 @@ def frames_of(backend, sticks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 def test_every_onnx_variant_agrees_with_torch(project) -> None:
     """fp32 with both kinds of bindings within a grey level; fp16 and bf16 close."""
     project, _ = project
-    checkpoint, project_id = project.paths.checkpoint, project.target.info.sha256
+    checkpoint = Checkpoint.load(project.paths.checkpoint, project.target.info.sha256)
     rng = np.random.default_rng(0)
     sticks = np.zeros((6, 128, 128, 3), np.uint8)
     for stick in sticks:  # a few random thick strokes, as stick figures have
@@ -154,21 +151,21 @@ def test_every_onnx_variant_agrees_with_torch(project) -> None:
                 60, 256, 3)
     boxes = np.tile(np.array([[40, 8, 80, 48]], np.float32), (6, 1))
     boxes[2] = np.nan  # no face in frame 2
-    reference = frames_of(open_backend(checkpoint, BackendConfig(device="cpu"), project_id),
+    reference = frames_of(open_backend(checkpoint, BackendConfig(device="cpu")),
                           sticks, boxes)
     exports = project.paths.exports
-    dynamic = frames_of(open_backend(checkpoint, BackendConfig(backend="onnx"), project_id,
+    dynamic = frames_of(open_backend(checkpoint, BackendConfig(backend="onnx"),
                                      exports), sticks, boxes)
     static = frames_of(OnnxBackend(checkpoint, BackendConfig(backend="onnx"), exports,
-                                   project_id, static_bindings=True), sticks, boxes)
+                                   static_bindings=True), sticks, boxes)
     assert np.array_equal(dynamic, static)
     assert np.abs(dynamic.astype(int) - reference).max() <= 1
     assert min_psnr(dynamic, reference) > FRAME_PSNR
     half = frames_of(open_backend(checkpoint, BackendConfig(backend="onnx", precision="fp16"),
-                                  project_id, exports), sticks, boxes)
+                                  exports), sticks, boxes)
     assert 35 < min_psnr(half, reference) < FRAME_PSNR  # close, and really half precision
-    bfloat = frames_of(open_backend(checkpoint, BackendConfig(device="cpu", precision="bf16"),
-                                    project_id), sticks, boxes)
+    bfloat = frames_of(open_backend(checkpoint, BackendConfig(device="cpu", precision="bf16")),
+                       sticks, boxes)
     assert 25 < min_psnr(bfloat, reference) < FRAME_PSNR
 
 
@@ -186,7 +183,7 @@ class Collector:
 
 def test_onnx_makes_the_same_two_second_video_as_torch(project, tmp_path: Path) -> None:
     project, source = project
-    config = {name: TransferConfig(backend=name, max_seconds=2.0, device="cpu")
+    config = {name: TransferConfig(BackendConfig(backend=name, device="cpu"), max_seconds=2.0)
               for name in ("torch", "onnx")}
     videos, frames = {}, {}
     for name in ("torch", "onnx"):

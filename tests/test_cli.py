@@ -20,8 +20,8 @@ from motionxfer.cli import (
     commands,  # noqa: F401  (registers the commands)
     hoist_global_flags,
 )
-from motionxfer.pose import PoseSequence
-from motionxfer.video import probe
+from motionxfer.io.video import probe
+from motionxfer.pose.sequence import PoseSequence
 
 FIXTURES = Path(__file__).parent / "fixtures"
 runner = CliRunner()
@@ -263,7 +263,7 @@ def test_json_and_quiet_flags_anywhere(tmp_path: Path) -> None:
 
 def test_trimmed_target_with_person_masks(tmp_path: Path) -> None:
     """--start/--end trim the target; segmentation = true keeps MediaPipe's person masks."""
-    from motionxfer.extract import PersonMasks
+    from motionxfer.pose.extract import PersonMasks
 
     root = tmp_path / "p"
     result = invoke("init", root, "--target", FIXTURES / "target_clip.mp4", "--start", "1",

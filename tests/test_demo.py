@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from motionxfer.checkpoint import checkpoint_info, read_checkpoint
+from motionxfer.checkpoint import Checkpoint
+from motionxfer.conditioning import Conditioning
 from motionxfer.demo import default_samples_dir, run_demo
 from motionxfer.errors import BadInput
-from motionxfer.fileio import sha256_file
-from motionxfer.video import probe
+from motionxfer.io.files import sha256_file
+from motionxfer.io.video import probe
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -20,8 +21,9 @@ def test_bundled_sample_model_belongs_to_the_bundled_target() -> None:
     samples = default_samples_dir()
     path = samples / "model.pt"
     assert path.stat().st_size <= 25 * 1024 * 1024
-    info = checkpoint_info(read_checkpoint(path, sha256_file(samples / "target.mp4")), path)
-    assert info.preset == "tiny" and info.generator_step > 0 and info.face_refiner_step > 0
+    model = Checkpoint.load(path, sha256_file(samples / "target.mp4"))
+    assert model.preset.name == "tiny" and model.generator_step > 0 and model.face_refiner_step > 0
+    assert model.conditioning == Conditioning()  # written before the choice: the stick figure
 
 
 def test_demo_runs_the_whole_job(tmp_path: Path) -> None:

@@ -23,8 +23,12 @@ import pytest
 import torch
 from torch.utils.data.distributed import DistributedSampler
 
-from motionxfer.checkpoint import read_checkpoint, weights_digest
-from motionxfer.distributed import (
+from motionxfer.checkpoint import Checkpoint, weights_digest
+from motionxfer.errors import BadInput
+from motionxfer.pipeline import import_keypoints, init_project
+from motionxfer.project import Project
+from motionxfer.training.batches import GENERATOR_STAGE, batch_indices, shard_batch_indices
+from motionxfer.training.distributed import (
     SINGLE_PROCESS,
     Processes,
     backend_for,
@@ -32,10 +36,6 @@ from motionxfer.distributed import (
     process_seed,
     processes_from_environment,
 )
-from motionxfer.errors import BadInput
-from motionxfer.pipeline import import_keypoints, init_project
-from motionxfer.project import Project
-from motionxfer.train import GENERATOR_STAGE, batch_indices, shard_batch_indices
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUN_TIMEOUT = 240  # seconds; a run takes 10-20 s on the loaded 2-core test machine
@@ -188,7 +188,7 @@ def logged_steps(project: Project) -> list[int]:
 
 
 def checkpoint_digest(project: Project) -> str:
-    return weights_digest(read_checkpoint(project.paths.checkpoint)["models"])
+    return weights_digest(Checkpoint.load(project.paths.checkpoint).models)
 
 
 def test_two_gloo_processes_train_identical_weights_stop_together_and_resume_exactly(
@@ -213,7 +213,7 @@ def test_two_gloo_processes_train_identical_weights_stop_together_and_resume_exa
     code, stdout, stderr = finish(stopped)
     assert code != 0 and not stdout.strip()
     assert "interrupted" in stderr and "--resume" in stderr
-    saved = read_checkpoint(interrupted.paths.checkpoint)["generator_step"]
+    saved = Checkpoint.load(interrupted.paths.checkpoint).generator_step
     assert 1 <= saved < 8, saved  # stopped after a finished step, not at the end
     assert logged_steps(interrupted) == list(range(1, saved + 1))
 

@@ -11,10 +11,10 @@ import pytest
 
 from motionxfer import model_cache
 from motionxfer.errors import BadInput
-from motionxfer.evaluate import EvaluateConfig, evaluate_videos, self_reconstruction
-from motionxfer.pose import PoseSequence
-from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
-from motionxfer.video import VideoWriter
+from motionxfer.evaluation.evaluate import EvaluateConfig, evaluate_videos, self_reconstruction
+from motionxfer.io.video import VideoWriter
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metrics_clip.npz"
 FRAMES = 8

@@ -14,11 +14,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from motionxfer.bench import random_checkpoint
-from motionxfer.checkpoint import load_face_refiner, load_generator
+from motionxfer.checkpoint import Checkpoint
 from motionxfer.cli import app, commands, hoist_global_flags  # noqa: F401
 from motionxfer.errors import CheckpointError
-from motionxfer.export import (
+from motionxfer.inference.bench import random_checkpoint
+from motionxfer.inference.export import (
     ExportConfig,
     ensure_export,
     export_models,
@@ -26,7 +26,7 @@ from motionxfer.export import (
     sidecar_path,
     valid_export,
 )
-from motionxfer.fileio import sha256_file
+from motionxfer.io.files import sha256_file
 from motionxfer.pipeline import init_project
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
     checkpoint = random_checkpoint(folder / "model.pt", "tiny", (128, 128))
-    result = export_models(checkpoint, folder / "exports")
+    result = export_models(Checkpoint.load(checkpoint), folder / "exports")
     return checkpoint, result
 
 
@@ -60,8 +60,8 @@ def test_tiny_export_equals_pytorch_at_other_sizes_and_batches(exported) -> None
         assert meta["checkpoint_sha256"] == result.checkpoint_sha256 == sha256_file(checkpoint)
         assert meta["onnx_sha256"] == sha256_file(model.path)
         assert result.checkpoint_sha256[:16] in model.path.name
-    generator, _ = load_generator(checkpoint)
-    refiner, _ = load_face_refiner(checkpoint)
+    generator = Checkpoint.load(checkpoint).build_generator()
+    refiner = Checkpoint.load(checkpoint).build_face_refiner()
     rng = np.random.default_rng(1)
     poses = [rng.uniform(-1, 1, (3, 3, 48, 80)).astype(np.float32) for _ in range(3)]
     crops = [rng.uniform(-1, 1, (5, 3, 32, 32)).astype(np.float32) for _ in range(2)]
@@ -79,7 +79,7 @@ def test_tiny_export_equals_pytorch_at_other_sizes_and_batches(exported) -> None
 def test_a_valid_export_is_reused(exported) -> None:
     checkpoint, result = exported
     before = {m.path: m.path.stat().st_mtime_ns for m in result.models}
-    again = export_models(checkpoint, result.models[0].path.parent)
+    again = export_models(Checkpoint.load(checkpoint), result.models[0].path.parent)
     assert all(m.reused for m in again.models)
     assert {m.path: m.path.stat().st_mtime_ns for m in again.models} == before
 
@@ -98,7 +98,7 @@ def test_an_export_of_another_checkpoint_is_never_used(tmp_path: Path, exported)
     shutil.copyfile(old, renamed)
     shutil.copyfile(sidecar_path(old), sidecar_path(renamed))
     assert valid_export(renamed, "generator", new_sha, "fp32") is None
-    model = ensure_export(retrained, exports, "generator", "fp32")
+    model = ensure_export(Checkpoint.load(retrained), exports, "generator", "fp32")
     assert not model.reused and model.path == renamed
     assert json.loads(sidecar_path(renamed).read_text())["checkpoint_sha256"] == new_sha
     # the old checkpoint's files were removed with the new export
@@ -123,7 +123,7 @@ def test_a_damaged_export_is_detected_and_rebuilt(tmp_path: Path, exported, dama
         sidecar_path(path).write_text("{not json")
     assert valid_export(path, "generator", result.checkpoint_sha256, "fp32") is None
     with caplog.at_level(logging.WARNING):
-        model = ensure_export(checkpoint, exports, "generator", "fp32")
+        model = ensure_export(Checkpoint.load(checkpoint), exports, "generator", "fp32")
     assert not model.reused
     assert "damaged" in caplog.text and path.name in caplog.text
     assert sha256_file(path) == model.sha256
@@ -134,7 +134,7 @@ def test_a_damaged_export_is_detected_and_rebuilt(tmp_path: Path, exported, dama
 def test_an_export_off_by_more_than_the_tolerance_is_refused(tmp_path: Path, exported) -> None:
     checkpoint, _ = exported
     with pytest.raises(CheckpointError, match="differs from PyTorch") as error:
-        export_models(checkpoint, tmp_path, ExportConfig(fp16_tolerance=1e-7),
+        export_models(Checkpoint.load(checkpoint), tmp_path, ExportConfig(fp16_tolerance=1e-7),
                       networks=("generator",))
     assert "fp32" in error.value.hint
     assert not list(tmp_path.glob("*fp16*"))  # nothing that could pass for an export

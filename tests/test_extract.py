@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from motionxfer.errors import BadInput, BadVideo, MissingDependency
-from motionxfer.extract import ExtractConfig, PersonMasks, extract_from_frames, extract_video
-from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
+from motionxfer.pose.extract import ExtractConfig, PersonMasks, extract_from_frames, extract_video
+from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CLIP = FIXTURES / "extract_clip.mp4"
@@ -215,7 +215,7 @@ def test_missing_mediapipe_says_how_to_install_it(monkeypatch):
 def test_the_package_imports_without_mediapipe():
     code = (
         "import sys; sys.modules['mediapipe'] = None\n"
-        "import motionxfer.extract, motionxfer.keypoint_import, motionxfer.smoothing\n"
+        "import motionxfer.pose.extract, motionxfer.pose.keypoint_import, motionxfer.pose.smoothing\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=False)

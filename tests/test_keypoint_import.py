@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from motionxfer.errors import BadInput
-from motionxfer.keypoint_import import (
+from motionxfer.pose.keypoint_import import (
     canonical_joint_name,
     detect_layout,
     load_keypoints,
 )
-from motionxfer.pose import PoseSequence
-from motionxfer.skeleton import (
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import (
     KNOWN_SKELETONS,
     OPENPOSE_BODY25,
     OPENPOSE_BODY25_NAMES,

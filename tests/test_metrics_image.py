@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motionxfer.metrics import image
+from motionxfer.evaluation.metrics import image
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metrics_clip.npz"
 

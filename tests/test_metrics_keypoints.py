@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motionxfer.metrics.keypoints import keypoint_accuracy, pose_accuracy
-from motionxfer.pose import PoseSequence
-from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
+from motionxfer.evaluation.metrics.keypoints import keypoint_accuracy, pose_accuracy
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metrics_clip.npz"
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from motionxfer import model_cache
-from motionxfer.metrics.perceptual import lpips_distances
+from motionxfer.evaluation.metrics.perceptual import lpips_distances
 from motionxfer.networks.lpips import LPIPS, required_weights
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metrics_clip.npz"

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from motionxfer.metrics import temporal
+from motionxfer.evaluation.metrics import temporal
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metrics_clip.npz"
 

@@ -10,14 +10,6 @@ import torch
 from torch import nn
 
 from motionxfer.errors import BadInput
-from motionxfer.losses import (
-    LossWeights,
-    PerceptualLoss,
-    adversarial_loss,
-    discriminator_objective,
-    feature_matching_loss,
-    generator_objective,
-)
 from motionxfer.networks.discriminator import (
     DiscriminatorConfig,
     MultiScaleDiscriminator,
@@ -34,9 +26,17 @@ from motionxfer.networks.face_refiner import (
     refine_faces,
 )
 from motionxfer.networks.generator import Generator, GeneratorConfig
-from motionxfer.pose import PoseSequence
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 from motionxfer.presets import load_preset, preset_from_dict, preset_names
-from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
+from motionxfer.training.losses import (
+    LossWeights,
+    PerceptualLoss,
+    adversarial_loss,
+    discriminator_objective,
+    feature_matching_loss,
+    generator_objective,
+)
 
 SMALL = GeneratorConfig(ngf=8, n_downsample=2, n_blocks=1, max_channels=32)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from motionxfer.errors import BadInput, NoPersonFound
-from motionxfer.normalization import (
+from motionxfer.pose.normalization import (
     AnkleStatistics,
     NormalizeConfig,
     ankle_statistics,
@@ -23,8 +23,8 @@ from motionxfer.normalization import (
     fit_normalization,
     normalize_poses,
 )
-from motionxfer.pose import PoseSequence
-from motionxfer.skeleton import MEDIAPIPE_HOLISTIC, Skeleton
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC, Skeleton
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CONFIG = NormalizeConfig()

@@ -12,9 +12,10 @@ import pytest
 
 from motionxfer.config import from_dict, override
 from motionxfer.errors import BadInput, ProjectError, ProjectLocked
-from motionxfer.fileio import atomic_write, fingerprint, write_json
+from motionxfer.io.files import atomic_write, fingerprint, write_json
+from motionxfer.io.video import VideoInfo
 from motionxfer.project import Project, video_id_for
-from motionxfer.video import VideoInfo
+from motionxfer.settings import config_template
 
 
 def fake_info(path: Path, sha: str = "ab" * 32) -> VideoInfo:
@@ -26,7 +27,7 @@ def fake_info(path: Path, sha: str = "ab" * 32) -> VideoInfo:
 
 
 def test_create_writes_manifest_and_config(tmp_path: Path) -> None:
-    project = Project.create(tmp_path / "me")
+    project = Project.create(tmp_path / "me", config_template())
     manifest = json.loads(project.paths.manifest.read_text())
     assert manifest["tool"] == "motionxfer"
     assert manifest["schema_version"] == 1
@@ -167,12 +168,12 @@ def test_config_template_lists_every_setting_with_its_default() -> None:
 
     import tomllib
 
-    from motionxfer.export import ExportConfig
-    from motionxfer.extract import ExtractConfig
-    from motionxfer.normalization import NormalizeConfig
-    from motionxfer.project import config_template
-    from motionxfer.smoothing import SmoothingConfig
-    from motionxfer.train import TrainConfig
+    from motionxfer.inference.export import ExportConfig
+    from motionxfer.pose.extract import ExtractConfig
+    from motionxfer.pose.normalization import NormalizeConfig
+    from motionxfer.pose.smoothing import SmoothingConfig
+    from motionxfer.settings import config_template
+    from motionxfer.training.config import TrainConfig
 
     uncommented = re.sub(r"^# ([a-z_]+ = .*)$", r"\1", config_template(), flags=re.MULTILINE)
     tables = tomllib.loads(uncommented)
@@ -197,9 +198,9 @@ def test_public_api_names_resolve_without_loading_torch_first() -> None:
 def test_pose_files_round_trip_and_refuse_newer_or_damaged_ones(tmp_path: Path) -> None:
     import numpy as np
 
-    from motionxfer.fileio import save_npz
-    from motionxfer.pose import PoseSequence
-    from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
+    from motionxfer.io.files import save_npz
+    from motionxfer.pose.sequence import PoseSequence
+    from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 
     poses = PoseSequence.empty(MEDIAPIPE_HOLISTIC, 4, 30.0, (64, 48))
     poses.keypoints[1, 0] = (10.0, 20.0, 0.9)

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from motionxfer.errors import BadInput
-from motionxfer.pose import PoseSequence
-from motionxfer.render import (
+from motionxfer.pose.render import (
     RenderStyle,
     label_map_channel_names,
     label_map_channels,
@@ -15,7 +14,8 @@ from motionxfer.render import (
     render_sequence,
     render_stick_figure,
 )
-from motionxfer.skeleton import (
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import (
     FACE_START,
     LEFT_HAND_START,
     MEDIAPIPE_HOLISTIC,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from motionxfer.errors import BadInput
-from motionxfer.pose import PoseSequence
-from motionxfer.skeleton import Skeleton
-from motionxfer.smoothing import (
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import Skeleton
+from motionxfer.pose.smoothing import (
     FILLED_VISIBILITY_FACTOR,
     SmoothingConfig,
     fill_gaps,

@@ -12,20 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motionxfer.backends import BackendConfig, open_backend
-from motionxfer.bench import random_checkpoint
-from motionxfer.dataset import working_size
+from motionxfer.checkpoint import Checkpoint
+from motionxfer.inference.backends import open_backend
+from motionxfer.inference.bench import random_checkpoint
+from motionxfer.inference.frame_generator import BackendConfig
+from motionxfer.inference.streaming import StreamConfig, VideoJob, generate_videos
+from motionxfer.inference.transfer import (
+    PersonalModel,
+    TransferConfig,
+    video_job,
+    write_sequentially,
+)
+from motionxfer.io.images import working_size
 from motionxfer.networks.face_refiner import face_boxes
 from motionxfer.pipeline import import_keypoints, init_project, normalize_source, source_record
+from motionxfer.pose.parallel_extract import chunk_bounds, prefetch
 from motionxfer.presets import load_preset
-from motionxfer.streaming import (
-    StreamConfig,
-    VideoJob,
-    chunk_bounds,
-    generate_videos,
-    prefetch,
-)
-from motionxfer.transfer import PersonalModel, TransferConfig, video_job, write_sequentially
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FRAMES = 20
@@ -120,8 +122,8 @@ def test_several_videos_in_one_batch_keep_their_own_recurrence(setup) -> None:
 
 def test_an_error_in_a_stage_stops_the_pipeline_and_is_raised(setup) -> None:
     project, checkpoint, normalized = setup
-    backend = open_backend(checkpoint, BackendConfig(device="cpu"),
-                           project.target.info.sha256)
+    backend = open_backend(Checkpoint.load(checkpoint, project.target.info.sha256),
+                           BackendConfig(device="cpu"))
     _, poses = normalized[0]
     closed = []
 
@@ -176,8 +178,8 @@ def test_prefetch_keeps_order_and_passes_errors_on() -> None:
 @pytest.mark.slow
 def test_parallel_pose_extraction_has_every_frame_once_and_the_same_first_part() -> None:
     pytest.importorskip("mediapipe")
-    from motionxfer.extract import ExtractConfig, extract_video
-    from motionxfer.streaming import extract_video_parallel
+    from motionxfer.pose.extract import ExtractConfig, extract_video
+    from motionxfer.pose.parallel_extract import extract_video_parallel
 
     config = ExtractConfig(hands=False, face=False)  # MediaPipe Pose: the faster model
     video = FIXTURES / "extract_clip.mp4"  # 60 frames: two parts of 30
@@ -195,14 +197,14 @@ def test_parallel_pose_extraction_has_every_frame_once_and_the_same_first_part()
 
 
 def test_transfer_many_generates_several_sources_in_one_batch(setup, tmp_path: Path) -> None:
-    from motionxfer.transfer import transfer_many
-    from motionxfer.video import probe, read_frames
+    from motionxfer.inference.transfer import transfer_many
+    from motionxfer.io.video import probe, read_frames
 
     project, checkpoint, normalized = setup
     sources = [record.info.path for record, _ in normalized]
-    config = TransferConfig(max_seconds=0.5, device="cpu")
+    config = TransferConfig(BackendConfig(device="cpu"), max_seconds=0.5)
     together = transfer_many(project, sources, tmp_path / "together",
-                             TransferConfig(max_seconds=0.5, device="cpu", video_batch=2),
+                             TransferConfig(BackendConfig(device="cpu"), max_seconds=0.5, video_batch=2),
                              checkpoint)
     alone = transfer_many(project, sources, tmp_path / "alone", config, checkpoint)
     for batched, single in zip(together, alone, strict=True):

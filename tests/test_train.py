@@ -23,39 +23,33 @@ from typer.testing import CliRunner
 from motionxfer import checkpoint as checkpoint_module
 from motionxfer.checkpoint import (
     CHECKPOINT_SCHEMA,
-    export_inference,
-    load_face_refiner,
-    load_generator,
+    Checkpoint,
     new_payload,
     read_checkpoint,
     save_checkpoint,
 )
-from motionxfer.dataset import (
+from motionxfer.conditioning import Conditioning
+from motionxfer.errors import BadInput, CheckpointError, MissingDependency, NoPersonFound
+from motionxfer.io.files import fingerprint
+from motionxfer.io.images import to_tensor, working_size
+from motionxfer.io.video import VideoInfo
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
+from motionxfer.presets import Preset, load_preset, preset_configs
+from motionxfer.project import Project
+from motionxfer.settings import config_template
+from motionxfer.training.batches import batch_indices, batch_maker, on_device
+from motionxfer.training.config import TrainConfig
+from motionxfer.training.dataset import (
     PairBatch,
     TrainingSamples,
     build_frame_cache,
     open_frame_cache,
     split_frames,
-    to_tensor,
-    working_size,
 )
-from motionxfer.distributed import SINGLE_PROCESS
-from motionxfer.errors import BadInput, CheckpointError, MissingDependency, NoPersonFound
-from motionxfer.fileio import fingerprint
-from motionxfer.pose import PoseSequence
-from motionxfer.presets import Preset, load_preset
-from motionxfer.project import Project
-from motionxfer.skeleton import MEDIAPIPE_HOLISTIC
-from motionxfer.train import (
-    TrainConfig,
-    batch_indices,
-    batch_maker,
-    on_device,
-    train_target,
-    training_setup,
-)
-from motionxfer.trainer import Trainer, learning_rate_factor
-from motionxfer.video import VideoInfo
+from motionxfer.training.distributed import SINGLE_PROCESS
+from motionxfer.training.train import train_plan, train_target, training_setup
+from motionxfer.training.trainer import Trainer, learning_rate_factor
 
 FPS = 30.0
 LIMBS = [
@@ -127,7 +121,7 @@ def make_project(root: Path, frames: int = 120, size: int = 32,
         keypoints = poses.keypoints.copy()
         keypoints[~person_present] = (np.nan, np.nan, 0.0)
         poses = dataclasses.replace(poses, keypoints=keypoints, person_present=person_present)
-    project = Project.create(root)
+    project = Project.create(root, config_template())
     info = VideoInfo(
         path=root / "target.mp4", sha256=sha256, fps=FPS, frame_count=frames,
         frame_count_exact=True, width=size, height=size, rotation=0, duration=frames / FPS,
@@ -334,10 +328,12 @@ def test_train_target_writes_checkpoint_log_samples_and_scores(tmp_path: Path) -
     grid = cv2.imread(str(project.paths.training_samples / "step_0000003.png"))
     assert grid.shape == (32, 96, 3)  # one row (batch 1): stick figure | generated | real
 
-    generator, info = load_generator(result.checkpoint)
-    assert info.preset == "tiny" and info.working_size == (32, 32) and info.generator_step == 6
-    assert info.project_id == "ab" * 32 and info.trainable
-    refiner, _ = load_face_refiner(result.checkpoint)
+    saved = Checkpoint.load(result.checkpoint)
+    generator = saved.build_generator()
+    assert saved.preset.name == "tiny" and saved.working_size == (32, 32)
+    assert saved.generator_step == 6 and saved.project_id == "ab" * 32 and saved.trainable
+    assert saved.conditioning == Conditioning("stick_figure", 3)
+    refiner = saved.build_face_refiner()
     assert refiner is not None and not refiner.training
     pose = torch.zeros(1, 3, 32, 32)
     assert generator(pose, pose, torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
@@ -358,18 +354,17 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path) -> N
 
     with pytest.raises(KeyboardInterrupt):
         train_target(interrupted, config, tiny_preset(), progress=press_ctrl_c, draw=draw_joints)
-    saved = read_checkpoint(interrupted.paths.checkpoint)
-    assert saved["generator_step"] == 3
+    assert Checkpoint.load(interrupted.paths.checkpoint).generator_step == 3
     result = train_target(interrupted, config, None, resume=True, draw=draw_joints)
     assert result.generator_steps == 6 and result.steps_this_run == 3
 
-    expected = read_checkpoint(straight.paths.checkpoint)
-    resumed = read_checkpoint(interrupted.paths.checkpoint)
+    expected = Checkpoint.load(straight.paths.checkpoint)
+    resumed = Checkpoint.load(interrupted.paths.checkpoint)
     for name in ("generator", "discriminator", "temporal_discriminator"):
-        for key, tensor in expected["models"][name].items():
-            assert torch.equal(tensor, resumed["models"][name][key]), f"{name}.{key}"
-    assert expected["optimizers"]["generator"]["state"][0]["exp_avg"].equal(
-        resumed["optimizers"]["generator"]["state"][0]["exp_avg"])
+        for key, tensor in expected.models[name].items():
+            assert torch.equal(tensor, resumed.models[name][key]), f"{name}.{key}"
+    assert expected.training.optimizers["generator"]["state"][0]["exp_avg"].equal(
+        resumed.training.optimizers["generator"]["state"][0]["exp_avg"])
 
 
 def test_a_real_ctrl_c_finishes_the_step_saves_and_stops(tmp_path: Path) -> None:
@@ -382,7 +377,7 @@ def test_a_real_ctrl_c_finishes_the_step_saves_and_stops(tmp_path: Path) -> None
     with pytest.raises(KeyboardInterrupt):
         train_target(project, quick_config(steps=6), tiny_preset(), progress=ctrl_c_at_step_two,
                      draw=draw_joints)
-    assert read_checkpoint(project.paths.checkpoint)["generator_step"] == 2
+    assert Checkpoint.load(project.paths.checkpoint).generator_step == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
 
 
@@ -401,17 +396,18 @@ def test_resume_can_extend_training_and_add_the_face_refiner(tmp_path: Path) -> 
     project = make_project(tmp_path / "me")
     train_target(project, quick_config(steps=2, face_refiner=False), tiny_preset(),
                  draw=draw_joints)
-    assert load_face_refiner(project.paths.checkpoint)[0] is None
-    preset, config = training_setup(project, resume=True, steps=4, face_refiner=True)
-    assert preset.name == "tiny" and preset.size == 32 and config.steps == 4
-    result = train_target(project, config, preset, resume=True, draw=draw_joints)
+    assert Checkpoint.load(project.paths.checkpoint).build_face_refiner() is None
+    plan = training_setup(project, resume=True, steps=4, face_refiner=True)
+    assert plan.preset.name == "tiny" and plan.preset.size == 32 and plan.config.steps == 4
+    assert plan.resume_from is not None and plan.resume_from.generator_step == 2
+    result = train_plan(project, plan, draw=draw_joints)
     assert (result.generator_steps, result.face_refiner_steps) == (4, 2)
-    refiner = load_face_refiner(project.paths.checkpoint)[0]
+    refiner = Checkpoint.load(project.paths.checkpoint).build_face_refiner()
     assert refiner is not None
     # training the generator longer without the refiner keeps the trained refiner
-    preset, config = training_setup(project, resume=True, steps=5, face_refiner=False)
-    train_target(project, config, preset, resume=True, draw=draw_joints)
-    kept = load_face_refiner(project.paths.checkpoint)[0]
+    train_plan(project, training_setup(project, resume=True, steps=5, face_refiner=False),
+               draw=draw_joints)
+    kept = Checkpoint.load(project.paths.checkpoint).build_face_refiner()
     assert kept is not None and all(
         torch.equal(a, b)
         for a, b in zip(refiner.state_dict().values(), kept.state_dict().values(), strict=True))
@@ -480,8 +476,7 @@ def small_payload(step: int, project_id: str = "p" * 64) -> dict[str, object]:
     preset = tiny_preset()
     return new_payload(
         preset="tiny", project_id=project_id, working_size=[32, 32], generator_step=step,
-        face_refiner_step=0,
-        configs={"generator": preset.generator.to_dict(), "face_refiner": None},
+        face_refiner_step=0, configs=preset_configs(preset),
         models={"generator": {"weight": torch.full((2,), float(step))}},
     )
 
@@ -524,7 +519,7 @@ def test_weights_that_do_not_fit_the_architecture_are_refused(tmp_path: Path) ->
     path = tmp_path / "model.pt"
     save_checkpoint(path, small_payload(1))  # "weight" is no parameter of the generator
     with pytest.raises(CheckpointError, match="do not fit"):
-        load_generator(path)
+        Checkpoint.load(path).build_generator()
 
 
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path: Path,
@@ -541,7 +536,7 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path: Path,
         save_checkpoint(path, small_payload(2))
     assert "previous checkpoint" in error.value.hint and "--resume" in error.value.hint
     monkeypatch.undo()
-    assert read_checkpoint(path)["generator_step"] == 1
+    assert Checkpoint.load(path).generator_step == 1
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
 
 
@@ -562,7 +557,7 @@ def test_a_disk_that_fills_during_training_leaves_the_last_good_checkpoint(
         train_target(project, quick_config(steps=4, checkpoint_every=2, face_refiner=False),
                      tiny_preset(), draw=draw_joints)
     monkeypatch.undo()
-    assert read_checkpoint(project.paths.checkpoint)["generator_step"] == 2
+    assert Checkpoint.load(project.paths.checkpoint).generator_step == 2
 
 
 def test_inference_export_is_smaller_loads_without_flags_and_cannot_resume(
@@ -571,13 +566,14 @@ def test_inference_export_is_smaller_loads_without_flags_and_cannot_resume(
     train_target(project, quick_config(steps=2), tiny_preset(), draw=draw_joints)
     full = project.paths.checkpoint
     slim = tmp_path / "slim.pt"
-    info = export_inference(full, slim)
-    assert not info.trainable and slim.stat().st_size < full.stat().st_size / 3
-    generator, _ = load_generator(slim)
-    reference, _ = load_generator(full)
+    exported = Checkpoint.load(full).inference_only().save(slim)
+    assert not exported.trainable and not Checkpoint.load(slim).trainable
+    assert slim.stat().st_size < full.stat().st_size / 3
+    generator = Checkpoint.load(slim).build_generator()
+    reference = Checkpoint.load(full).build_generator()
     pose = torch.rand(1, 3, 32, 32)
     assert torch.equal(generator(pose, pose, pose), reference(pose, pose, pose))
-    assert load_face_refiner(slim)[0] is not None
+    assert Checkpoint.load(slim).build_face_refiner() is not None
     slim.replace(full)
     with pytest.raises(CheckpointError, match="inference export"):
         train_target(project, quick_config(steps=4), None, resume=True, draw=draw_joints)
@@ -604,7 +600,7 @@ def test_train_target_command_trains_and_prints_the_checkpoint(tmp_path: Path) -
     output = json.loads(result.stdout.strip().splitlines()[-1])
     assert output["generator_steps"] == 2 and output["face_refiner_steps"] == 1
     assert Path(output["checkpoint"]) == project.paths.checkpoint
-    assert read_checkpoint(project.paths.checkpoint)["configs"]["train"]["seed"] == 3
+    assert Checkpoint.load(project.paths.checkpoint).train.seed == 3
 
     again = runner.invoke(app, ["train-target", str(project.root), "--no-perceptual"])
     assert again.exit_code == 5 and "--resume" in again.output

@@ -13,17 +13,22 @@ import pytest
 from conftest import write_blank_video
 from typer.testing import CliRunner
 
+from motionxfer.checkpoint import Checkpoint
 from motionxfer.cli import (
     app,
     commands,  # noqa: F401
     hoist_global_flags,
 )
+from motionxfer.conditioning import CONDITIONINGS, Conditioning
 from motionxfer.errors import CheckpointError
+from motionxfer.inference.export import export_project
+from motionxfer.inference.transfer import TransferConfig, transfer, transfer_many
+from motionxfer.io.video import probe, read_frames
 from motionxfer.pipeline import import_keypoints, init_project, source_record
+from motionxfer.pose.render import label_map_channels
+from motionxfer.pose.sequence import PoseSequence
 from motionxfer.project import Project
-from motionxfer.train import train_target, training_setup
-from motionxfer.transfer import TransferConfig, transfer, transfer_many
-from motionxfer.video import probe
+from motionxfer.training.train import train_plan, training_setup
 
 FIXTURES = Path(__file__).parent / "fixtures"
 runner = CliRunner()
@@ -44,9 +49,8 @@ def trained(tmp_path_factory) -> tuple[Project, Path]:
     import_keypoints(project, project.target, FIXTURES / "target_clip_keypoints.npz")
     import_keypoints(project, source_record(project, source),
                      FIXTURES / "source_clip_keypoints.npz")
-    preset, config = training_setup(project, "tiny", False, steps=2, batch_size=1,
-                                    perceptual=False, face_refiner=False)
-    train_target(project, config, preset)
+    train_plan(project, training_setup(project, "tiny", False, steps=2, batch_size=1,
+                                      perceptual=False, face_refiner=False))
     return project, source
 
 
@@ -124,7 +128,7 @@ def test_source_with_nobody_in_it(trained, tmp_path: Path) -> None:
 
 def test_generated_frames_depend_on_the_pose(trained, tmp_path: Path) -> None:
     """Not a quality test: two different poses must not give the same picture."""
-    from motionxfer.video import read_frames
+    from motionxfer.io.video import read_frames
 
     project, source = trained
     output = tmp_path / "a.mp4"
@@ -152,3 +156,51 @@ def test_evaluate_without_reference_says_how(trained, tmp_path: Path) -> None:
     result = invoke("evaluate", source)
     assert result.exit_code == 2
     assert "--reference" in result.stderr and "--holdout" in result.stderr
+
+
+def test_label_map_conditioning_trains_transfers_and_exports(tmp_path: Path) -> None:
+    """The per-limb label maps, chosen with --conditioning, reach every stage: the networks get
+    one input channel per label map, the checkpoint records the choice, and transfer (streamed
+    and sequential, side by side) and the ONNX export draw the same maps."""
+    source = tmp_path / "dancer.mp4"
+    shutil.copyfile(FIXTURES / "source_clip.mp4", source)
+    project = init_project(tmp_path / "me", FIXTURES / "target_clip.mp4")
+    import_keypoints(project, project.target, FIXTURES / "target_clip_keypoints.npz")
+    import_keypoints(project, source_record(project, source),
+                     FIXTURES / "source_clip_keypoints.npz")
+    settings = project.paths.config.read_text().replace(
+        "[train]\n", '[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\n'
+        "face_refiner_steps = 2\nvalidation_frames = 2\n")
+    project.paths.config.write_text(settings)
+    trained = invoke("train-target", project.root, "--steps", "2", "--conditioning",
+                     "label_maps")
+    assert trained.exit_code == 0, trained.output
+    skeleton = PoseSequence.load(project.paths.poses(project.target.video_id)).skeleton
+    channels = label_map_channels(skeleton)
+    model = Checkpoint.load(project.paths.checkpoint)
+    assert model.conditioning == Conditioning("label_maps", channels) and channels > 3
+    assert model.generator.pose_channels == channels
+    assert model.face_refiner is not None and model.face_refiner.pose_channels == channels
+    assert model.models["discriminator"]  # trained against label maps as well
+
+    streamed, sequential = tmp_path / "streamed.mp4", tmp_path / "sequential.mp4"
+    transfer(project, source, streamed, TransferConfig(max_seconds=0.5, side_by_side=True))
+    transfer(project, source, sequential, TransferConfig(max_seconds=0.5, side_by_side=True,
+                                                         streaming=False))
+    info = probe(streamed)
+    assert (info.width, info.height, info.frame_count) == (3 * 128, 128, 15)
+    frames = [[frame.rgb for frame in read_frames(path)] for path in (streamed, sequential)]
+    assert all(np.array_equal(a, b) for a, b in zip(*frames, strict=True))
+
+    exported = export_project(project)
+    assert {m.network for m in exported.models} == {"generator", "face_refiner"}
+    assert all(m.max_abs_difference < 1e-3 for m in exported.models if m.precision == "fp32")
+
+    resumed = invoke("train-target", project.root, "--resume", "--steps", "3")
+    assert resumed.exit_code == 0, resumed.output
+    assert Checkpoint.load(project.paths.checkpoint).conditioning.kind == "label_maps"
+
+
+def test_the_conditioning_option_names_every_choice() -> None:
+    help_text = " ".join(invoke("train-target", "--help").output.split())
+    assert all(name in help_text for name in CONDITIONINGS)

@@ -15,7 +15,7 @@ import pytest
 from conftest import frame_number, numbered_frame
 
 from motionxfer.errors import BadInput, BadVideo
-from motionxfer.video import (
+from motionxfer.io.video import (
     Frame,
     VideoWriter,
     count_frames,
@@ -454,7 +454,7 @@ def test_truncated_files(
     with pytest.raises(BadVideo, match="truncated") as caught:
         probe(cut)
     assert "read_frames" in caught.value.hint
-    with caplog.at_level(logging.WARNING, logger="motionxfer.video"):
+    with caplog.at_level(logging.WARNING, logger="motionxfer.io.video"):
         frames = list(read_frames(cut))
     assert "truncated" in caplog.text
     assert 20 < len(frames) < 120

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from motionxfer.cli import commands  # noqa: F401 registers the commands
 from motionxfer.cli.app import app, state
 
 GLOBAL_FLAGS = ("--json", "--quiet", "-q", "--debug")
@@ -27,7 +28,6 @@ def hoist_global_flags(args: list[str]) -> list[str]:
 
 
 def main(args: list[str] | None = None) -> None:
-    from motionxfer.cli import commands  # noqa: F401  (registers the commands)
 
     try:
         app(args=hoist_global_flags(sys.argv[1:] if args is None else args), prog_name="motionxfer")

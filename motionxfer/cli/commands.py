@@ -1,9 +1,9 @@
 """Imports every command module so that its commands register on the app."""
-# ruff: noqa: F401, I001  (one line per command module)
+# ruff: noqa: F401  (imported for their side effect)
 
-from motionxfer.cli import project_commands
-from motionxfer.cli import train_commands
-from motionxfer.cli import transfer_commands
-from motionxfer.cli import model_commands
-from motionxfer.cli import evaluate_commands
-from motionxfer.cli import speed_commands
+import motionxfer.cli.evaluate_commands
+import motionxfer.cli.model_commands
+import motionxfer.cli.project_commands
+import motionxfer.cli.speed_commands
+import motionxfer.cli.train_commands
+import motionxfer.cli.transfer_commands

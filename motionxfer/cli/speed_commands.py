@@ -8,18 +8,24 @@ from typing import Annotated
 import typer
 
 from motionxfer.cli.app import command, emit, log, progress_bar
+from motionxfer.cli.options import (
+    CheckpointOpt,
+    DeviceOpt,
+    PrecisionOpt,
+    ProvidersOpt,
+    ThreadsOpt,
+    TrainedProjectArg,
+)
 
 
 @command("export")
 def export(
-    project_dir: Annotated[Path, typer.Argument(help="The project with a trained model.")],
+    project_dir: TrainedProjectArg,
     fp16: Annotated[
         bool | None, typer.Option("--fp16/--no-fp16",
                                      help="Also write the half-precision variant (for CUDA).")
     ] = None,
-    checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", help="Default: the project's model.")
-    ] = None,
+    checkpoint: CheckpointOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="Export again even when a valid export is there.")
     ] = False,
@@ -32,8 +38,9 @@ def export(
 
       motionxfer export ./me
     """
-    from motionxfer.export import ExportConfig, export_project
+    from motionxfer.inference.export import ExportConfig, export_project
     from motionxfer.project import Project, config_from_project
+
 
     project = Project.open(project_dir)
     config = config_from_project(ExportConfig, project, "export", fp16=fp16)
@@ -77,14 +84,10 @@ def bench(
         int, typer.Option("--video-batch", help="Videos per generator call in the batched "
                           "measurement (1: skip it).")
     ] = 2,
-    device: Annotated[str, typer.Option("--device", help="torch: auto, cpu or cuda.")] = "auto",
-    providers: Annotated[
-        str | None, typer.Option("--providers", help="onnx: e.g. tensorrt,cuda,cpu.")
-    ] = None,
-    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="CPU threads of the networks.")
-    ] = None,
+    device: DeviceOpt = "auto",
+    providers: ProvidersOpt = None,
+    precision: PrecisionOpt = "fp32",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Frames per second of each stage of a transfer and end to end, for each backend.
 
@@ -97,9 +100,10 @@ def bench(
 
       motionxfer bench ./me --backend onnx --providers tensorrt --precision fp16
     """
-    from motionxfer.backends import parse_providers
-    from motionxfer.bench import BenchConfig, bench_project
+    from motionxfer.inference.bench import BenchConfig, bench_project
+    from motionxfer.inference.frame_generator import parse_providers
     from motionxfer.project import Project
+
 
     config = BenchConfig(backends=tuple(backend or ("torch", "onnx")), seconds=seconds,
                          preset=preset, height=height, workers=workers, video_batch=video_batch,

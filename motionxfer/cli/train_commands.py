@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from motionxfer.cli.app import command, emit, log, progress_bar, state
+from motionxfer.cli.options import ConditioningOpt
 
 
 @command("train-target")
@@ -48,6 +49,7 @@ def train_target(
                      help="VGG perceptual loss (needs: motionxfer models fetch vgg16). "
                      "--no-perceptual trains without it, with a warning."),
     ] = None,
+    conditioning: ConditioningOpt = None,
     max_minutes: Annotated[
         float | None,
         typer.Option("--max-minutes", min=0, help="Stop the generator stage after this many "
@@ -65,19 +67,21 @@ def train_target(
     On several GPUs: torchrun --nproc-per-node N -m motionxfer train-target PROJECT (one process
     per GPU; only the first one prints, writes files and holds the project's lock).
     """
-    from motionxfer.distributed import processes_from_environment
     from motionxfer.project import Project
-    from motionxfer.train import train_target as run_training
-    from motionxfer.train import training_setup
+    from motionxfer.training.distributed import processes_from_environment
+    from motionxfer.training.train import train_plan, training_setup
+
 
     processes = processes_from_environment()
     if not processes.is_main:
         state.quiet = True  # one process reports: the others' lines would repeat its own
     project = Project.open(project_dir)
-    chosen, config = training_setup(
+    plan = training_setup(
         project, preset, resume, steps=steps, batch_size=batch_size, device=device, amp=amp,
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
+        conditioning=conditioning,
     )
+    chosen, config = plan.preset, plan.config
     batch = f"batch {config.batch_size}"
     if processes.distributed:
         batch += (f" per process x {processes.world_size} processes = "
@@ -88,7 +92,7 @@ def train_target(
            if config.face_refiner and config.face_refiner_steps else ""))
     try:
         with progress_bar() as progress:
-            result = run_training(project, config, chosen, resume=resume, progress=progress)
+            result = train_plan(project, plan, progress)
     except KeyboardInterrupt:
         log(f"interrupted; the checkpoint is {project.paths.checkpoint}. Continue with: "
             f"motionxfer train-target {project.root} --resume")

@@ -8,11 +8,20 @@ from typing import Annotated
 import typer
 
 from motionxfer.cli.app import command, emit, log, progress_bar
+from motionxfer.cli.options import (
+    CheckpointOpt,
+    DeviceOpt,
+    PrecisionOpt,
+    ProvidersOpt,
+    SecondsOpt,
+    ThreadsOpt,
+    TrainedProjectArg,
+)
 
 
 @command("transfer")
 def transfer(
-    project_dir: Annotated[Path, typer.Argument(help="The project with a trained model.")],
+    project_dir: TrainedProjectArg,
     sources: Annotated[
         list[Path], typer.Argument(help="Source video(s): whose moves the target performs.")
     ],
@@ -27,37 +36,23 @@ def transfer(
     face_refiner: Annotated[
         bool, typer.Option("--face-refiner/--no-face-refiner", help="Apply the face refiner.")
     ] = True,
-    checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", help="Default: the project's model.")
-    ] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    seconds: Annotated[
-        float | None, typer.Option("--seconds", help="Only the first N seconds.")
-    ] = None,
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "auto",
+    seconds: SecondsOpt = None,
     backend: Annotated[
         str, typer.Option("--backend", help="torch (PyTorch) or onnx (ONNX Runtime; exports "
                           "the model on first use).")
     ] = "torch",
-    providers: Annotated[
-        str | None, typer.Option("--providers", help="onnx: execution providers in order of "
-                                    "preference, e.g. tensorrt,cuda,cpu (default: whichever of "
-                                    "those this onnxruntime has). One that is missing is skipped "
-                                    "with a warning; CPU is the last resort.")
-    ] = None,
+    providers: ProvidersOpt = None,
     strict_providers: Annotated[
         bool, typer.Option("--strict-providers", help="onnx: a provider from --providers that "
                            "cannot run is an error instead of a fallback.")
     ] = False,
-    precision: Annotated[
-        str, typer.Option("--precision", help="fp32, fp16 (CUDA / TensorRT) or bf16 (torch).")
-    ] = "fp32",
+    precision: PrecisionOpt = "fp32",
     cuda_graphs: Annotated[
         bool, typer.Option("--cuda-graphs", help="Record the generator as a CUDA graph (GPU).")
     ] = False,
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="CPU threads of the networks "
-                                    "(default: one per core).")
-    ] = None,
+    threads: ThreadsOpt = None,
     video_batch: Annotated[
         int, typer.Option("--video-batch", help="Generate frame t of this many sources in one "
                           "call (batch jobs on a GPU).")
@@ -78,16 +73,18 @@ def transfer(
 
       motionxfer transfer ./me dancer.mp4 --backend onnx --providers tensorrt,cuda,cpu
     """
-    from motionxfer.backends import parse_providers
+    from motionxfer.inference.frame_generator import BackendConfig, parse_providers
+    from motionxfer.inference.transfer import TransferConfig, transfer_many
     from motionxfer.project import Project
-    from motionxfer.transfer import TransferConfig, transfer_many
 
-    config = TransferConfig(face_refiner=face_refiner, side_by_side=side_by_side, device=device,
-                            max_seconds=seconds, backend=backend,
-                            providers=parse_providers(providers),
-                            strict_providers=strict_providers, precision=precision,
-                            cuda_graphs=cuda_graphs, threads=threads, streaming=streaming,
-                            video_batch=video_batch)
+
+    backend_config = BackendConfig(backend=backend, device=device,
+                                   providers=parse_providers(providers),
+                                   strict_providers=strict_providers, precision=precision,
+                                   face_refiner=face_refiner, threads=threads,
+                                   cuda_graphs=cuda_graphs)
+    config = TransferConfig(backend=backend_config, side_by_side=side_by_side,
+                            max_seconds=seconds, streaming=streaming, video_batch=video_batch)
     project = Project.open(project_dir)
     if len(sources) == 1 and output is not None and output.suffix:
         outputs_dir, names = output.parent, {sources[0]: output}
@@ -126,6 +123,7 @@ def demo(
     what motionxfer does. Writes transfer.mp4 and side_by_side.mp4 into --workdir.
     """
     from motionxfer.demo import run_demo
+
 
     with progress_bar() as progress:
         result = run_demo(workdir, samples, train_steps, progress, log)

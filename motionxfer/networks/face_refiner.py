@@ -25,7 +25,7 @@ from torch.nn import functional
 
 from motionxfer.networks.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
 from motionxfer.networks.generator import GlobalGenerator
-from motionxfer.pose import PoseSequence
+from motionxfer.pose.sequence import PoseSequence
 
 HEAD_JOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 MIN_BOX_SIZE = 4.0  # pixels of the working frame

@@ -9,6 +9,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from motionxfer.model_cache import load_state_dict
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -65,7 +67,6 @@ class ImageNetFeatures(nn.Module):
         Gradients still flow to the input (for a perceptual loss); the weights do not train.
         Raises MissingDependency with the fetch command when the weights are not cached.
         """
-        from motionxfer.model_cache import load_state_dict
 
         network = cls(imagenet_normalization=imagenet_normalization, layers=layers)
         network.load_state_dict(load_state_dict(cls.CACHE_NAME), strict=True)

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from motionxfer.model_cache import model_path
+
 INPUT_SIZE = 299
 FEATURE_DIMENSION = 2048
 
@@ -41,7 +43,6 @@ class FIDInception(nn.Module):
     @classmethod
     def from_cache(cls, device: str | torch.device = "cpu") -> FIDInception:
         """The network from the verified cache file, in eval mode."""
-        from motionxfer.model_cache import model_path
 
         path = model_path("fid_inception")
         with warnings.catch_warnings():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from motionxfer.model_cache import load_state_dict
 from motionxfer.networks.alexnet import AlexNetFeatures
 from motionxfer.networks.vgg import VGG16Features
 
@@ -68,7 +69,6 @@ class LPIPS(nn.Module):
     @classmethod
     def from_cache(cls, backbone: str = "vgg") -> LPIPS:
         """LPIPS with the cached backbone and v0.1 linear weights, in eval mode, frozen."""
-        from motionxfer.model_cache import load_state_dict
 
         network = cls(backbone)
         _, _, backbone_weights, linear_weights = BACKBONES[backbone]

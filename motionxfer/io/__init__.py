@@ -1,0 +1,1 @@
+"""Files and videos: atomic writes, hashes, PyAV decoding and encoding, image helpers."""

@@ -1,0 +1,116 @@
+"""Atomic file writes and content hashes.
+
+Every file motionxfer writes goes through `atomic_write`: the data lands in a temporary file in
+the same folder, is flushed to disk, then renamed over the destination. A crash or a full disk
+leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from motionxfer.errors import BadInput
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file next to `path`; on success rename it to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """A temporary path next to `path` for writers that want a file name (encoders, np.savez).
+
+    `suffix` keeps the extension that some writers look at (".mp4", ".npz").
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{suffix or path.suffix}", dir=path.parent
+    )
+    os.close(fd)
+    try:
+        yield Path(tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def save_npz(path: str | os.PathLike[str], version: int, **arrays: Any) -> None:
+    """A compressed .npz with a `version` entry, written atomically."""
+    import numpy as np
+
+    with atomic_path(path, ".npz") as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, version=np.int32(version), **arrays)
+
+
+def load_npz(path: str | os.PathLike[str], max_version: int, what: str,
+             rebuild_hint: str) -> dict[str, Any]:
+    """Every array of a file written by `save_npz`, refusing files of a newer version.
+
+    Raises BadInput naming `what` ("pose file") with `rebuild_hint` for a missing or damaged file.
+    """
+    import numpy as np
+
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        version = int(arrays.pop("version"))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise BadInput(f"cannot read the {what} {path}: {error}", hint=rebuild_hint) from error
+    if version > max_version:
+        raise BadInput(
+            f"{path} was written by a newer motionxfer ({what} v{version})",
+            hint=f"upgrade motionxfer, or: {rebuild_hint}",
+        )
+    return arrays
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    with atomic_write(path, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+
+
+def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of JSON-serialisable inputs and settings (a stage's cache key)."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]

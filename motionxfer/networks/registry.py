@@ -1,0 +1,45 @@
+"""Generators by architecture name: the one place that builds a generator from its config.
+
+A checkpoint records its architecture's name; `build_generator` turns the name and the config back
+into the network. A new architecture (a region-by-region generator, say) is one more entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from motionxfer.errors import BadInput
+from motionxfer.networks.generator import Generator, GeneratorConfig
+
+DEFAULT_ARCHITECTURE = "pix2pixhd"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    config: type  # the frozen dataclass of its arguments
+    network: type[nn.Module]  # built as network(config)
+
+
+ARCHITECTURES = {
+    "pix2pixhd": Architecture("pix2pixhd", GeneratorConfig, Generator),
+}
+
+
+def architecture(name: str) -> Architecture:
+    if name not in ARCHITECTURES:
+        raise BadInput(f"unknown generator architecture {name!r}",
+                       hint=f"this motionxfer knows: {', '.join(sorted(ARCHITECTURES))}; "
+                       "upgrade motionxfer if the model was made by a newer one")
+    return ARCHITECTURES[name]
+
+
+def build_generator(config: Any, name: str = DEFAULT_ARCHITECTURE) -> nn.Module:
+    """The generator of architecture `name` from its config (randomly initialised)."""
+    chosen = architecture(name)
+    if not isinstance(config, chosen.config):
+        raise TypeError(f"{name} takes a {chosen.config.__name__}, not {type(config).__name__}")
+    return chosen.network(config)

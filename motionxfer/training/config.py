@@ -1,0 +1,82 @@
+"""Training settings: `TrainConfig`, a preset's [train] table, then config.toml's [train], then
+command-line flags. A plain value with no torch in it, so presets, the config.toml template and
+checkpoints can name it without loading the training code."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from motionxfer.conditioning import CONDITIONINGS
+from motionxfer.device import DEVICES
+from motionxfer.errors import BadInput
+
+GAN_MODES = ("lsgan", "hinge")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (a preset's [train] table, then config.toml's [train], then flags)."""
+
+    steps: int = 100_000  # generator steps
+    batch_size: int = 1
+    lr: float = 0.0002
+    betas: tuple[float, float] = (0.5, 0.999)
+    decay_start: float = 0.5  # fraction of the steps after which the rate falls linearly to 0
+    gan_mode: str = "lsgan"  # or "hinge"
+    temporal: bool = True  # the temporal discriminator (EDN's D_T)
+    perceptual: bool = True  # the VGG perceptual loss (needs `motionxfer models fetch vgg16`)
+    checkpoint_every: int = 1000
+    sample_every: int = 500
+    validate_every: int = 1000
+    log_every: int = 10
+    validation_frames: int = 30
+    amp: bool = True  # mixed precision on CUDA (no effect on the CPU)
+    device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
+    seed: int = 0
+    num_workers: int = 2  # threads preparing the next batches
+    holdout_fraction: float = 0.1
+    min_holdout_seconds: float = 1.0
+    min_train_seconds: float = 2.0
+    min_person_fraction: float = 0.5
+    face_refiner: bool = True
+    face_refiner_steps: int = 5000
+    max_minutes: float = 0.0  # wall-clock budget of the generator stage (0: none); --resume goes on
+    face_batch_size: int = 8
+    face_lr: float = 0.0002
+    conditioning: str = "stick_figure"  # the generator's pose input: stick_figure or label_maps
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.steps < 0 or self.face_refiner_steps < 0:
+            problems.append("steps and face_refiner_steps cannot be negative")
+        if min(self.batch_size, self.face_batch_size, self.checkpoint_every, self.sample_every,
+               self.validate_every, self.log_every) < 1:
+            problems.append("batch sizes and the *_every intervals must be at least 1")
+        if not (self.lr > 0 and self.face_lr > 0):
+            problems.append("learning rates must be positive")
+        if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
+            problems.append("betas must be two numbers in [0, 1)")
+        if not 0 <= self.decay_start <= 1:
+            problems.append("decay_start must be in [0, 1]")
+        if self.gan_mode not in GAN_MODES:
+            problems.append(f"gan_mode must be one of {', '.join(GAN_MODES)}")
+        if not (self.device in DEVICES or self.device.startswith("cuda:")):
+            problems.append("device must be auto, cpu, cuda or cuda:N")
+        if not 0 <= self.holdout_fraction < 0.5:
+            problems.append("holdout_fraction must be in [0, 0.5)")
+        if not self.max_minutes >= 0:
+            problems.append("max_minutes cannot be negative (0 means no time limit)")
+        if not 0 <= self.min_person_fraction <= 1:
+            problems.append("min_person_fraction must be in [0, 1]")
+        if self.num_workers < 0 or self.validation_frames < 0:
+            problems.append("num_workers and validation_frames cannot be negative")
+        if self.conditioning not in CONDITIONINGS:
+            problems.append(f"conditioning must be one of {', '.join(CONDITIONINGS)}")
+        if problems:
+            raise BadInput("bad training settings: " + "; ".join(problems),
+                           hint="fix them in [train] of config.toml or on the command line")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

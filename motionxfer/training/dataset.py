@@ -1,0 +1,258 @@
+"""Training data: the target's frames cached once, stick figures drawn on the fly, (t-1, t) pairs.
+
+Working size. The generator works at the preset's size for the frame *height*; the width keeps the
+video's aspect ratio, rounded to the nearest multiple of the generator's `size_multiple`
+(2 ** n_downsample). Letterboxing to a square was the alternative; it spends compute on black bars
+the generator would have to learn to paint, and a portrait phone video (9:16) would use barely
+half of the square. Rounding the width stretches the picture by at most half a multiple (under 2%
+at 512 px); the stick figures are drawn with the same scaling, so they stay aligned.
+
+Frame cache. The frames of the (trimmed) target video are decoded once, resized with
+cv2.INTER_AREA (INTER_CUBIC when enlarging) and stored raw as a (T, H, W, 3) uint8 file that
+training memory-maps: `ProjectPaths.frames_cache(video_id, height)`, with a JSON sidecar
+(`<cache>.json`) that records the shape and the source's sha256. The sidecar is written last, so a
+cache without a matching sidecar is rebuilt, never trusted. Disk use: T x H x W x 3 bytes (3
+minutes at 30 fps and 256x256: 1.06 GB; at 512x512: 4.2 GB).
+
+Samples. The last part of the video (`holdout_fraction`, at least `min_holdout_seconds`) is held
+out for validation. A training sample is a frame t whose frame t-1 also shows the person (both are
+needed: the generator is conditioned on the previous frame), drawn from before the held-out part.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motionxfer.conditioning import Conditioning
+from motionxfer.errors import BadInput, NoPersonFound, ProjectError
+from motionxfer.io.files import atomic_path, write_json
+from motionxfer.io.images import images_to_tensor, resize_frame
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.progress import ProgressCallback, RateMeter
+
+CACHE_FORMAT = "motionxfer-frame-cache"
+CACHE_VERSION = 1
+
+# draw(keypoints (J, 3), width, height) -> (H, W, C) uint8: the generator's pose input
+DrawFunction = Callable[[np.ndarray, int, int], np.ndarray]
+
+
+# --- frame cache ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FrameCache:
+    path: Path
+    frames: np.ndarray  # (T, H, W, 3) uint8, memory-mapped read-only
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def sidecar_path(cache_path: Path) -> Path:
+    return cache_path.with_name(cache_path.name + ".json")
+
+
+def open_frame_cache(path: str | Path, size: tuple[int, int],
+                     source_sha256: str) -> FrameCache | None:
+    """The cache at `path` when it is complete and made from that source at that size."""
+    path = Path(path)
+    sidecar = sidecar_path(path)
+    if not (path.is_file() and sidecar.is_file()):
+        return None
+    try:
+        header = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    frames = header.get("frames")
+    shape = (frames, size[1], size[0], 3)
+    if (header.get("format") != CACHE_FORMAT or header.get("version") != CACHE_VERSION
+            or header.get("source_sha256") != source_sha256
+            or header.get("shape") != list(shape) or not isinstance(frames, int) or frames < 1
+            or path.stat().st_size != math.prod(shape)):
+        return None
+    return FrameCache(path, np.memmap(path, dtype=np.uint8, mode="r", shape=shape))
+
+
+def build_frame_cache(frames: Iterable[np.ndarray], path: str | Path, size: tuple[int, int],
+                      source_sha256: str, total: int | None = None,
+                      progress: ProgressCallback | None = None) -> FrameCache:
+    """Resize and store `frames` (each (H, W, 3) uint8 RGB) as a raw uint8 cache, atomically."""
+    path = Path(path)
+    meter = RateMeter(progress, "caching frames", total)
+    count = 0
+    with atomic_path(path, ".u8") as temporary, open(temporary, "wb") as handle:
+        for rgb in frames:
+            handle.write(resize_frame(rgb, size).tobytes())
+            count += 1
+            meter.advance()
+    meter.finish()
+    if count == 0:
+        path.unlink(missing_ok=True)
+        raise BadInput(f"no frames to cache for {path.name}", hint="check the video and its trim")
+    write_json(sidecar_path(path), {
+        "format": CACHE_FORMAT, "version": CACHE_VERSION, "frames": count,
+        "shape": [count, size[1], size[0], 3], "dtype": "uint8",
+        "source_sha256": source_sha256, "resize": "INTER_AREA",
+    })
+    cache = open_frame_cache(path, size, source_sha256)
+    if cache is None:
+        raise ProjectError(f"the frame cache {path} could not be read back after writing",
+                           hint=f"check the disk, delete {path} and try again")
+    return cache
+
+
+# --- train / validation split --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FrameSplit:
+    train: np.ndarray  # (N,) frame indices t for training; t-1 and t both show the person
+    validation: np.ndarray  # (V,) held-out frames showing the person, in order
+    holdout_start: int  # first held-out frame
+
+
+def split_frames(person_present: np.ndarray, fps: float, holdout_fraction: float,
+                 min_holdout_seconds: float, min_train_seconds: float,
+                 min_person_fraction: float, video_name: str) -> FrameSplit:
+    """Hold out the end of the video; pick the training pairs; refuse videos too poor to train."""
+    total = len(person_present)
+    present = int(person_present.sum())
+    if present < min_person_fraction * total:
+        raise NoPersonFound(
+            f"the person is missing in {total - present} of {total} frames of {video_name}",
+            hint="film yourself fully in view for the whole video (or trim it with --start/--end "
+            "at init), or lower min_person_fraction in [train] of config.toml",
+        )
+    holdout = max(round(holdout_fraction * total), math.ceil(min_holdout_seconds * fps))
+    holdout_start = max(total - holdout, 0)
+    indices = np.arange(1, holdout_start)
+    train = indices[person_present[indices] & person_present[indices - 1]]
+    needed = math.ceil(min_train_seconds * fps)
+    if len(train) < needed:
+        raise BadInput(
+            f"{video_name} is too short to train on: {len(train)} frames with the person "
+            f"({len(train) / fps:.1f} s) before the held-out last {total - holdout_start} frames; "
+            f"at least {needed} ({min_train_seconds:g} s) are needed",
+            hint="film at least a minute of yourself moving (3 minutes is better)",
+        )
+    validation = np.arange(holdout_start, total)
+    return FrameSplit(train=train, validation=validation[person_present[validation]],
+                      holdout_start=holdout_start)
+
+
+# --- samples -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PairBatch:
+    """Frames t-1 and t with their stick figures; (B, 3, H, W) float32 in [-1, 1]."""
+
+    indices: np.ndarray  # (B,) frame indices t
+    previous_pose: torch.Tensor
+    pose: torch.Tensor
+    previous_frame: torch.Tensor
+    frame: torch.Tensor
+
+    def to(self, device: torch.device) -> PairBatch:
+        """On `device`; from pinned memory (`pin_memory`) the copy to a GPU is asynchronous."""
+        return PairBatch(self.indices, *(tensor.to(device, non_blocking=True) for tensor in (
+            self.previous_pose, self.pose, self.previous_frame, self.frame)))
+
+    def pin_memory(self) -> PairBatch:
+        """In page-locked memory, so that `to(cuda)` copies while the GPU computes (only useful,
+        and only possible, with CUDA)."""
+        return PairBatch(self.indices, *(tensor.pin_memory() for tensor in (
+            self.previous_pose, self.pose, self.previous_frame, self.frame)))
+
+
+@dataclass(frozen=True)
+class PairImages:
+    """A PairBatch still as stacked uint8 images, (B, H, W, 3) each: a quarter of its bytes.
+
+    The CUDA data path: the batch-making threads stack and pin these, and the training thread
+    copies them to the GPU, where they become floats (`to_batch`); the CPU never converts them.
+    """
+
+    indices: np.ndarray  # (B,) frame indices t
+    previous_pose: torch.Tensor
+    pose: torch.Tensor
+    previous_frame: torch.Tensor
+    frame: torch.Tensor
+
+    def pin_memory(self) -> PairImages:
+        return PairImages(self.indices, *(tensor.pin_memory() for tensor in (
+            self.previous_pose, self.pose, self.previous_frame, self.frame)))
+
+    def to_batch(self, device: torch.device) -> PairBatch:
+        """The PairBatch on `device` (the same values `TrainingSamples.pairs` makes)."""
+        return PairBatch(self.indices, *(
+            images_to_tensor(tensor.to(device, non_blocking=True)) for tensor in (
+                self.previous_pose, self.pose, self.previous_frame, self.frame)))
+
+
+def conditioning_drawer(conditioning: Conditioning, poses: PoseSequence) -> DrawFunction:
+    """The default drawing: `conditioning`'s encoding of `poses`' keypoints."""
+
+    def draw(keypoints: np.ndarray, width: int, height: int) -> np.ndarray:
+        return conditioning.encode(keypoints, poses.skeleton, width, height,
+                                   source_size=poses.image_size)
+
+    return draw
+
+
+class TrainingSamples:
+    """Frames from the cache and stick figures drawn from `poses` at the cache's size."""
+
+    def __init__(self, frames: FrameCache, poses: PoseSequence, draw: DrawFunction) -> None:
+        if len(frames) != poses.num_frames:
+            raise ProjectError(
+                f"the target's frame cache has {len(frames)} frames but its poses have "
+                f"{poses.num_frames}",
+                hint="re-run extract-poses with --force, then train again",
+            )
+        self.frames = frames
+        self.poses = poses
+        self.draw = draw
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.frames.size
+
+    def stick_figure(self, index: int) -> np.ndarray:  # (H, W, 3) uint8
+        width, height = self.size
+        return self.draw(self.poses.keypoints[index], width, height)
+
+    def frame(self, index: int) -> np.ndarray:  # (H, W, 3) uint8
+        return np.asarray(self.frames.frames[index])
+
+    def pairs(self, indices: Sequence[int]) -> PairBatch:
+        """The (t-1, t) pairs of frames `indices` (each t >= 1)."""
+        return self.pair_images(indices).to_batch(torch.device("cpu"))
+
+    def pair_images(self, indices: Sequence[int]) -> PairImages:
+        """The same pairs as uint8 images (made into a PairBatch on the training device)."""
+        indices = np.asarray(indices, np.int64)
+        if (indices < 1).any():
+            raise ValueError("a training pair needs t >= 1")
+
+        def stacked(images: list[np.ndarray]) -> torch.Tensor:  # (B, H, W, 3) uint8
+            return torch.from_numpy(np.stack(images))
+
+        return PairImages(
+            indices=indices,
+            previous_pose=stacked([self.stick_figure(t - 1) for t in indices]),
+            pose=stacked([self.stick_figure(t) for t in indices]),
+            previous_frame=stacked([self.frame(t - 1) for t in indices]),
+            frame=stacked([self.frame(t) for t in indices]),
+        )

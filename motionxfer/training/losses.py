@@ -1,0 +1,209 @@
+"""Every loss term of training and every weight, in one place.
+
+The generator's objective (pix2pixHD + Everybody Dance Now):
+
+    adversarial             fool the multi-scale spatial discriminator on each generated frame
+    temporal_adversarial    fool the temporal discriminator on the generated pair (t-1, t)
+    feature_matching        L1 between the discriminator's intermediate features on the real and
+                            the generated frame, summed over layers and scales (pix2pixHD's
+                            normalisation: 1/n_scales per scale, 4/(n_layers+1) per layer)
+    temporal_feature_matching   the same through the temporal discriminator
+    perceptual              L1 between VGG16 features of real and generated frames, layers
+                            relu1_2..relu5_3 weighted 1/32, 1/16, 1/8, 1/4, 1 (pix2pixHD)
+    l1                      plain L1 on pixels (off by default, as in pix2pixHD)
+
+The face refiner's objective has the same terms on the face crop, with their own weights.
+
+The adversarial loss is LSGAN's (pix2pixHD's choice: least squares towards 1 for real and 0 for
+fake) or the hinge loss; `gan_mode` chooses. Each discriminator is trained on the mean of its real
+and fake terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from motionxfer.networks.discriminator import ScaleOutputs
+from motionxfer.training.config import GAN_MODES
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The weight of every loss term (0 switches a term off)."""
+
+    adversarial: float = 1.0
+    temporal_adversarial: float = 1.0
+    feature_matching: float = 10.0
+    temporal_feature_matching: float = 10.0
+    perceptual: float = 10.0
+    perceptual_layers: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+    l1: float = 0.0
+    face_adversarial: float = 1.0
+    face_feature_matching: float = 10.0
+    face_perceptual: float = 10.0
+    face_l1: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def adversarial_loss(outputs: list[ScaleOutputs], real: bool, mode: str,
+                     for_discriminator: bool) -> torch.Tensor:
+    """Sum over scales of the loss on each scale's score map (its last output)."""
+    if mode not in GAN_MODES:
+        raise ValueError(f"gan_mode must be one of {GAN_MODES}, not {mode!r}")
+    total = outputs[0][-1].new_zeros(())
+    for scale in outputs:
+        scores = scale[-1].float()
+        if mode == "lsgan":
+            target = torch.ones_like(scores) if real else torch.zeros_like(scores)
+            total = total + functional.mse_loss(scores, target)
+        elif for_discriminator:
+            margin = functional.relu(1 - scores) if real else functional.relu(1 + scores)
+            total = total + margin.mean()
+        else:
+            total = total - scores.mean()
+    return total
+
+
+def feature_matching_loss(fake_outputs: list[ScaleOutputs],
+                          real_outputs: list[ScaleOutputs]) -> torch.Tensor:
+    """L1 between intermediate discriminator features (the real ones are constants)."""
+    total = fake_outputs[0][-1].new_zeros((), dtype=torch.float32)
+    scale_weight = 1.0 / len(fake_outputs)
+    for fake_scale, real_scale in zip(fake_outputs, real_outputs):
+        layers = len(fake_scale) - 1  # all but the score map
+        layer_weight = 4.0 / max(layers, 1)
+        for fake, real in zip(fake_scale[:-1], real_scale[:-1]):
+            total = total + scale_weight * layer_weight * functional.l1_loss(
+                fake.float(), real.detach().float()
+            )
+    return total
+
+
+class PerceptualLoss(nn.Module):
+    """Weighted L1 between VGG16 features; `features(x)` -> 5 maps, x RGB in [-1, 1]."""
+
+    def __init__(self, features: nn.Module, layer_weights: tuple[float, ...]) -> None:
+        super().__init__()
+        self.features = features.eval()
+        for parameter in self.features.parameters():
+            parameter.requires_grad_(False)
+        self.layer_weights = layer_weights
+
+    def train(self, mode: bool = True) -> PerceptualLoss:  # the VGG stays in eval mode
+        super().train(mode)
+        self.features.eval()
+        return self
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        fake_features = self.features(fake)
+        with torch.no_grad():
+            real_features = self.features(real)
+        if len(fake_features) != len(self.layer_weights):
+            raise ValueError(
+                f"the perceptual loss has {len(self.layer_weights)} layer weights but the feature "
+                f"network returned {len(fake_features)} maps"
+            )
+        total = fake.new_zeros((), dtype=torch.float32)
+        for weight, fake_map, real_map in zip(self.layer_weights, fake_features, real_features):
+            total = total + weight * functional.l1_loss(fake_map.float(), real_map.float())
+        return total
+
+
+@dataclass
+class LossTerms:
+    """The weighted terms of one objective; `total` is what is back-propagated."""
+
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor]
+
+    def as_floats(self, prefix: str) -> dict[str, float]:
+        values = {f"{prefix}{name}": float(value.detach()) for name, value in self.terms.items()}
+        values[f"{prefix}total"] = float(self.total.detach())
+        return values
+
+
+def _weighted(terms: dict[str, tuple[float, torch.Tensor | None]]) -> LossTerms:
+    kept = {name: weight * value.float() for name, (weight, value) in terms.items()
+            if weight and value is not None}
+    if not kept:
+        raise ValueError("every loss weight is 0: there is nothing to train")
+    return LossTerms(total=torch.stack(list(kept.values())).sum(), terms=kept)
+
+
+def generator_objective(
+    weights: LossWeights,
+    gan_mode: str,
+    fake_spatial: list[list[ScaleOutputs]],
+    real_spatial: list[list[ScaleOutputs]],
+    fake_temporal: list[ScaleOutputs] | None,
+    real_temporal: list[ScaleOutputs] | None,
+    fake_frames: list[torch.Tensor],
+    real_frames: list[torch.Tensor],
+    perceptual: PerceptualLoss | None,
+) -> LossTerms:
+    """The generator's loss on one or more generated frames (each with its discriminator outputs)
+    and, when given, on the temporal discriminator's view of the generated pair."""
+    count = len(fake_frames)
+    adversarial = sum(
+        adversarial_loss(fake, True, gan_mode, False) for fake in fake_spatial) / count
+    matching = sum(
+        feature_matching_loss(fake, real) for fake, real in zip(fake_spatial, real_spatial)
+    ) / count
+    terms: dict[str, tuple[float, torch.Tensor | None]] = {
+        "adversarial": (weights.adversarial, adversarial),
+        "feature_matching": (weights.feature_matching, matching),
+    }
+    if fake_temporal is not None and real_temporal is not None:
+        terms["temporal_adversarial"] = (
+            weights.temporal_adversarial, adversarial_loss(fake_temporal, True, gan_mode, False)
+        )
+        terms["temporal_feature_matching"] = (
+            weights.temporal_feature_matching, feature_matching_loss(fake_temporal, real_temporal)
+        )
+    # The frames are the same size: one batch through VGG gives the mean over frames at once.
+    all_fakes, all_reals = torch.cat(fake_frames), torch.cat(real_frames)
+    if perceptual is not None and weights.perceptual:
+        terms["perceptual"] = (weights.perceptual, perceptual(all_fakes, all_reals))
+    if weights.l1:
+        terms["l1"] = (weights.l1, functional.l1_loss(all_fakes.float(), all_reals.float()))
+    return _weighted(terms)
+
+
+def discriminator_objective(gan_mode: str, real_outputs: list[ScaleOutputs],
+                            fake_outputs: list[ScaleOutputs]) -> torch.Tensor:
+    """The mean of the real and the fake terms (fake outputs from detached generator frames)."""
+    return 0.5 * (
+        adversarial_loss(real_outputs, True, gan_mode, True)
+        + adversarial_loss(fake_outputs, False, gan_mode, True)
+    )
+
+
+def face_objective(
+    weights: LossWeights,
+    gan_mode: str,
+    fake_outputs: list[ScaleOutputs],
+    real_outputs: list[ScaleOutputs],
+    refined_crops: torch.Tensor,
+    real_crops: torch.Tensor,
+    perceptual: PerceptualLoss | None,
+) -> LossTerms:
+    """The face refiner's loss on refined face crops."""
+    terms: dict[str, tuple[float, torch.Tensor | None]] = {
+        "adversarial": (weights.face_adversarial,
+                        adversarial_loss(fake_outputs, True, gan_mode, False)),
+        "feature_matching": (weights.face_feature_matching,
+                             feature_matching_loss(fake_outputs, real_outputs)),
+    }
+    if perceptual is not None and weights.face_perceptual:
+        terms["perceptual"] = (weights.face_perceptual, perceptual(refined_crops, real_crops))
+    if weights.face_l1:
+        terms["l1"] = (weights.face_l1,
+                       functional.l1_loss(refined_crops.float(), real_crops.float()))
+    return _weighted(terms)

@@ -1,0 +1,570 @@
+"""Training the target's personal model: the generator (EDN), then its face refiner.
+
+    train_target(project, config, preset) -> TrainResult
+
+Stage 1, the generator, for `config.steps` steps. Each sample is a pair of consecutive frames
+(t-1, t). As in Everybody Dance Now, the generator first makes frame t-1 from its stick figure with
+no history (previous stick figure = its own, previous frame = zeros, which is also how transfer
+starts), then frame t from the stick figures of t and t-1 and its own (detached) frame t-1. The
+spatial discriminator judges each (stick figure, frame) pair, the temporal discriminator the pair
+of pairs. Losses: `motionxfer.training.losses` (LSGAN or hinge, feature matching, VGG perceptual).
+
+Stage 2, the face refiner, for `config.face_refiner_steps` steps with the generator frozen: face
+crops of generated frames t, refined against the real crops by the refiner's own discriminator.
+
+Around the steps: Adam with pix2pixHD's schedule (constant learning rate, then linear decay to 0
+from `decay_start` of the steps); mixed precision (autocast + GradScaler) on CUDA; a checkpoint
+every `checkpoint_every` steps, at the end and on Ctrl-C (the first Ctrl-C stops after the current
+step and saves; a second one stops at once without saving); one JSON line of averaged losses every
+`log_every` steps in logs/train.jsonl (appended, one write per line, so a crash loses at most the
+line being written); a PNG grid (stick figure | generated | real) every `sample_every` steps; SSIM
+and PSNR on held-out frames every `validate_every` steps.
+
+Exact resumption: the batches of step k are drawn from a generator seeded with (seed, stage, k),
+and the checkpoint holds models, optimizers, schedulers, the GradScaler and every random state, so
+`--resume` from the checkpoint of step k continues as the uninterrupted run would have.
+
+Several processes (`torchrun --nproc-per-node N`, see motionxfer.training.distributed): each process trains
+on its own device with its own `batch_size` pairs per step, drawn with DistributedSampler's
+semantics (a seeded permutation per epoch, each rank every N-th element of it); the networks are
+wrapped in DistributedDataParallel, which averages the gradients, so every process holds the same
+weights after every step. Rank 0 alone holds the project lock, builds the frame cache (the others
+wait, then read it), writes checkpoints, logs, sample grids and validation scores, and reports
+progress. Stopping (Ctrl-C) and divergence are agreed on by all processes after every step, so
+they stop together. One process runs exactly as it did without any of this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from motionxfer.checkpoint import (
+    Checkpoint,
+    TrainingState,
+    capture_rng_state,
+    restore_rng_state,
+    weights_digest,
+)
+from motionxfer.conditioning import Conditioning
+from motionxfer.config import from_dict, override
+from motionxfer.errors import (
+    BadInput,
+    CheckpointError,
+    MissingDependency,
+    NoPersonFound,
+    ProjectError,
+)
+from motionxfer.evaluation.metrics.image import psnr, ssim
+from motionxfer.io.files import fingerprint
+from motionxfer.io.images import to_images, to_tensor, working_size, write_png
+from motionxfer.io.video import read_frames
+from motionxfer.networks.face_refiner import face_boxes
+from motionxfer.networks.vgg import VGG16Features
+from motionxfer.pipeline import load_poses
+from motionxfer.presets import DEFAULT_PRESET, Preset, load_preset
+from motionxfer.progress import ProgressCallback
+from motionxfer.project import Project
+from motionxfer.training.batches import (
+    FACE_STAGE,
+    GENERATOR_STAGE,
+    BatchQueue,
+    batch_maker,
+    on_device,
+)
+from motionxfer.training.config import TrainConfig
+from motionxfer.training.dataset import (
+    DrawFunction,
+    FrameCache,
+    FrameSplit,
+    TrainingSamples,
+    build_frame_cache,
+    conditioning_drawer,
+    open_frame_cache,
+    split_frames,
+)
+from motionxfer.training.distributed import (
+    SINGLE_PROCESS,
+    Processes,
+    any_across,
+    barrier,
+    gather_text,
+    mean_across,
+    process_device,
+    process_group,
+    process_seed,
+    processes_from_environment,
+)
+from motionxfer.training.interrupt import StopRequest, deferred_interrupt
+from motionxfer.training.logs import append_log, sample_grid
+from motionxfer.training.losses import LossWeights, PerceptualLoss
+from motionxfer.training.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+
+
+@dataclass(frozen=True)
+class ValidationScores:
+    generator_step: int
+    face_refiner_step: int
+    ssim: float  # mean over frames (motionxfer.evaluation.metrics.image.ssim)
+    psnr: float  # dB, mean over frames (motionxfer.evaluation.metrics.image.psnr; inf when equal)
+    frames: int
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: Path
+    generator_steps: int  # done in total
+    face_refiner_steps: int
+    steps_this_run: int  # both stages
+    losses: dict[str, float]  # the last logged averages
+    validation: ValidationScores | None
+    device: str  # this process's device
+    amp: bool
+    seconds: float
+    log: Path
+    samples: Path
+    processes: int  # training processes (torchrun's WORLD_SIZE; 1 without torchrun)
+    weights_sha256: tuple[str, ...]  # each process's final weights (weights_digest), rank order
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("checkpoint", "log", "samples"):
+            data[key] = str(data[key])
+        return data
+
+
+# --- the project-level entry point ---------------------------------------------------------------
+
+@dataclass
+class _RunState:
+    conditioning: Conditioning
+    losses: dict[str, float] = field(default_factory=dict)
+    sums: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+    validation: ValidationScores | None = None
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What a run will do, decided once before it starts."""
+
+    preset: Preset  # the architecture (from the checkpoint when resuming)
+    config: TrainConfig  # the run's settings
+    resume_from: Checkpoint | None = None  # None: from scratch
+
+
+def training_setup(project: Project, preset: str | None = None, resume: bool = False,
+                   **flags: Any) -> TrainingPlan:
+    """The plan of a run: preset, settings and, resuming, the checkpoint it goes on from.
+
+    From scratch: the preset named here, else config.toml's [train] preset, else "512"; settings
+    are TrainConfig's defaults <- the preset's [train] <- config.toml's [train] <- `flags` (None
+    values are flags not given). On resume: the checkpoint's preset and settings <- `flags`.
+    """
+    if resume:
+        checkpoint = resume_checkpoint(project, preset)
+        return TrainingPlan(checkpoint.preset, override(checkpoint.train, **flags), checkpoint)
+    if preset is None:
+        preset = project.settings("train").get("preset")
+    chosen = load_preset(str(preset or DEFAULT_PRESET))
+    values = chosen.train.to_dict()
+    settings = dict(project.settings("train"))
+    settings.pop("preset", None)
+    values.update(settings)
+    config = override(from_dict(TrainConfig, values, "[train] of config.toml"), **flags)
+    return TrainingPlan(chosen, config)
+
+
+def plan_training(project: Project, config: TrainConfig, preset: str | Preset | None = None,
+                  resume: bool = False) -> TrainingPlan:
+    """The plan for `config` (see `train_target` for `preset` and `resume`)."""
+    if resume:
+        wanted = preset.name if isinstance(preset, Preset) else preset
+        checkpoint = resume_checkpoint(project, wanted)
+        return TrainingPlan(checkpoint.preset, config, checkpoint)
+    chosen = preset if isinstance(preset, Preset) else training_setup(project, preset).preset
+    return TrainingPlan(chosen, config)
+
+
+def resume_checkpoint(project: Project, wanted_preset: str | None = None) -> Checkpoint:
+    """The project's checkpoint, checked for resuming: this project's, trainable, and of the
+    preset asked for (if one is)."""
+    checkpoint = Checkpoint.load(project.paths.checkpoint, project.target.info.sha256)
+    if not checkpoint.trainable:
+        raise CheckpointError(
+            f"{checkpoint.path} is an inference export and cannot be resumed",
+            hint="resume from a checkpoint written by train-target",
+        )
+    if wanted_preset is not None and wanted_preset != checkpoint.preset.name:
+        raise BadInput(
+            f"the checkpoint was trained with preset '{checkpoint.preset.name}', not "
+            f"'{wanted_preset}'",
+            hint="drop --preset to resume it, or train from scratch without --resume",
+        )
+    return checkpoint
+
+
+def perceptual_loss(config: TrainConfig, weights: LossWeights,
+                    warn: bool = True) -> PerceptualLoss | None:
+    """The VGG perceptual loss; without it only as an explicit choice, with a warning (`warn`:
+    False in all processes but rank 0, so that it shows once)."""
+    if not config.perceptual:
+        if warn:
+            logger.warning(
+                "warning: training without the VGG perceptual loss (--no-perceptual); results "
+                "will be blurrier and less detailed. Fetch the weights with: motionxfer models "
+                "fetch vgg16"
+            )
+        return None
+    try:
+        features = VGG16Features.from_cache()
+    except MissingDependency as error:
+        raise MissingDependency(
+            f"the perceptual loss needs the VGG16 ImageNet weights: {error.message}",
+            hint="fetch them with: motionxfer models fetch vgg16 (or train without the "
+            "perceptual loss: --no-perceptual)",
+        ) from error
+    return PerceptualLoss(features, weights.perceptual_layers)
+
+
+def prepare_frames(project: Project, size: tuple[int, int], progress: ProgressCallback | None,
+                   processes: Processes = SINGLE_PROCESS) -> FrameCache:
+    """The target's frame cache at `size`, decoded once (reused while the video is unchanged).
+
+    With several processes rank 0 builds it while the others wait; they then open it read-only.
+    """
+    record = project.target
+    source_key = fingerprint("frames", record.info.sha256, record.start, record.end)
+    path = project.paths.frames_cache(record.video_id, size[1])
+    cache = None
+    if processes.is_main:
+        cache = open_frame_cache(path, size, source_key)
+        if cache is None:
+            frames = (frame.rgb for frame in read_frames(record.info.path, record.start,
+                                                         record.end))
+            total = round(((record.end or record.info.duration) - (record.start or 0.0))
+                          * record.info.fps)
+            cache = build_frame_cache(frames, path, size, source_key, total=total,
+                                      progress=progress)
+    barrier(processes)
+    if cache is None:
+        cache = open_frame_cache(path, size, source_key)
+        if cache is None:
+            raise ProjectError(
+                f"process {processes.rank} cannot read the frame cache that process 0 wrote "
+                f"({path})",
+                hint="with several machines the project folder must be on a file system that "
+                "every machine mounts at the same path",
+            )
+    return cache
+
+
+def train_target(
+    project: Project,
+    config: TrainConfig,
+    preset: str | Preset | None = None,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+    draw: DrawFunction | None = None,
+) -> TrainResult:
+    """Train (or with `resume`, continue) the project's generator and face refiner.
+
+    `preset`: a name or a Preset; None takes config.toml's [train] preset or "512". On resume the
+    architecture comes from the checkpoint (a different preset named here is an error).
+    `draw` replaces the stick-figure drawing (tests); the default is motionxfer.pose.render's.
+
+    Started by torchrun (WORLD_SIZE, RANK and LOCAL_RANK set), every process calls this and trains
+    its share of each step (module docstring); each returns its own TrainResult, and `progress`
+    is only called in rank 0. The process group is joined here (NCCL on GPUs, gloo on the CPU)
+    unless the calling program has already started it.
+    """
+    return train_plan(project, plan_training(project, config, preset, resume), progress, draw)
+
+
+def train_plan(project: Project, plan: TrainingPlan, progress: ProgressCallback | None = None,
+               draw: DrawFunction | None = None) -> TrainResult:
+    """Carry out `plan` (from `training_setup`): what `train_target` does, the checkpoint read
+    once."""
+    processes = processes_from_environment()
+    device = process_device(plan.config.device, processes)
+    with process_group(processes, device):
+        return _train(project, plan, progress, draw, processes, device)
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | None,
+           draw: DrawFunction | None, processes: Processes, device: torch.device) -> TrainResult:
+    started = time.perf_counter()
+    record = project.target
+    project_id = record.info.sha256
+    checkpoint_path = project.paths.checkpoint
+    config, resumed = plan.config, plan.resume_from
+    if not processes.is_main:
+        progress = None
+    # Rank 0 alone takes the project's lock (it is held per process: the others would find it
+    # taken) and writes; the others only read the project.
+    lock = (project.locked("train-target") if processes.is_main
+            else contextlib.nullcontext())
+
+    with lock:
+        if resumed is None and checkpoint_path.exists():
+            raise CheckpointError(
+                f"{checkpoint_path} already holds a trained model",
+                hint="continue it with --resume, or move it away to train from scratch",
+            )
+        poses = load_poses(project, record)
+        if resumed is not None:
+            conditioning, chosen = resumed.conditioning, resumed.preset
+            size = resumed.working_size
+        else:
+            conditioning = Conditioning.for_skeleton(config.conditioning, poses.skeleton)
+            chosen = plan.preset.conditioned(conditioning)
+            size = working_size(poses.image_size, chosen.size, chosen.generator.size_multiple)
+        perceptual = perceptual_loss(config, chosen.losses, warn=processes.is_main)
+        split = split_frames(
+            poses.person_present, poses.fps, config.holdout_fraction, config.min_holdout_seconds,
+            config.min_train_seconds, config.min_person_fraction, record.info.path.name,
+        )
+        cache = prepare_frames(project, size, progress, processes)
+        samples = TrainingSamples(cache, poses, draw or conditioning_drawer(conditioning, poses))
+
+        use_face = config.face_refiner and config.face_refiner_steps > 0
+        boxes = face_boxes(poses, size, chosen.face_refiner.box_margin,
+                           chosen.face_refiner.box_smoothing)  # (T, 4)
+        face_train = split.train[np.isfinite(boxes[split.train]).all(axis=1)]
+        if use_face and len(face_train) == 0:
+            raise NoPersonFound(
+                f"no face keypoints in the training frames of {record.info.path.name}",
+                hint="film the face in view, or train without the face refiner: "
+                "--no-face-refiner",
+            )
+
+        _seed_everything(config.seed)  # the same initial weights in every process
+        # A face refiner already in the checkpoint is kept (and saved again) even when this run
+        # does not train it.
+        keep_face = use_face or (resumed is not None and "face_refiner" in resumed.models)
+        trainer = Trainer(chosen, config, device, perceptual, keep_face,
+                          distributed=processes.distributed)
+        if resumed is not None:
+            trainer.load(resumed)
+            if processes.is_main:
+                assert resumed.training is not None  # resume_checkpoint checked it
+                restore_rng_state(resumed.training.rng)  # the checkpoint holds rank 0's states
+        if not processes.is_main:
+            # Every other rank: its own random streams, a function of the seed, the rank and where
+            # training starts (so a resumed run is repeatable too).
+            _seed_everything(process_seed(config.seed, processes.rank) + 65_537 * (
+                trainer.generator_step_count + trainer.face_refiner_step_count))
+
+        run = _RunState(conditioning)
+
+        def save() -> None:
+            if not processes.is_main:
+                return
+            models, optimizers, schedulers, scaler = trainer.state()
+            Checkpoint(
+                preset=dataclasses.replace(chosen, train=config),
+                project_id=project_id,
+                working_size=(int(size[0]), int(size[1])),
+                generator_step=trainer.generator_step_count,
+                face_refiner_step=trainer.face_refiner_step_count,
+                models=models,
+                conditioning=conditioning,
+                training=TrainingState(optimizers, schedulers, scaler, capture_rng_state()),
+            ).save(checkpoint_path)
+
+        steps_done = 0
+        with deferred_interrupt() as stop:
+            try:
+                steps_done += _run_stage(
+                    GENERATOR_STAGE, trainer, samples, split, boxes, config, project, run,
+                    save, progress, stop, processes,
+                )
+                if use_face:
+                    steps_done += _run_stage(
+                        FACE_STAGE, trainer, samples, split, boxes, config, project, run,
+                        save, progress, stop, processes, face_train,
+                    )
+            except KeyboardInterrupt:
+                if not stop.in_step:  # between steps every state is consistent
+                    save()
+                    if stop.agreed:  # every process stopped here: keep them until rank 0 saved
+                        barrier(processes)
+                raise
+        save()
+        digests = gather_text(weights_digest(
+            {name: module.state_dict() for name, module in trainer.modules().items()}),
+            processes)
+        if len(set(digests)) > 1:
+            raise CheckpointError(
+                f"the {processes.world_size} training processes ended with different weights "
+                f"(sha256 {', '.join(digest[:12] for digest in digests)}); the checkpoint holds "
+                "process 0's",
+                hint="this is a bug: please report it with your torch version and GPUs; resume "
+                "in one process (without torchrun) to go on from the checkpoint",
+            )
+
+    return TrainResult(
+        checkpoint=checkpoint_path,
+        generator_steps=trainer.generator_step_count,
+        face_refiner_steps=trainer.face_refiner_step_count,
+        steps_this_run=steps_done,
+        losses=run.losses,
+        validation=run.validation,
+        device=str(device),
+        amp=trainer.use_amp,
+        seconds=time.perf_counter() - started,
+        log=project.paths.train_log,
+        samples=project.paths.training_samples,
+        processes=processes.world_size,
+        weights_sha256=tuple(digests),
+    )
+
+
+def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: FrameSplit,
+               boxes: np.ndarray, config: TrainConfig, project: Project, run: _RunState,
+               save: Callable[[], None], progress: ProgressCallback | None, stop: StopRequest,
+               processes: Processes, face_train: np.ndarray | None = None) -> int:
+    """Run one stage from its current step to its last; returns the steps done."""
+    face = stage == FACE_STAGE
+    total = config.face_refiner_steps if face else config.steps
+    first = trainer.face_refiner_step_count if face else trainer.generator_step_count
+    if first >= total:
+        return 0
+    candidates = face_train if face and face_train is not None else split.train
+    batch_size = config.face_batch_size if face else config.batch_size
+    description = "training face refiner" if face else "training generator"
+    make = batch_maker(samples, candidates, batch_size, config.seed, stage, processes,
+                       trainer.device)
+    queue = BatchQueue(make, first, total, config.num_workers)
+    run.sums, run.count, run.losses = {}, 0, {}
+    meter_start, meter_steps = time.perf_counter(), 0
+    # The generator stage may end early on a time budget: at a step boundary, finished as its
+    # last step would be (logged, sampled, validated, saved); --resume goes on from there.
+    deadline = (meter_start + 60 * config.max_minutes
+                if config.max_minutes > 0 and not face else math.inf)
+    trainer.set_train(True)
+    try:
+        for step in range(first, total):
+            batch = on_device(queue.get(), trainer.device)
+            stop.in_step = True
+            if face:
+                values = trainer.face_refiner_step(batch, torch.from_numpy(boxes[batch.indices]))
+            else:
+                values = trainer.generator_step(batch)
+            stop.in_step = False
+            done = step + 1
+            meter_steps += 1
+            for key, value in values.items():
+                run.sums[key] = run.sums.get(key, 0.0) + value
+            run.count += 1
+            diverged = not all(math.isfinite(value) for value in values.values())
+            out_of_time = time.perf_counter() > deadline
+            if processes.distributed:  # every process takes the same decisions, at the same step
+                stop.agreed, diverged, out_of_time = any_across(
+                    [stop.requested, diverged, out_of_time], processes, trainer.device)
+            last = done == total or out_of_time
+            if diverged:
+                raise BadInput(
+                    f"training diverged at {stage} step {done} (a loss is not finite: {values})",
+                    hint="resume from the last checkpoint with a lower learning rate "
+                    "(lr in [train] of config.toml), or --no-amp",
+                )
+            if done % config.log_every == 0 or last:
+                run.losses = mean_across({key: value / run.count
+                                          for key, value in run.sums.items()},
+                                         processes, trainer.device)
+                if processes.is_main:
+                    append_log(project.paths.train_log, {
+                        "stage": stage, "step": done,
+                        "lr": trainer.optimizers()[
+                            "face_refiner" if face else "generator"].param_groups[0]["lr"],
+                        "time": time.time(), **{k: round(v, 6) for k, v in run.losses.items()},
+                    })
+                run.sums, run.count = {}, 0
+            if processes.is_main and (done % config.sample_every == 0 or last):
+                _write_samples(trainer, project, stage, done, run.conditioning)
+            if processes.is_main and (done % config.validate_every == 0 or last):
+                run.validation = validate(trainer, samples, split, boxes, config, face)
+                trainer.set_train(True)
+                append_log(project.paths.train_log, {
+                    "stage": stage, "step": done, "validation": dataclasses.asdict(run.validation),
+                })
+            if done % config.checkpoint_every == 0 and not last:
+                save()
+            if progress is not None:
+                elapsed = time.perf_counter() - meter_start
+                rate = meter_steps / elapsed if elapsed > 0 else 0.0
+                shown = run.losses or values
+                text = f"{rate:.2f} steps/s  " + "  ".join(
+                    f"{key} {value:.3f}" for key, value in shown.items() if key.endswith("total")
+                    or key.startswith("D_"))
+                progress(description, done, total, text)
+            if stop.agreed if processes.distributed else stop.requested:
+                raise KeyboardInterrupt
+            if out_of_time:
+                break
+    finally:
+        queue.close()
+    return done - first
+
+
+def _write_samples(trainer: Trainer, project: Project, stage: str, step: int,
+                   conditioning: Conditioning) -> None:
+    if trainer.last_outputs is None:
+        return
+    grid = sample_grid(*trainer.last_outputs, pose_to_rgb=conditioning.to_rgb)
+    name = f"{'face_' if stage == FACE_STAGE else ''}step_{step:07d}.png"
+    write_png(project.paths.training_samples / name, grid)
+
+
+def validate(trainer: Trainer, samples: TrainingSamples, split: FrameSplit, boxes: np.ndarray,
+             config: TrainConfig, with_face_refiner: bool) -> ValidationScores:
+    """SSIM and PSNR of generated against real held-out frames, generated in runs of consecutive
+    frames as transfer does (a run restarts from zeros after a frame without the person)."""
+    chosen = split.validation[:config.validation_frames]
+    trainer.set_train(False)
+    scores_ssim, scores_psnr = [], []
+    runs: list[list[int]] = []
+    for index in chosen:
+        if runs and runs[-1][-1] == index - 1:
+            runs[-1].append(int(index))
+        else:
+            runs.append([int(index)])
+    for run_indices in runs:
+        poses = [to_tensor([samples.stick_figure(index)]) for index in run_indices]
+        run_boxes = None
+        if with_face_refiner:
+            run_boxes = [torch.from_numpy(boxes[index:index + 1]) for index in run_indices]
+        frames = trainer.generate_sequence(poses, run_boxes)
+        for index, frame in zip(run_indices, frames):
+            fake = to_images(frame)[0]
+            real = samples.frame(index)
+            scores_ssim.append(ssim(real, fake))
+            scores_psnr.append(psnr(real, fake))
+    return ValidationScores(
+        generator_step=trainer.generator_step_count,
+        face_refiner_step=trainer.face_refiner_step_count,
+        ssim=float(np.mean(scores_ssim)) if scores_ssim else float("nan"),
+        psnr=float(np.mean(scores_psnr)) if scores_psnr else float("nan"),
+        frames=len(scores_ssim),
+    )

@@ -1,0 +1,338 @@
+"""The networks of a training run and one optimisation step of each stage.
+
+`Trainer` holds the generator, the spatial and temporal discriminators, the face refiner and its
+discriminator, their optimizers, schedulers and GradScaler, and runs one step per call; it writes
+no files (the loop, checkpoints and logs are in `motionxfer.training.train`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from motionxfer.checkpoint import Checkpoint
+from motionxfer.errors import CheckpointError
+from motionxfer.networks.discriminator import MultiScaleDiscriminator, TemporalDiscriminator
+from motionxfer.networks.face_refiner import (
+    FaceRefiner,
+    crop_faces,
+    face_discriminator,
+    refine_faces,
+)
+from motionxfer.networks.registry import build_generator
+from motionxfer.presets import Preset
+from motionxfer.training.config import TrainConfig
+from motionxfer.training.dataset import PairBatch
+from motionxfer.training.losses import (
+    LossWeights,
+    PerceptualLoss,
+    discriminator_objective,
+    face_objective,
+    generator_objective,
+)
+
+
+def learning_rate_factor(step: int, steps: int, decay_start: float) -> float:
+    """pix2pixHD's schedule: 1 until `decay_start * steps`, then linear to 0 at `steps`."""
+    start = int(decay_start * steps)
+    if step < start or steps <= start:
+        return 1.0
+    return max(0.0, (steps - step) / (steps - start))
+
+
+def set_requires_grad(modules: list[nn.Module | None], flag: bool) -> None:
+    for module in modules:
+        if module is not None:
+            module.requires_grad_(flag)
+
+
+# --- the networks and one step of each stage -----------------------------------------------------
+
+class Trainer:
+    """Networks, optimizers, schedulers and the GradScaler; one training step per call. No files.
+
+    `distributed`: this is one of several processes (the default process group is running); the
+    training steps then go through DistributedDataParallel replicas of the networks.
+    """
+
+    def __init__(self, preset: Preset, config: TrainConfig, device: torch.device,
+                 perceptual: PerceptualLoss | None, use_face_refiner: bool,
+                 distributed: bool = False) -> None:
+        self.preset = preset
+        self.config = config
+        self.device = device
+        self.weights: LossWeights = preset.losses
+        self.use_amp = bool(config.amp and device.type == "cuda")
+        self.perceptual = perceptual.to(device) if perceptual is not None else None
+
+        self.generator = build_generator(preset.generator).to(device)
+        self.discriminator = MultiScaleDiscriminator(preset.discriminator).to(device)
+        self.temporal_discriminator = (
+            TemporalDiscriminator(preset.temporal_discriminator).to(device)
+            if config.temporal else None
+        )
+        betas = (config.betas[0], config.betas[1])
+        self.generator_optimizer = torch.optim.Adam(
+            self.generator.parameters(), lr=config.lr, betas=betas)
+        discriminator_parameters = list(self.discriminator.parameters())
+        if self.temporal_discriminator is not None:
+            discriminator_parameters += list(self.temporal_discriminator.parameters())
+        self.discriminator_optimizer = torch.optim.Adam(
+            discriminator_parameters, lr=config.lr, betas=betas)
+
+        def generator_schedule(step: int) -> float:
+            return learning_rate_factor(step, config.steps, config.decay_start)
+
+        def face_schedule(step: int) -> float:
+            return learning_rate_factor(step, config.face_refiner_steps, config.decay_start)
+
+        self.schedulers = {
+            "generator": torch.optim.lr_scheduler.LambdaLR(self.generator_optimizer,
+                                                           generator_schedule),
+            "discriminator": torch.optim.lr_scheduler.LambdaLR(self.discriminator_optimizer,
+                                                               generator_schedule),
+        }
+        self.face_refiner: FaceRefiner | None = None
+        self.face_discriminator: MultiScaleDiscriminator | None = None
+        if use_face_refiner:
+            self.face_refiner = FaceRefiner(preset.face_refiner).to(device)
+            self.face_discriminator = face_discriminator(preset.face_refiner).to(device)
+            self.face_optimizer = torch.optim.Adam(
+                self.face_refiner.parameters(), lr=config.face_lr, betas=betas)
+            self.face_discriminator_optimizer = torch.optim.Adam(
+                self.face_discriminator.parameters(), lr=config.face_lr, betas=betas)
+            self.schedulers["face_refiner"] = torch.optim.lr_scheduler.LambdaLR(
+                self.face_optimizer, face_schedule)
+            self.schedulers["face_discriminator"] = torch.optim.lr_scheduler.LambdaLR(
+                self.face_discriminator_optimizer, face_schedule)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp)
+        # The networks as the training steps call them: with several processes each is wrapped in
+        # DistributedDataParallel (which copies rank 0's weights to the others here and averages
+        # the gradients over the processes in every backward pass), else the network itself.
+        # Checkpoints, validation and passes without gradients use the networks directly, so no
+        # process waits on another there.
+        self.replicas: dict[str, nn.Module] = {
+            name: replicate(module, device) if distributed else module
+            for name, module in self.modules().items()
+        }
+        self.generator_step_count = 0
+        self.face_refiner_step_count = 0
+        self.last_outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def _descend(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """One optimizer step on `loss` through the GradScaler (`scaler.update()` follows once
+        both of a stage's optimizers have stepped)."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp)
+
+    def generate_pair(self, batch: PairBatch, generator: nn.Module | None = None,
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """EDN: frame t-1 from its stick figure alone, then frame t conditioned on it.
+        `generator`: the network to call (the training replica); default the generator."""
+        network = self.generator if generator is None else generator
+        first_previous_pose, zeros = self.generator.first_frame_inputs(batch.previous_pose)
+        fake_previous = network(batch.previous_pose, first_previous_pose, zeros)
+        fake = network(batch.pose, batch.previous_pose, fake_previous.detach())
+        return fake_previous, fake
+
+    # --- stage 1 ---------------------------------------------------------------------------
+    def generator_step(self, batch: PairBatch) -> dict[str, float]:
+        batch = batch.to(self.device)
+        discriminators = [self.discriminator, self.temporal_discriminator]
+        spatial_network = self.replicas["discriminator"]
+        temporal_network = self.replicas.get("temporal_discriminator")
+        mode = self.config.gan_mode
+        poses = [batch.previous_pose, batch.pose]
+        reals = [batch.previous_frame, batch.frame]
+        with self.autocast():
+            fake_previous, fake = self.generate_pair(batch, self.replicas["generator"])
+            fakes = [fake_previous, fake]
+            # Real outputs keep their graph for the discriminators' step; feature matching reads
+            # them detached. With the discriminators' parameters frozen during the passes on
+            # generated frames, the generator's backward pass reaches no discriminator parameter:
+            # each replica's gradients are averaged once, in the discriminators' backward pass.
+            set_requires_grad(discriminators, True)
+            real_spatial = [spatial_network(torch.cat([pose, real], 1))
+                            for pose, real in zip(poses, reals)]
+            real_temporal = (temporal_network(*poses, *reals)
+                             if temporal_network is not None else None)
+            set_requires_grad(discriminators, False)
+            fake_spatial = [spatial_network(torch.cat([pose, image], 1))
+                            for pose, image in zip(poses, fakes)]
+            fake_temporal = (temporal_network(*poses, *fakes)
+                             if temporal_network is not None else None)
+            generator_losses = generator_objective(
+                self.weights, mode, fake_spatial, real_spatial, fake_temporal, real_temporal,
+                fakes, reals, self.perceptual,
+            )
+        self._descend(generator_losses.total, self.generator_optimizer)
+
+        set_requires_grad(discriminators, True)
+        with self.autocast():
+            spatial = sum(
+                discriminator_objective(
+                    mode, real, spatial_network(torch.cat([pose, image.detach()], 1)))
+                for real, pose, image in zip(real_spatial, poses, fakes)
+            ) / len(fakes)
+            temporal = (
+                discriminator_objective(
+                    mode, real_temporal,
+                    temporal_network(*poses, *(image.detach() for image in fakes)))
+                if temporal_network is not None and real_temporal is not None
+                else None
+            )
+            discriminator_total = spatial + temporal if temporal is not None else spatial
+        self._descend(discriminator_total, self.discriminator_optimizer)
+        self.scaler.update()
+        self.schedulers["generator"].step()
+        self.schedulers["discriminator"].step()
+        self.generator_step_count += 1
+        self.last_outputs = (batch.pose.detach(), fake.detach(), batch.frame.detach())
+        values = generator_losses.as_floats("G_")
+        values["D_spatial"] = float(spatial.detach())
+        if temporal is not None:
+            values["D_temporal"] = float(temporal.detach())
+        return values
+
+    # --- stage 2 ---------------------------------------------------------------------------
+    def face_refiner_step(self, batch: PairBatch, boxes: torch.Tensor) -> dict[str, float]:
+        if self.face_refiner is None or self.face_discriminator is None:
+            raise RuntimeError("this trainer has no face refiner")
+        batch = batch.to(self.device)
+        boxes = boxes.to(self.device)
+        size = self.preset.face_refiner.crop_size
+        mode = self.config.gan_mode
+        refiner_network = self.replicas["face_refiner"]
+        discriminator_network = self.replicas["face_discriminator"]
+        with torch.no_grad(), self.autocast():
+            _, fake = self.generate_pair(batch)  # the frozen generator: no replica needed
+        with self.autocast():
+            pose_crops = crop_faces(batch.pose, boxes, size)
+            generated_crops = crop_faces(fake.float(), boxes, size)
+            real_crops = crop_faces(batch.frame, boxes, size)
+            refined = refiner_network(pose_crops, generated_crops)
+            set_requires_grad([self.face_discriminator], True)
+            real_outputs = discriminator_network(torch.cat([pose_crops, real_crops], 1))
+            set_requires_grad([self.face_discriminator], False)
+            fake_outputs = discriminator_network(torch.cat([pose_crops, refined], 1))
+            losses = face_objective(self.weights, mode, fake_outputs, real_outputs, refined,
+                                    real_crops, self.perceptual)
+        self._descend(losses.total, self.face_optimizer)
+        set_requires_grad([self.face_discriminator], True)
+        with self.autocast():
+            discriminator_loss = discriminator_objective(
+                mode, real_outputs,
+                discriminator_network(torch.cat([pose_crops, refined.detach()], 1)))
+        self._descend(discriminator_loss, self.face_discriminator_optimizer)
+        self.scaler.update()
+        self.schedulers["face_refiner"].step()
+        self.schedulers["face_discriminator"].step()
+        self.face_refiner_step_count += 1
+        self.last_outputs = (pose_crops.detach(), refined.detach(), real_crops.detach())
+        values = losses.as_floats("F_")
+        values["D_face"] = float(discriminator_loss.detach())
+        return values
+
+    # --- inference ------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate_sequence(self, poses: list[torch.Tensor],
+                          boxes: list[torch.Tensor] | None) -> list[torch.Tensor]:
+        """Frames of a run of consecutive stick figures (each (1, 3, H, W)), fed back as in
+        transfer; face-refined when `boxes` (each (1, 4)) are given and there is a refiner."""
+        frames = []
+        previous_pose = previous_frame = None
+        for index, pose in enumerate(poses):
+            pose = pose.to(self.device)
+            if previous_pose is None or previous_frame is None:
+                previous_pose, previous_frame = self.generator.first_frame_inputs(pose)
+            with self.autocast():
+                frame = self.generator(pose, previous_pose, previous_frame).float()
+            if boxes is not None and self.face_refiner is not None:
+                frame = refine_faces(self.face_refiner, frame, pose, boxes[index].to(self.device))
+            frames.append(frame)
+            previous_pose, previous_frame = pose, frame
+        return frames
+
+    # --- state -----------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        named: dict[str, nn.Module | None] = {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "temporal_discriminator": self.temporal_discriminator,
+            "face_refiner": self.face_refiner,
+            "face_discriminator": self.face_discriminator,
+        }
+        return {name: module for name, module in named.items() if module is not None}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        named = {"generator": self.generator_optimizer,
+                 "discriminator": self.discriminator_optimizer}
+        if self.face_refiner is not None:
+            named["face_refiner"] = self.face_optimizer
+            named["face_discriminator"] = self.face_discriminator_optimizer
+        return named
+
+    def state(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """(models, optimizers, schedulers, scaler) state dicts, as a checkpoint stores them."""
+        return (
+            {name: module.state_dict() for name, module in self.modules().items()},
+            {name: opt.state_dict() for name, opt in self.optimizers().items()},
+            {name: s.state_dict() for name, s in self.schedulers.items()},
+            self.scaler.state_dict(),
+        )
+
+    def load(self, checkpoint: Checkpoint) -> None:
+        """Strictly restore everything `state()` saved (plus the step counters)."""
+        for name, module in self.modules().items():
+            if name in ("face_refiner", "face_discriminator") and name not in checkpoint.models:
+                continue  # the checkpoint was trained without a face refiner: it starts here
+            checkpoint.load_weights(module, name)
+        training = checkpoint.training
+        if training is None:
+            raise CheckpointError(f"{checkpoint.path} is an inference export and cannot be resumed",
+                                  hint="resume from a checkpoint written by train-target")
+        try:
+            for name, optimizer in self.optimizers().items():
+                if name in training.optimizers:
+                    optimizer.load_state_dict(training.optimizers[name])
+            for name, scheduler in self.schedulers.items():
+                if name in training.schedulers:
+                    scheduler.load_state_dict(training.schedulers[name])
+            if training.scaler:
+                self.scaler.load_state_dict(training.scaler)
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"the optimizer state in {checkpoint.path} does not fit: "
+                                  f"{error}", hint="delete it and train again") from error
+        self.generator_step_count = checkpoint.generator_step
+        self.face_refiner_step_count = checkpoint.face_refiner_step
+
+    def set_train(self, flag: bool) -> None:
+        for module in self.modules().values():
+            module.train(flag)
+
+
+def replicate(module: nn.Module, device: torch.device) -> nn.Module:
+    """`module` in DistributedDataParallel on `device` (the default process group must run).
+
+    Rank 0's parameters (and with torch >= 2.13 its buffers) are copied to the others here; every
+    process has built its networks from the same seed anyway. Buffers are not broadcast again
+    before every forward pass: ours are constants (the face refiner's feather window) or spectral
+    normalisation's vectors, which every process updates identically from identical weights. Every parameter gets a gradient in
+    every backward pass of its network, so no search for unused parameters is needed.
+    """
+    # torch 2.13 renamed broadcast_buffers (which also skipped the copy here) to
+    # forward_sync_buffers (which keeps it); older versions only know the first.
+    buffers = ({"forward_sync_buffers": False}
+               if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+               else {"broadcast_buffers": False})
+    return DistributedDataParallel(
+        module, device_ids=[device] if device.type == "cuda" else None, **buffers)
