@@ -215,3 +215,14 @@ def test_coordinate_conventions_agree_between_grid_and_grid_sample() -> None:
     read = warp(image, torch.tensor([x, 0.0]).expand(1, 5, 9, 2))  # every pixel reads (x, 0)
     assert torch.allclose(read, torch.ones_like(read), atol=1e-6)
     assert math.isclose(coordinate_grid(5, 9)[2, 6, 0].item(), x, abs_tol=1e-6)
+
+
+def test_downsampling_keeps_the_coordinate_frame() -> None:
+    # a bright spot at (x, y) is still at (x, y) in [-1, 1] after downscaling 32 -> 8
+    grid = coordinate_grid(32, 32)
+    spot = torch.tensor([0.6, -0.4])
+    image = torch.exp(-((grid - spot) ** 2).sum(-1) / (2 * 0.1 ** 2)).view(1, 1, 32, 32)
+    small = AntiAliasDownsample(channels=1, scale=0.25)(image)
+    found = soft_argmax(small / small.sum())[0, 0]
+    # (keeping every 4th pixel, as FOMM, would put it at about (0.77, -0.34))
+    assert found.tolist() == pytest.approx(spot.tolist(), abs=0.01)

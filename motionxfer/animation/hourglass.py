@@ -12,8 +12,6 @@ for the networks' downscaled inputs and the perceptual loss's image pyramid.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional
@@ -21,7 +19,13 @@ from torch.nn import functional
 
 class AntiAliasDownsample(nn.Module):
     """Downscale by `scale` (0 < scale <= 1, 1 / scale an integer): Gaussian blur with
-    sigma = (1 / scale - 1) / 2, then every (1 / scale)-th pixel. FOMM's AntiAliasInterpolation2d."""
+    sigma = (1 / scale - 1) / 2 (FOMM's AntiAliasInterpolation2d), then bilinear resampling to
+    (H // step, W // step) with the corner pixels kept at the corners.
+
+    FOMM keeps every step-th pixel instead, which shifts the small image against the [-1, 1]
+    coordinates (its last pixel is the original's H - step, not H - 1: at 256 -> 64 a keypoint
+    near the border lands 3 pixels off). Resampling corner to corner keeps one coordinate frame
+    for every resolution, the one `grid_sample(..., align_corners=True)` reads."""
 
     def __init__(self, channels: int, scale: float) -> None:
         super().__init__()
@@ -32,21 +36,22 @@ class AntiAliasDownsample(nn.Module):
             raise ValueError(f"1 / scale must be an integer, not {1 / scale}")
         self.step = step
         self.channels = channels
-        sigma = (step - 1) / 2
-        radius = round(sigma * 4) if step > 1 else 0
-        positions = torch.arange(-radius, radius + 1, dtype=torch.float32)
-        kernel_1d = torch.exp(-positions ** 2 / (2 * sigma ** 2)) if step > 1 else torch.ones(1)
+        sigma = max((step - 1) / 2, 1e-6)
+        self.radius = round(sigma * 4) if step > 1 else 0
+        positions = torch.arange(-self.radius, self.radius + 1, dtype=torch.float32)
+        kernel_1d = torch.exp(-positions ** 2 / (2 * sigma ** 2))
         kernel_1d = kernel_1d / kernel_1d.sum()
         kernel = (kernel_1d[:, None] * kernel_1d[None, :]).expand(channels, 1, -1, -1)
-        self.radius = radius
         self.register_buffer("kernel", kernel.contiguous(), persistent=False)  # (C, 1, k, k)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H/s, W/s)
         if self.step == 1:
             return image
+        height, width = image.shape[2:]
         padded = functional.pad(image, [self.radius] * 4, mode="replicate")
-        blurred = functional.conv2d(padded, self.kernel, groups=self.channels)
-        return blurred[:, :, ::self.step, ::self.step]
+        blurred = functional.conv2d(padded, self.kernel.to(image.dtype), groups=self.channels)
+        size = (max(1, height // self.step), max(1, width // self.step))
+        return functional.interpolate(blurred, size=size, mode="bilinear", align_corners=True)
 
 
 class DownBlock(nn.Module):
@@ -116,8 +121,3 @@ class Hourglass(nn.Module):
         for block in self.up_blocks:
             output = torch.cat([block(output), skips.pop()], dim=1)
         return output
-
-
-def downscaled_size(size: int, scale: float) -> int:
-    """The size AntiAliasDownsample gives for an input of `size` pixels."""
-    return math.ceil(size / round(1 / scale))
