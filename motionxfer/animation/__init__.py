@@ -3,6 +3,7 @@ NeurIPS 2019), our own implementation: an unsupervised keypoint detector with lo
 (Jacobian) motion, a dense motion network, an occlusion-aware generator, the equivariance and
 perceptual losses that train them from videos alone, and relative / absolute motion transfer.
 
+    geometry.py            the [-1, 1] coordinate grid, 2x2 inverses, backward warping
     hourglass.py           the encoder-decoder both the detector and the dense motion network use
     keypoint_detector.py   image -> K keypoints (B, K, 2) in [-1, 1] and Jacobians (B, K, 2, 2)
     dense_motion.py        keypoints -> dense backward flow (B, h, w, 2) and occlusion (B, 1, h, w)
