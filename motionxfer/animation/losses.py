@@ -131,11 +131,14 @@ def generator_losses(keypoint_detector: KeypointDetector, dense_motion: DenseMot
                      generator: OcclusionAwareGenerator, source: torch.Tensor,
                      driving: torch.Tensor, weights: AnimatorLossWeights,
                      feature_extractor: FeatureExtractor,
-                     transform_config: RandomTransformConfig = RandomTransformConfig(),
+                     transform_config: RandomTransformConfig | None = None,
                      discriminator: Discriminator | None = None,
                      random: torch.Generator | None = None,
                      ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """One training step's losses: reconstruct `driving` (B, C, H, W) in [0, 1] from `source`.
+
+    transform_config: the equivariance losses' random deformations (None: FOMM's defaults);
+    random: the generator that draws them (None: torch's global one).
 
     Returns (losses, generated): losses maps each active term's name to its weighted scalar and
     "total" to their sum; generated is the generator's output dict plus "source_keypoints" and
@@ -152,7 +155,8 @@ def generator_losses(keypoint_detector: KeypointDetector, dense_motion: DenseMot
             prediction, driving, feature_extractor, weights.perceptual_scales, weights.perceptual)
 
     if weights.equivariance_value or weights.equivariance_jacobian:
-        transform = ThinPlateSplineTransform.random(driving.shape[0], transform_config,
+        transform = ThinPlateSplineTransform.random(driving.shape[0],
+                                                    transform_config or RandomTransformConfig(),
                                                     device=driving.device, generator=random)
         value_loss, jacobian_loss = equivariance_losses(keypoint_detector, driving,
                                                         driving_keypoints, transform)

@@ -77,9 +77,9 @@ class ThinPlateSplineTransform:
         return cls(affine.to(device), points.to(device), weights.to(device))
 
     @classmethod
-    def identity(cls, batch: int, config: RandomTransformConfig = RandomTransformConfig(),
+    def identity(cls, batch: int, points_tps: int = 5,
                  device: torch.device | None = None) -> ThinPlateSplineTransform:
-        points = coordinate_grid(config.points_tps, config.points_tps, device=device).reshape(-1, 2)
+        points = coordinate_grid(points_tps, points_tps, device=device).reshape(-1, 2)
         return cls(torch.eye(2, 3, device=device).expand(batch, 2, 3).clone(), points,
                    torch.zeros(batch, points.shape[0], 2, device=device))
 
