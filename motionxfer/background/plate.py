@@ -4,10 +4,12 @@ Per pixel, the plate is the median colour over the sampled frames where the pers
 dilated by `mask_dilation` pixels, to leave out soft edges and shadows next to the body) does
 not cover it. Pixels the person covers in every sampled frame were never seen: they are filled
 by OpenCV's inpainting (Telea) and reported in `seen`. A moving camera breaks the whole idea, so
-it is measured: over pairs of consecutive sampled frames (which lie far apart in the video), the
-median absolute grey-level difference of the pixels that are background in both; the median of
-that over the pairs is `camera_motion_score`, and above `motion_threshold` the camera counts as
-moving. A static camera scores about the video's noise level (1-2 grey levels for H.264).
+it is measured: each sampled frame's background (the pixels the person covers in
+either frame weighted out) is compared with the next sampled frame's (which lies far apart in the video) by phase correlation
+(`cv2.phaseCorrelate`, on greyscale at most `motion_width` pixels wide); the median length of
+the global shift found, in full-resolution pixels, is `camera_motion_score`, and above
+`motion_threshold` the camera counts as moving. A static camera scores about 0; a pan or tilt scores its displacement between samples. Zooms
+and rotations about the optical axis are not measured (phase correlation sees translations).
 
 Memory: frames are consumed one at a time and only `max_frames` of them, spread evenly over the
 video when its length is known (otherwise every `stride`-th frame, the first `max_frames`), are
@@ -33,7 +35,8 @@ class PlateConfig:
     stride: int = 30               # when the frame count is unknown: keep every stride-th frame
     mask_dilation: int = 5         # pixels added around the person mask
     inpaint_radius: int = 5        # cv2.inpaint radius for never-seen pixels
-    motion_threshold: float = 6.0  # grey levels; a camera_motion_score above it means moving
+    motion_threshold: float = 1.0  # pixels; a camera_motion_score above it means moving
+    motion_width: int = 320        # frames are shrunk to at most this width for the motion check
     rows_per_block: int = 64       # rows per block of the masked median (bounds its memory)
 
     def __post_init__(self) -> None:
@@ -86,16 +89,36 @@ def masked_median(frames: np.ndarray, covered: np.ndarray, rows_per_block: int =
     return out
 
 
-def camera_motion_score(frames: np.ndarray, covered: np.ndarray) -> float:
-    """Median over consecutive frame pairs of the median absolute grey difference of pixels
-    that are background in both. frames (N, H, W, 3) uint8, covered (N, H, W) bool."""
-    grey = frames.astype(np.float32).mean(axis=3)  # (N, H, W)
-    scores = []
-    for first in range(len(frames) - 1):
-        both = ~covered[first] & ~covered[first + 1]
-        if both.sum() >= 100:
-            scores.append(float(np.median(np.abs(grey[first][both] - grey[first + 1][both]))))
-    return float(np.median(scores)) if scores else 0.0
+def camera_motion_score(frames: np.ndarray, covered: np.ndarray, motion_width: int = 320) -> float:
+    """Median global shift (pixels) between consecutive frames, found on their background.
+
+    frames: (N, H, W, 3) uint8; covered: (N, H, W) bool. For each pair, both frames' grey
+    levels (minus their mean) are multiplied by one feathered weight that is 0 where the person
+    covers either frame, so the person adds no pattern of its own."""
+    width = frames.shape[2]
+    factor = min(1.0, motion_width / width)
+    feather = 3.0 / factor if factor < 1.0 else 3.0
+    greys = [frame.astype(np.float32).mean(axis=2) for frame in frames]
+    shifts = []
+    window = None
+    for index in range(len(frames) - 1):
+        either = covered[index] | covered[index + 1]
+        if either.all():
+            continue
+        weight = cv2.GaussianBlur((~either).astype(np.float32), (0, 0), feather)
+        weight[either] = 0.0
+        pair = []
+        for grey in (greys[index], greys[index + 1]):
+            weighted = (grey - grey[~either].mean()) * weight
+            if factor < 1.0:
+                weighted = cv2.resize(weighted, None, fx=factor, fy=factor,
+                                      interpolation=cv2.INTER_AREA)
+            pair.append(weighted.astype(np.float32))
+        if window is None:
+            window = cv2.createHanningWindow(pair[0].shape[::-1], cv2.CV_32F)
+        (dx, dy), _ = cv2.phaseCorrelate(pair[0], pair[1], window)
+        shifts.append(float(np.hypot(dx, dy)) / factor)
+    return float(np.median(shifts)) if shifts else 0.0
 
 
 def estimate_plate(
@@ -141,6 +164,6 @@ def estimate_plate(
     if (~seen).any() and seen.any():
         plate = cv2.inpaint(plate, (~seen).astype(np.uint8) * 255, config.inpaint_radius,
                             cv2.INPAINT_TELEA)
-    score = camera_motion_score(stack, covered)
+    score = camera_motion_score(stack, covered, config.motion_width)
     return PlateResult(plate=plate, seen=seen, moving_camera=score > config.motion_threshold,
                        camera_motion_score=score, frames_used=len(kept_frames))
