@@ -157,10 +157,9 @@ def mean_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-@pytest.fixture(scope="module")
-def heldout():
-    """target0/heldout (t-shirt and shorts): 40 frames spread over 600, for fitting."""
-    folder = DATA / "target0" / "heldout"
+def load_heldout(target: str) -> dict:
+    """40 frames spread over a target's 600 held-out frames, with their ground truth."""
+    folder = DATA / target / "heldout"
     if not (folder / "masks.npz").is_file():
         pytest.skip("the studio data (../shared/data) is not here")
     av = pytest.importorskip("av")
@@ -178,6 +177,19 @@ def heldout():
     }
 
 
+@pytest.fixture(scope="module")
+def heldout():
+    """target0 (t-shirt and shorts)."""
+    return load_heldout("target0")
+
+
+def test_colour_model_finds_long_sleeves_and_trousers():
+    clip = load_heldout("target1")  # long sleeves, long trousers
+    model = fit_colour_model(clip["frames"], clip["mask"], clip["points"], clip["layout"],
+                             ParserConfig(), clip["present"])
+    assert model.sleeve_length >= 0.8 and model.bottom_length >= 0.8
+
+
 EVALUATED = (3, 11, 19, 27, 35)  # 5 of the 40 frames
 
 
@@ -192,7 +204,7 @@ def test_colour_model_improves_the_geometric_parse(heldout):
     config = ParserConfig()
     model = fit_colour_model(heldout["frames"], heldout["mask"], heldout["points"],
                              heldout["layout"], config, heldout["present"])
-    assert model.fitted[[HEAD, TOP, BOTTOM, SHOES, SKIN]].all()
+    assert model.fitted[[HEAD, TOP, BOTTOM, SHOES, SKIN]].all() and model.frames_used == 40
     assert 0.1 <= model.bottom_length <= 0.5  # shorts: the colours find the hem above the knee
     geometric, refined = [], []
     for k in EVALUATED:

@@ -4,12 +4,14 @@ Per pixel, the plate is the median colour over the sampled frames where the pers
 dilated by `mask_dilation` pixels, to leave out soft edges and shadows next to the body) does
 not cover it. Pixels the person covers in every sampled frame were never seen: they are filled
 by OpenCV's inpainting (Telea) and reported in `seen`. A moving camera breaks the whole idea, so
-it is measured: each sampled frame's background (the pixels the person covers in
-either frame weighted out) is compared with the next sampled frame's (which lies far apart in the video) by phase correlation
-(`cv2.phaseCorrelate`, on greyscale at most `motion_width` pixels wide); the median length of
-the global shift found, in full-resolution pixels, is `camera_motion_score`, and above
-`motion_threshold` the camera counts as moving. A static camera scores about 0; a pan or tilt scores its displacement between samples. Zooms
-and rotations about the optical axis are not measured (phase correlation sees translations).
+it is measured: the background of each sampled frame and of the next one (far apart in the
+video), with the pixels the person covers in either frame weighted out, are compared by phase
+correlation (`cv2.phaseCorrelate`, greyscale, at most `motion_width` pixels wide); the median
+length of the global shift found, in full-resolution pixels, is `camera_motion_score`, and above
+`motion_threshold` the camera counts as moving. A static camera scores about 0; a pan or tilt
+scores about its displacement between samples, small shifts read low (a 1-pixel shift reads
+about 0.6 on a 96-pixel test frame). Zooms and rotations about the optical axis are not
+measured (phase correlation sees translations).
 
 Memory: frames are consumed one at a time and only `max_frames` of them, spread evenly over the
 video when its length is known (otherwise every `stride`-th frame, the first `max_frames`), are
@@ -35,7 +37,7 @@ class PlateConfig:
     stride: int = 30               # when the frame count is unknown: keep every stride-th frame
     mask_dilation: int = 5         # pixels added around the person mask
     inpaint_radius: int = 5        # cv2.inpaint radius for never-seen pixels
-    motion_threshold: float = 1.0  # pixels; a camera_motion_score above it means moving
+    motion_threshold: float = 0.5  # pixels; a camera_motion_score above it means moving
     motion_width: int = 320        # frames are shrunk to at most this width for the motion check
     rows_per_block: int = 64       # rows per block of the masked median (bounds its memory)
 

@@ -74,7 +74,8 @@ class ColourModel:
     """Per-class Gaussian mixtures in Lab and the clothing lengths learnt from one person.
 
     means: (6, K, 3); covariances: (6, K, 3, 3); weights: (6, K); fitted: (6,) bool (classes with
-    enough seeds; background is never fitted); seed_counts: (6,) int.
+    enough seeds; background is never fitted); seed_counts: (6,) int; frames_used: frames that
+    had a mask and the torso joints (the others were skipped).
     """
 
     means: np.ndarray
@@ -84,6 +85,7 @@ class ColourModel:
     seed_counts: np.ndarray
     sleeve_length: float
     bottom_length: float
+    frames_used: int = 0
 
     def log_likelihood(self, lab: np.ndarray) -> np.ndarray:
         """Colour log-likelihood of pixels (N, 3) Lab under each class: (N, 6) float32.
@@ -243,7 +245,7 @@ def fit_colour_model(
         fitted[cls] = True
 
     model = ColourModel(means, covariances, weights, fitted, counts,
-                        config.geometry.sleeve_length, config.geometry.bottom_length)
+                        config.geometry.sleeve_length, config.geometry.bottom_length, used)
     if not (config.estimate_lengths and limb_samples):
         return model
     along = np.concatenate([s[0] for s in limb_samples])
@@ -256,7 +258,7 @@ def fit_colour_model(
     if fitted[BOTTOM] and fitted[SKIN] and (~is_arm).sum() >= config.min_samples:
         score = likelihood[~is_arm, BOTTOM] - likelihood[~is_arm, SKIN]
         bottom = _best_cut(along[~is_arm], score, config.length_bins)
-    return ColourModel(means, covariances, weights, fitted, counts, sleeve, bottom)
+    return ColourModel(means, covariances, weights, fitted, counts, sleeve, bottom, used)
 
 
 def refine_parse(
