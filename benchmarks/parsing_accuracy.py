@@ -32,7 +32,7 @@ import av
 import cv2
 import numpy as np
 
-from motionxfer.background.plate import PlateConfig, dilate_masks, estimate_plate
+from motionxfer.background.plate import PlateConfig, dilate_mask, estimate_plate
 from motionxfer.parsing.colour_model import ParserConfig, fit_colour_model, refine_parse
 from motionxfer.parsing.geometry import JointLayout, parse_geometry
 from motionxfer.parsing.labels import CLASS_NAMES
@@ -117,19 +117,19 @@ def main() -> None:
     print(f"{'plate':16} {'MAE seen bg':>12} {'coverage':>9} {'motion px':>10} {'moving':>7} {pans}")
     for clip, error, coverage, score, moving, panned_scores in plates:
         cells = " ".join(f"{f'{value:.2f} {flagged}':>15}" for value, flagged in panned_scores)
-        print(f"{clip:16} {error:12.2f} {coverage:9.3f} {score:10.2f} {str(moving):>7} {cells}")
+        print(f"{clip:16} {error:12.2f} {coverage:9.3f} {score:10.2f} {moving!s:>7} {cells}")
 
 def plate_figures(clip, folder, masks_all, chosen, frames, masks):
     config = PlateConfig()
     result = estimate_plate(decode(folder / "video.mp4"), iter(masks_all), len(masks_all), config)
     errors = []
     for frame, mask in zip(frames, masks):
-        background = result.seen & ~dilate_masks(mask, config.mask_dilation)
+        background = result.seen & ~dilate_mask(mask, config.mask_dilation)
         difference = np.abs(frame.astype(np.float32) - result.plate.astype(np.float32)).mean(axis=2)
         errors.append(difference[background].mean())
     panned_scores = []
     for speed in PAN_SPEEDS:  # pixels per frame
-        def pan(image: np.ndarray, index: int) -> np.ndarray:
+        def pan(image: np.ndarray, index: int, speed: float = speed) -> np.ndarray:
             shift = np.float32([[1, 0, speed * index], [0, 1, 0]])
             return cv2.warpAffine(image, shift, image.shape[1::-1], flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REPLICATE)

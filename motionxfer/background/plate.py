@@ -67,7 +67,7 @@ def sample_indices(frame_count: int, max_frames: int) -> np.ndarray:
     return np.unique(np.linspace(0, frame_count - 1, max_frames).round().astype(int))
 
 
-def dilate_masks(mask: np.ndarray, pixels: int) -> np.ndarray:
+def dilate_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
     """A (H, W) bool mask grown by `pixels` (an elliptical structuring element)."""
     if pixels <= 0:
         return np.asarray(mask, dtype=bool)
@@ -79,7 +79,7 @@ def masked_median(frames: np.ndarray, covered: np.ndarray, rows_per_block: int =
     """Per-pixel median of frames (N, H, W, C) over the frames where covered (N, H, W) is False.
 
     Returns (H, W, C) float32, nan where every frame is covered."""
-    count, height, width, channels = frames.shape
+    _, height, width, channels = frames.shape
     out = np.full((height, width, channels), np.nan, np.float32)
     for start in range(0, height, rows_per_block):
         block = frames[:, start:start + rows_per_block].astype(np.float32)
@@ -153,7 +153,7 @@ def estimate_plate(
             raise BadInput(f"frame {index} is {frame.shape[:2]}, earlier ones "
                            f"{kept_frames[0].shape[:2]}", hint="pass frames of one video")
         kept_frames.append(frame)
-        kept_covered.append(dilate_masks(mask, config.mask_dilation))
+        kept_covered.append(dilate_mask(mask, config.mask_dilation))
         if len(kept_frames) >= config.max_frames:
             break
     if len(kept_frames) < 2:

@@ -29,6 +29,8 @@ import numpy as np
 
 from motionxfer.errors import BadInput
 from motionxfer.parsing.geometry import (
+    ARM_SEGMENTS,
+    LEG_SEGMENTS,
     BodyField,
     GeometryConfig,
     JointLayout,
@@ -39,8 +41,6 @@ from motionxfer.parsing.labels import BACKGROUND, BOTTOM, HEAD, NUM_CLASSES, SHO
 
 # Segments (see geometry.SEGMENT_NAMES) whose pixels seed each class.
 _SEED_SEGMENTS = {HEAD: (0,), TOP: (2,), SKIN: (1, 5, 8), SHOES: (11, 14), BOTTOM: (9, 12)}
-_ARM_SEGMENTS = (3, 4, 6, 7)
-_LEG_SEGMENTS = (9, 10, 12, 13)
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def _seed_pixels(geometry: BodyField, config: ParserConfig) -> tuple[dict[int, n
             along = np.take_along_axis(geometry.along, np.maximum(nearest, 0)[None], axis=0)[0]
             chosen &= np.nan_to_num(along, nan=1.0) < config.seed_thigh_length
         seeds[cls] = np.flatnonzero(chosen)
-    limbs = confident & np.isin(nearest, _ARM_SEGMENTS + _LEG_SEGMENTS)
+    limbs = confident & np.isin(nearest, ARM_SEGMENTS + LEG_SEGMENTS)
     return seeds, limbs
 
 
@@ -224,7 +224,7 @@ def fit_colour_model(
                 positions = rng.choice(positions, 2000, replace=False)
             nearest = distances[:, positions].argmin(axis=0)
             along = geometry.along.reshape(len(geometry.along), -1)[nearest, positions]
-            limb_samples.append((along, np.isin(nearest, _ARM_SEGMENTS), lab[positions]))
+            limb_samples.append((along, np.isin(nearest, ARM_SEGMENTS), lab[positions]))
     if used == 0:
         raise BadInput("no frame had a person mask and the shoulders and hips",
                        hint="check the masks and keypoints belong to this video")

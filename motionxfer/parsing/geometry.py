@@ -37,8 +37,8 @@ SEGMENT_NAMES: tuple[str, ...] = (
     "right_thigh", "right_shin", "right_foot",
 )
 NUM_SEGMENTS = len(SEGMENT_NAMES)
-_ARM_SEGMENTS = (3, 4, 6, 7)
-_LEG_SEGMENTS = (9, 10, 12, 13)
+ARM_SEGMENTS = (3, 4, 6, 7)  # upper arms and forearms
+LEG_SEGMENTS = (9, 10, 12, 13)  # thighs and shins
 # Class of a segment that does not depend on clothing lengths.
 _FIXED_CLASS = {0: HEAD, 1: SKIN, 2: TOP, 5: SKIN, 8: SKIN, 11: SHOES, 14: SHOES}
 
@@ -177,7 +177,7 @@ class BodyField:
         margin = np.where(valid, np.minimum(second - first, 1e3), 0.0).astype(np.float32)
         return np.where(valid, nearest, -1), margin
 
-    def to_frame(self, values: np.ndarray, fill: float | int) -> np.ndarray:
+    def to_frame(self, values: np.ndarray, fill: float) -> np.ndarray:
         """Place box-sized values (h, w, ...) into a frame-sized array (H, W, ...) filled with `fill`."""
         height, width = self.frame_shape
         out = np.full((height, width) + values.shape[2:], fill, dtype=values.dtype)
@@ -393,8 +393,8 @@ def segment_class_probabilities(
     probabilities = np.zeros(shape + (NUM_CLASSES,), np.float32)
     for segment, cls in _FIXED_CLASS.items():
         probabilities[segment, ..., cls] = 1.0
-    for segments, length, covered in ((_ARM_SEGMENTS, sleeve_length, TOP),
-                                      (_LEG_SEGMENTS, bottom_length, BOTTOM)):
+    for segments, length, covered in ((ARM_SEGMENTS, sleeve_length, TOP),
+                                      (LEG_SEGMENTS, bottom_length, BOTTOM)):
         for segment in segments:
             t = np.nan_to_num(field.along[segment], nan=0.0)
             p_covered = _sigmoid((length - t) / softness)

@@ -72,7 +72,6 @@ def layout_extent(layouts: np.ndarray) -> LayoutExtent:
     rows_any = foreground.any(axis=2)  # (T, H)
     cols_any = foreground.any(axis=1)  # (T, W)
     has = rows_any.any(axis=1)
-    height, width = layouts.shape[1:]
 
     def first(flags: np.ndarray) -> np.ndarray:
         return np.where(has, flags.argmax(axis=1), np.nan)
