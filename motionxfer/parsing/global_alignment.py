@@ -1,0 +1,118 @@
+"""REMOT's Global Alignment Module as pure functions of layouts (parsing maps or person masks).
+
+REMOT (Zhao et al., ACM MM 2022) puts the source's figure where the target stands before it
+generates anything: from each frame's layout it measures the person's height (top-most to
+bottom-most foreground row) and position, scales the source's layout by the ratio of the
+target's height to the source's and translates it onto the target's position.
+
+Choices, and the alternatives:
+- Scale. REMOT: target height / source height. Per frame is jittery (arms raised, crouching),
+  so here it is one scale per clip from robust statistics: the `height_percentile` (default
+  90th) of each person's heights over the frames, which picks the standing height and ignores
+  crouches. Alternatives: the median (crouch-heavy clips shrink it), a per-frame ratio
+  (follows every squat), or joint-based lengths (ankle-to-nose; needs poses, see the project's
+  pose normalization).
+- Offset. REMOT anchors the feet: the source's bottom row (the feet), scaled, goes to the
+  target's reference bottom row, and the source's horizontal centre to the target's. The
+  reference is the target's median (over its frames) bottom row and centre column, and the
+  source's *motion* relative to its own median position is kept, scaled: a source who walks
+  left walks left on the target's floor (`anchor="feet"`). `anchor="centre"` aligns the
+  centres of the bounding boxes instead (for people filmed from a moving or tilted camera,
+  where "the floor" is not a row). A per-frame alternative (snap every frame's feet to the
+  target) loses jumps; it is not offered.
+
+Mapping: target_xy = scale * source_xy + (dx, dy), pixel coordinates (x right, y down).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from motionxfer.errors import BadInput
+
+
+@dataclass(frozen=True)
+class LayoutExtent:
+    """Per-frame extent of the person: top, bottom (rows, pixel-centre coordinates of the
+    top-most and bottom-most foreground pixels), centre_x, centre_y (bounding-box centre);
+    each (T,) float64, nan where the frame has no foreground."""
+
+    top: np.ndarray
+    bottom: np.ndarray
+    centre_x: np.ndarray
+    centre_y: np.ndarray
+
+    @property
+    def height(self) -> np.ndarray:
+        """(T,) person height in pixels (bottom - top + 1), nan where empty."""
+        return self.bottom - self.top + 1.0
+
+
+@dataclass(frozen=True)
+class GlobalAlignment:
+    """scale (T,) and offset (T, 2) as (dx, dy): target_xy = scale * source_xy + offset."""
+
+    scale: np.ndarray
+    offset: np.ndarray
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """Map source points (T, N, 2) (x, y) to target coordinates (T, N, 2)."""
+        return points * self.scale[:, None, None] + self.offset[:, None, :]
+
+
+def layout_extent(layouts: np.ndarray) -> LayoutExtent:
+    """Extent of the foreground (any non-zero label) in layouts (T, H, W)."""
+    layouts = np.asarray(layouts)
+    if layouts.ndim != 3:
+        raise BadInput(f"layouts must be (T, H, W), got {layouts.shape}",
+                       hint="stack per-frame parsing maps or masks")
+    foreground = layouts > 0
+    rows_any = foreground.any(axis=2)  # (T, H)
+    cols_any = foreground.any(axis=1)  # (T, W)
+    has = rows_any.any(axis=1)
+
+    def first(flags: np.ndarray) -> np.ndarray:
+        return np.where(has, flags.argmax(axis=1), np.nan)
+
+    def last(flags: np.ndarray) -> np.ndarray:
+        return np.where(has, flags.shape[1] - 1 - flags[:, ::-1].argmax(axis=1), np.nan)
+
+    top, bottom = first(rows_any) + 0.5, last(rows_any) + 0.5
+    left, right = first(cols_any) + 0.5, last(cols_any) + 0.5
+    return LayoutExtent(top=top, bottom=bottom, centre_x=(left + right) / 2,
+                        centre_y=(top + bottom) / 2)
+
+
+def global_alignment(
+    source_layouts: np.ndarray,
+    target_layouts: np.ndarray,
+    height_percentile: float = 90.0,
+    anchor: str = "feet",
+) -> GlobalAlignment:
+    """Per-frame scale and offset that put the source's figure where the target stands.
+
+    source_layouts: (Ts, H, W) parsing maps or masks of the source video (one entry per frame
+    to align); target_layouts: (Tt, H', W') of the target's video (only its statistics are
+    used). Returns scale (Ts,) (one value per clip, repeated) and offset (Ts, 2). Raises
+    BadInput when either has no frame with a person or for an unknown anchor.
+    """
+    if anchor not in ("feet", "centre"):
+        raise BadInput(f"unknown anchor {anchor!r}", hint="use 'feet' or 'centre'")
+    source, target = layout_extent(source_layouts), layout_extent(target_layouts)
+    for name, extent in (("source", source), ("target", target)):
+        if not np.isfinite(extent.height).any():
+            raise BadInput(f"the {name} layouts hold no person in any frame",
+                           hint="check the masks or parsing maps of that video")
+    scale = (np.nanpercentile(target.height, height_percentile)
+             / np.nanpercentile(source.height, height_percentile))
+    source_x, target_x = np.nanmedian(source.centre_x), np.nanmedian(target.centre_x)
+    if anchor == "feet":
+        source_y, target_y = np.nanmedian(source.bottom), np.nanmedian(target.bottom)
+    else:
+        source_y, target_y = np.nanmedian(source.centre_y), np.nanmedian(target.centre_y)
+    # The source's median anchor lands on the target's; motion around it is kept, scaled.
+    count = len(source.height)
+    offset = np.tile([target_x - scale * source_x, target_y - scale * source_y], (count, 1))
+    return GlobalAlignment(scale=np.full(count, scale), offset=offset)
