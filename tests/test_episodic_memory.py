@@ -115,10 +115,10 @@ def run(memory: EpisodicMemory, steps: range) -> list[torch.Tensor]:
 
 def test_resume_through_torch_save_replays_exactly(tmp_path: Path):
     uninterrupted = EpisodicMemory(FRAMES, CONFIG, seed=9)
-    expected = run(uninterrupted, range(0, 60))
+    expected = run(uninterrupted, range(60))
 
     interrupted = EpisodicMemory(FRAMES, CONFIG, seed=9)
-    before = run(interrupted, range(0, 30))
+    before = run(interrupted, range(30))
     torch.save({"memory": interrupted.state_dict()}, tmp_path / "checkpoint.pt")
     resumed = EpisodicMemory(FRAMES, CONFIG, seed=9)
     resumed.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["memory"])

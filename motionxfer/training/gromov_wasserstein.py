@@ -37,7 +37,7 @@ The structure losses default to epsilon = 0.01: at 0.05 the entropic blur leaves
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as functional
+from torch.nn import functional
 
 from motionxfer.errors import BadInput
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-import torch.nn.functional as functional
+from torch.nn import functional
 
 from motionxfer.errors import BadInput
 
