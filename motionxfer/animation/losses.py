@@ -33,6 +33,7 @@ from motionxfer.animation.geometry import invert_2x2
 from motionxfer.animation.hourglass import AntiAliasDownsample
 from motionxfer.animation.keypoint_detector import KeypointDetector, Keypoints
 from motionxfer.animation.transforms import RandomTransformConfig, ThinPlateSplineTransform
+from motionxfer.networks.vgg import VGG16Features
 
 # VGG16's first ReLU of each block: the counterpart of FOMM's VGG19 relu1_1 ... relu5_1.
 PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -70,7 +71,6 @@ def perceptual_feature_extractor(from_cache: bool = True,
                                  layers: tuple[str, ...] = PERCEPTUAL_LAYERS) -> nn.Module:
     """A frozen VGG16 read at `layers`, taking images in [-1, 1]: with the cached ImageNet
     weights (`from_cache`), else randomly initialised (for tests)."""
-    from motionxfer.networks.vgg import VGG16Features
 
     if from_cache:
         return VGG16Features.from_cache(layers=layers)
