@@ -143,6 +143,9 @@ ALLOWED = {
     "io": ("errors", "progress"),
     "pose": ("errors", "progress", "io"),
     "networks": ("errors", "progress", "io", "pose", "model_cache"),
+    "parsing": ("errors", "progress", "io"),
+    "background": ("errors", "progress", "io"),
+    "animation": ("errors", "progress", "io", "networks"),
 }
 FORBIDDEN = {
     "training": ("inference", "evaluation.evaluate", "evaluation.protocols", "evaluation.report",
