@@ -99,7 +99,7 @@ class NormalizeConfig:
     min_depth_range: float = 0.03
     max_extrapolation: float = 0.5
     scale_model: str = "heights"
-    horizontal: str = "target_median"
+    horizontal: str = "source_position"
 
     def __post_init__(self) -> None:
         def require(condition: bool, setting: str, what: str) -> None:
