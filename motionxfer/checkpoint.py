@@ -45,7 +45,12 @@ from motionxfer.errors import BadInput, CheckpointError
 from motionxfer.io.files import atomic_write
 from motionxfer.networks.face_refiner import FaceRefiner, FaceRefinerConfig
 from motionxfer.networks.generator import GeneratorConfig
-from motionxfer.networks.registry import DEFAULT_ARCHITECTURE, architecture, build_generator
+from motionxfer.networks.registry import (
+    COMPOSITING_ARCHITECTURE,
+    DEFAULT_ARCHITECTURE,
+    architecture,
+    build_generator,
+)
 from motionxfer.presets import Preset, preset_configs, preset_from_configs
 from motionxfer.training.config import TrainConfig
 
@@ -250,7 +255,7 @@ class Checkpoint:
         """Only the generator and face refiner weights (no discriminators, optimizers or random
         states): what transfer needs, a fraction of the size. It cannot be resumed."""
         kept = {name: state for name, state in self.models.items()
-                if name in ("generator", "face_refiner")}
+                if name in ("generator", "face_refiner", "background")}
         return dataclasses.replace(self, models=kept, training=None)
 
     # --- networks ------------------------------------------------------------------------
@@ -273,6 +278,12 @@ class Checkpoint:
         """The trained generator in eval mode."""
         generator = build_generator(self.generator, self.architecture)
         self.load_weights(generator, "generator")
+        if self.architecture == COMPOSITING_ARCHITECTURE:
+            plate = self.models.get("background", {}).get("plate")
+            if plate is None:
+                raise CheckpointError(f"{self.path} composites over a background plate but "
+                                      "holds none", hint="delete it and train again")
+            generator.set_plate(plate)
         return generator.to(device).eval()
 
     def build_face_refiner(self, device: str | torch.device = "cpu") -> FaceRefiner | None:

@@ -144,7 +144,7 @@ ALLOWED = {
     "pose": ("errors", "progress", "io"),
     "networks": ("errors", "progress", "io", "pose", "model_cache"),
     "parsing": ("errors", "progress", "io"),
-    "background": ("errors", "progress", "io"),
+    "background": ("errors", "progress", "io", "pose"),
     "animation": ("errors", "progress", "io", "networks"),
 }
 FORBIDDEN = {

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-
 ProjectArg = Annotated[
     Path, typer.Argument(help="The project folder (one per target person), made by 'init'.")
 ]

@@ -50,6 +50,13 @@ def train_target(
                      "--no-perceptual trains without it, with a warning."),
     ] = None,
     conditioning: ConditioningOpt = None,
+    background: Annotated[
+        str | None,
+        typer.Option("--background", help="generate: the generator paints the whole frame; "
+                     "composite: it paints the person and a mask over the target's background "
+                     "plate (still camera only; a moving one falls back to generate). Default: "
+                     "\\[train] background of config.toml, else generate."),
+    ] = None,
     max_minutes: Annotated[
         float | None,
         typer.Option("--max-minutes", min=0, help="Stop the generator stage after this many "
@@ -79,7 +86,7 @@ def train_target(
     plan = training_setup(
         project, preset, resume, steps=steps, batch_size=batch_size, device=device, amp=amp,
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
-        conditioning=conditioning,
+        conditioning=conditioning, background=background,
     )
     chosen, config = plan.preset, plan.config
     batch = f"batch {config.batch_size}"

@@ -45,6 +45,7 @@ class GeneratorConfig:
     upsample: str = "resize_conv"  # "resize_conv" or "transposed"
     local_enhancer: bool = False
     n_local_blocks: int = 3
+    extra_outputs: int = 0  # channels painted beside the image (1: a person mask to composite)
 
     def __post_init__(self) -> None:
         if self.upsample not in ("resize_conv", "transposed"):
@@ -53,13 +54,19 @@ class GeneratorConfig:
         for name in ("pose_channels", "image_channels", "ngf", "max_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.n_downsample < 0 or self.n_blocks < 0 or self.n_local_blocks < 0:
-            raise ValueError("n_downsample, n_blocks and n_local_blocks cannot be negative")
+        if min(self.n_downsample, self.n_blocks, self.n_local_blocks, self.extra_outputs) < 0:
+            raise ValueError("n_downsample, n_blocks, n_local_blocks and extra_outputs cannot be "
+                             "negative")
 
     @property
     def input_channels(self) -> int:
         """Stick figure of t, stick figure of t-1, previous generated frame."""
         return 2 * self.pose_channels + self.image_channels
+
+    @property
+    def output_channels(self) -> int:
+        """The image, then the `extra_outputs` channels."""
+        return self.image_channels + self.extra_outputs
 
     @property
     def size_multiple(self) -> int:
@@ -112,14 +119,15 @@ def downsampling_layer(in_channels: int, out_channels: int) -> list[nn.Module]:
     ]
 
 
-def output_layer(channels: int, image_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(channels, image_channels, 7), nn.Tanh())
+def output_layer(channels: int, output_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(channels, output_channels, 7),
+                         nn.Tanh())
 
 
 class GlobalGenerator(nn.Module):
     """pix2pixHD's global generator; `features(x)` stops before the output layer."""
 
-    def __init__(self, input_channels: int, image_channels: int, ngf: int, n_downsample: int,
+    def __init__(self, input_channels: int, output_channels: int, ngf: int, n_downsample: int,
                  n_blocks: int, max_channels: int, upsample: str) -> None:
         super().__init__()
         widths = [min(ngf * 2**level, max_channels) for level in range(n_downsample + 1)]
@@ -135,7 +143,7 @@ class GlobalGenerator(nn.Module):
         for level in reversed(range(n_downsample)):
             layers += upsampling_layer(widths[level + 1], widths[level], upsample)
         self.body = nn.Sequential(*layers)
-        self.output = output_layer(widths[0], image_channels)
+        self.output = output_layer(widths[0], output_channels)
         self.feature_channels = widths[0]
 
     def features(self, inputs: torch.Tensor) -> torch.Tensor:  # (B, ngf, H, W)
@@ -152,7 +160,7 @@ class LocalEnhancer(nn.Module):
         super().__init__()
         ngf = config.ngf
         self.global_generator = GlobalGenerator(
-            config.input_channels, config.image_channels, ngf * 2, config.n_downsample,
+            config.input_channels, config.output_channels, ngf * 2, config.n_downsample,
             config.n_blocks, config.max_channels, config.upsample,
         )
         self.encoder = nn.Sequential(
@@ -166,7 +174,7 @@ class LocalEnhancer(nn.Module):
             *[ResidualBlock(ngf * 2) for _ in range(config.n_local_blocks)],
             *upsampling_layer(ngf * 2, ngf, config.upsample),
         )
-        self.output = output_layer(ngf, config.image_channels)
+        self.output = output_layer(ngf, config.output_channels)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         half = functional.avg_pool2d(inputs, 3, stride=2, padding=1, count_include_pad=False)
@@ -184,7 +192,7 @@ class Generator(nn.Module):
             self.network: nn.Module = LocalEnhancer(config)
         else:
             self.network = GlobalGenerator(
-                config.input_channels, config.image_channels, config.ngf, config.n_downsample,
+                config.input_channels, config.output_channels, config.ngf, config.n_downsample,
                 config.n_blocks, config.max_channels, config.upsample,
             )
 

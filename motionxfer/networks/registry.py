@@ -12,9 +12,11 @@ from typing import Any
 from torch import nn
 
 from motionxfer.errors import BadInput
+from motionxfer.networks.compositing_generator import CompositingGenerator
 from motionxfer.networks.generator import Generator, GeneratorConfig
 
 DEFAULT_ARCHITECTURE = "pix2pixhd"
+COMPOSITING_ARCHITECTURE = "pix2pixhd_composite"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class Architecture:
 
 ARCHITECTURES = {
     "pix2pixhd": Architecture("pix2pixhd", GeneratorConfig, Generator),
+    # the person and a mask, composited over the target's background plate
+    COMPOSITING_ARCHITECTURE: Architecture(COMPOSITING_ARCHITECTURE, GeneratorConfig,
+                                           CompositingGenerator),
 }
 
 

@@ -13,6 +13,7 @@ from motionxfer.device import DEVICES
 from motionxfer.errors import BadInput
 
 GAN_MODES = ("lsgan", "hinge")
+BACKGROUNDS = ("generate", "composite")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class TrainConfig:
     face_batch_size: int = 8
     face_lr: float = 0.0002
     conditioning: str = "stick_figure"  # the generator's pose input: stick_figure or label_maps
+    background: str = "generate"  # "generate" the whole frame, or "composite" the person over
+    #                               the target's background plate (a static camera's)
 
     def __post_init__(self) -> None:
         problems = []
@@ -72,6 +75,8 @@ class TrainConfig:
             problems.append("min_person_fraction must be in [0, 1]")
         if self.num_workers < 0 or self.validation_frames < 0:
             problems.append("num_workers and validation_frames cannot be negative")
+        if self.background not in BACKGROUNDS:
+            problems.append(f"background must be one of {', '.join(BACKGROUNDS)}")
         if self.conditioning not in CONDITIONINGS:
             problems.append(f"conditioning must be one of {', '.join(CONDITIONINGS)}")
         if problems:

@@ -47,6 +47,7 @@ class LossWeights:
     face_feature_matching: float = 10.0
     face_perceptual: float = 10.0
     face_l1: float = 0.0
+    mask: float = 1.0  # compositing only: the painted person mask against the person's pixels
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,9 +148,13 @@ def generator_objective(
     fake_frames: list[torch.Tensor],
     real_frames: list[torch.Tensor],
     perceptual: PerceptualLoss | None,
+    masks: list[torch.Tensor] | None = None,
+    plate: torch.Tensor | None = None,
 ) -> LossTerms:
     """The generator's loss on one or more generated frames (each with its discriminator outputs)
-    and, when given, on the temporal discriminator's view of the generated pair."""
+    and, when given, on the temporal discriminator's view of the generated pair. Compositing:
+    `masks` are the painted person masks of the frames, `plate` the background they were
+    composited over."""
     count = len(fake_frames)
     adversarial = sum(
         adversarial_loss(fake, True, gan_mode, False) for fake in fake_spatial) / count
@@ -173,7 +178,23 @@ def generator_objective(
         terms["perceptual"] = (weights.perceptual, perceptual(all_fakes, all_reals))
     if weights.l1:
         terms["l1"] = (weights.l1, functional.l1_loss(all_fakes.float(), all_reals.float()))
+    if masks is not None and plate is not None and weights.mask:
+        wanted = person_pixels(all_reals, plate)
+        terms["mask"] = (weights.mask, functional.l1_loss(torch.cat(masks).float(), wanted))
     return _weighted(terms)
+
+
+def person_pixels(frames: torch.Tensor, plate: torch.Tensor, threshold: float = 0.06,
+                  softness: float = 0.01) -> torch.Tensor:
+    """Where real frames (B, 3, H, W) in [-1, 1] differ from the background plate (1, 3, H', W'):
+    a soft person mask (B, 1, H, W) in [0, 1] from the largest channel difference (as a fraction
+    of full scale: 0.06 is 15 grey levels), ramping from 0 to 1 around `threshold` over about
+    `softness`. The target the painted mask learns from: the person's pixels, found against the
+    person's own room."""
+    plate = functional.interpolate(plate.float(), size=frames.shape[-2:], mode="bilinear",
+                                   align_corners=False)
+    difference = (frames.float() - plate).abs().amax(dim=1, keepdim=True) * 0.5
+    return torch.sigmoid((difference - threshold) / softness)
 
 
 def discriminator_objective(gan_mode: str, real_outputs: list[ScaleOutputs],

@@ -68,11 +68,12 @@ from motionxfer.errors import (
 )
 from motionxfer.evaluation.metrics.image import psnr, ssim
 from motionxfer.io.files import fingerprint
-from motionxfer.io.images import to_images, to_tensor, working_size, write_png
+from motionxfer.io.images import resize_frame, to_images, to_tensor, working_size, write_png
 from motionxfer.io.video import read_frames
 from motionxfer.networks.face_refiner import face_boxes
+from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE, DEFAULT_ARCHITECTURE
 from motionxfer.networks.vgg import VGG16Features
-from motionxfer.pipeline import load_poses
+from motionxfer.pipeline import background_plate, load_poses
 from motionxfer.presets import DEFAULT_PRESET, Preset, load_preset
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project
@@ -241,6 +242,20 @@ def perceptual_loss(config: TrainConfig, weights: LossWeights,
     return PerceptualLoss(features, weights.perceptual_layers)
 
 
+def compositing_plate(project: Project, size: tuple[int, int]) -> torch.Tensor | None:
+    """The target's background plate at the working `size`, as (1, 3, H, W) in [-1, 1]; None,
+    with a warning, when the camera moves (there is no one background to composite over: the
+    whole frame is generated)."""
+    result = background_plate(project)
+    if result.moving_camera:
+        logger.warning(
+            "warning: the camera moves in %s (motion score %.2f px): compositing over a "
+            "background plate needs a still camera, so the whole frame is generated instead",
+            project.target.info.path.name, result.camera_motion_score)
+        return None
+    return to_tensor([resize_frame(result.plate, size)])
+
+
 def prepare_frames(project: Project, size: tuple[int, int], progress: ProgressCallback | None,
                    processes: Processes = SINGLE_PROCESS) -> FrameCache:
     """The target's frame cache at `size`, decoded once (reused while the video is unchanged).
@@ -334,11 +349,19 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
         poses = load_poses(project, record)
         if resumed is not None:
             conditioning, chosen = resumed.conditioning, resumed.preset
-            size = resumed.working_size
+            size, architecture = resumed.working_size, resumed.architecture
+            plate = resumed.models.get("background", {}).get("plate")
         else:
             conditioning = Conditioning.for_skeleton(config.conditioning, poses.skeleton)
             chosen = plan.preset.conditioned(conditioning)
             size = working_size(poses.image_size, chosen.size, chosen.generator.size_multiple)
+            architecture, plate = DEFAULT_ARCHITECTURE, None
+            if config.background == "composite":
+                plate = compositing_plate(project, size)
+            if plate is not None:
+                architecture = COMPOSITING_ARCHITECTURE
+                chosen = dataclasses.replace(chosen, generator=dataclasses.replace(
+                    chosen.generator, extra_outputs=1))
         perceptual = perceptual_loss(config, chosen.losses, warn=processes.is_main)
         split = split_frames(
             poses.person_present, poses.fps, config.holdout_fraction, config.min_holdout_seconds,
@@ -363,7 +386,8 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
         # does not train it.
         keep_face = use_face or (resumed is not None and "face_refiner" in resumed.models)
         trainer = Trainer(chosen, config, device, perceptual, keep_face,
-                          distributed=processes.distributed)
+                          distributed=processes.distributed, architecture=architecture,
+                          plate=plate)
         if resumed is not None:
             trainer.load(resumed)
             if processes.is_main:
@@ -381,6 +405,8 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             if not processes.is_main:
                 return
             models, optimizers, schedulers, scaler = trainer.state()
+            if trainer.plate is not None:
+                models["background"] = {"plate": trainer.plate.detach().cpu()}
             Checkpoint(
                 preset=dataclasses.replace(chosen, train=config),
                 project_id=project_id,
@@ -389,6 +415,7 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                 face_refiner_step=trainer.face_refiner_step_count,
                 models=models,
                 conditioning=conditioning,
+                architecture=architecture,
                 training=TrainingState(optimizers, schedulers, scaler, capture_rng_state()),
             ).save(checkpoint_path)
 

@@ -24,7 +24,11 @@ from motionxfer.networks.face_refiner import (
     face_discriminator,
     refine_faces,
 )
-from motionxfer.networks.registry import build_generator
+from motionxfer.networks.registry import (
+    COMPOSITING_ARCHITECTURE,
+    DEFAULT_ARCHITECTURE,
+    build_generator,
+)
 from motionxfer.presets import Preset
 from motionxfer.training.config import TrainConfig
 from motionxfer.training.dataset import PairBatch
@@ -62,7 +66,8 @@ class Trainer:
 
     def __init__(self, preset: Preset, config: TrainConfig, device: torch.device,
                  perceptual: PerceptualLoss | None, use_face_refiner: bool,
-                 distributed: bool = False) -> None:
+                 distributed: bool = False, architecture: str = DEFAULT_ARCHITECTURE,
+                 plate: torch.Tensor | None = None) -> None:
         self.preset = preset
         self.config = config
         self.device = device
@@ -70,7 +75,14 @@ class Trainer:
         self.use_amp = bool(config.amp and device.type == "cuda")
         self.perceptual = perceptual.to(device) if perceptual is not None else None
 
-        self.generator = build_generator(preset.generator).to(device)
+        self.architecture = architecture
+        self.generator = build_generator(preset.generator, architecture).to(device)
+        self.plate = None  # (1, 3, H, W) in [-1, 1]: compositing over the target's background
+        if architecture == COMPOSITING_ARCHITECTURE:
+            if plate is None:
+                raise ValueError("the compositing generator needs the background plate")
+            self.generator.set_plate(plate)
+            self.plate = self.generator.plate
         self.discriminator = MultiScaleDiscriminator(preset.discriminator).to(device)
         self.temporal_discriminator = (
             TemporalDiscriminator(preset.temporal_discriminator).to(device)
@@ -123,6 +135,7 @@ class Trainer:
         self.generator_step_count = 0
         self.face_refiner_step_count = 0
         self.last_outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.last_masks: list[torch.Tensor | None] = []  # compositing: of the last pair
 
     def _descend(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """One optimizer step on `loss` through the GradScaler (`scaler.update()` follows once
@@ -141,7 +154,9 @@ class Trainer:
         network = self.generator if generator is None else generator
         first_previous_pose, zeros = self.generator.first_frame_inputs(batch.previous_pose)
         fake_previous = network(batch.previous_pose, first_previous_pose, zeros)
+        self.last_masks = [getattr(self.generator, "last_mask", None)]
         fake = network(batch.pose, batch.previous_pose, fake_previous.detach())
+        self.last_masks.append(getattr(self.generator, "last_mask", None))
         return fake_previous, fake
 
     # --- stage 1 ---------------------------------------------------------------------------
@@ -173,6 +188,7 @@ class Trainer:
             generator_losses = generator_objective(
                 self.weights, mode, fake_spatial, real_spatial, fake_temporal, real_temporal,
                 fakes, reals, self.perceptual,
+                self.last_masks if self.plate is not None else None, self.plate,
             )
         self._descend(generator_losses.total, self.generator_optimizer)
 

@@ -1,0 +1,59 @@
+"""The person painted over the target's own background: pix2pixHD plus a mask, composited.
+
+The generator (motionxfer.networks.generator, with `extra_outputs = 1`) paints the person's
+colours and a soft person mask; the frame is
+
+    frame = mask * person + (1 - mask) * plate
+
+where the plate is the target's static background (`motionxfer.background.plate`, estimated from
+the target video where the person does not cover it). The network no longer spends capacity on
+repainting a wall it sees in every frame, and the background stays as sharp as the video.
+
+The plate is a buffer set with `set_plate`, not a parameter: a checkpoint stores it beside the
+weights (`models["background"]`), and it is resized to the frame when the network runs at another
+size (the ONNX export checks two sizes). `last_mask` holds the mask of the latest call (training
+supervises it); the call signature is the generator's, so every backend runs it unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from motionxfer.networks.generator import Generator, GeneratorConfig
+
+
+class CompositingGenerator(nn.Module):
+    """frame_t = composite(G(stick figure t, stick figure t-1, frame t-1), plate)."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__()
+        self.config = dataclasses.replace(config, extra_outputs=1)
+        self.generator = Generator(self.config)
+        self.register_buffer("plate", torch.zeros(1, config.image_channels, 1, 1),
+                             persistent=False)
+        self.last_mask: torch.Tensor | None = None  # (B, 1, H, W) in [0, 1]
+
+    def set_plate(self, plate: torch.Tensor) -> None:
+        """(3, H, W) or (1, 3, H, W) in [-1, 1]: the background the person is painted over."""
+        plate = plate.reshape(1, *plate.shape[-3:]).to(self.plate.device, torch.float32)
+        if plate.shape[1] != self.config.image_channels:
+            raise ValueError(f"the plate has {plate.shape[1]} channels, the images "
+                             f"{self.config.image_channels}")
+        self.plate = plate
+
+    def forward(self, pose: torch.Tensor, previous_pose: torch.Tensor,
+                previous_frame: torch.Tensor) -> torch.Tensor:
+        painted = self.generator(pose, previous_pose, previous_frame)  # (B, 4, H, W) in [-1, 1]
+        person = painted[:, :self.config.image_channels]
+        mask = (painted[:, self.config.image_channels:] + 1) * 0.5  # (B, 1, H, W) in [0, 1]
+        plate = functional.interpolate(self.plate, size=pose.shape[-2:], mode="bilinear",
+                                       align_corners=False).to(person.dtype)
+        self.last_mask = mask
+        return mask * person + (1 - mask) * plate
+
+    def first_frame_inputs(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.generator.first_frame_inputs(pose)

@@ -1,0 +1,150 @@
+"""Compositing the person over the target's background plate: the network, the mask's target, the
+pose cover, the cached plate, and training with `background = "composite"` through transfer and
+ONNX export."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from motionxfer.background.cover import pose_cover
+from motionxfer.checkpoint import Checkpoint
+from motionxfer.cli import app, hoist_global_flags
+from motionxfer.inference.export import export_project
+from motionxfer.inference.transfer import TransferConfig, transfer
+from motionxfer.io.video import probe, read_frames
+from motionxfer.networks.compositing_generator import CompositingGenerator
+from motionxfer.networks.generator import GeneratorConfig
+from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE
+from motionxfer.pipeline import background_plate, import_keypoints, init_project, source_record
+from motionxfer.training.losses import person_pixels
+
+FIXTURES = Path(__file__).parent / "fixtures"
+torch.set_num_threads(1)
+
+
+def small_generator(mask_bias: float) -> CompositingGenerator:
+    torch.manual_seed(0)
+    generator = CompositingGenerator(GeneratorConfig(ngf=4, n_downsample=1, n_blocks=1,
+                                                     max_channels=8))
+    last = generator.generator.network.output[1]  # the 7x7 conv before tanh
+    with torch.no_grad():
+        last.weight[3:].zero_()
+        last.bias[3] = mask_bias  # the mask channel: tanh(+-20) = +-1
+    return generator.eval()
+
+
+def test_the_mask_chooses_between_the_painted_person_and_the_plate() -> None:
+    plate = torch.linspace(-1, 1, 3 * 16 * 24).reshape(3, 16, 24)
+    pose = torch.rand(2, 3, 16, 24) * 2 - 1
+    zeros = torch.zeros(2, 3, 16, 24)
+    background_only = small_generator(-20.0)
+    background_only.set_plate(plate)
+    with torch.no_grad():
+        frame = background_only(pose, pose, zeros)
+    assert torch.allclose(frame, plate.expand(2, -1, -1, -1), atol=1e-6)
+    assert background_only.last_mask is not None and background_only.last_mask.max() < 1e-6
+    person_only = small_generator(20.0)
+    person_only.set_plate(plate)
+    with torch.no_grad():
+        frame = person_only(pose, pose, zeros)
+        painted = person_only.generator(pose, pose, zeros)[:, :3]
+    assert torch.allclose(frame, painted, atol=1e-6)
+    # another frame size: the plate is resized to it
+    with torch.no_grad():
+        smaller = background_only(pose[:, :, :8, :12], pose[:, :, :8, :12], zeros[:, :, :8, :12])
+    assert smaller.shape == (2, 3, 8, 12)
+    assert torch.allclose(smaller, torch.nn.functional.interpolate(
+        plate[None], size=(8, 12), mode="bilinear", align_corners=False), atol=1e-6)
+
+
+def test_person_pixels_are_where_the_frame_differs_from_the_plate() -> None:
+    plate = torch.full((1, 3, 20, 20), -0.2)
+    frames = plate.repeat(2, 1, 1, 1).clone()
+    frames[:, :, 5:10, 5:10] += 0.8  # 100 grey levels brighter: a person
+    frames[1, 0, 15:, 15:] += 0.04  # 5 grey levels: sensor noise, not a person
+    mask = person_pixels(frames, plate)
+    assert mask.shape == (2, 1, 20, 20)
+    assert mask[:, :, 5:10, 5:10].min() > 0.99
+    assert mask[1, :, 15:, 15:].max() < 0.03 and mask[0, :, :5].max() < 0.01
+
+
+def test_the_pose_cover_holds_every_seen_joint_with_a_margin() -> None:
+    keypoints = np.array([[40, 20, 1], [60, 20, 1], [50, 60, 1], [50, 100, 1], [10, 10, 0]],
+                         np.float32)
+    cover = pose_cover(keypoints, (128, 128), (64, 64))  # half size
+    for x, y, seen in keypoints:
+        if seen:
+            assert cover[int(y / 2), int(x / 2)]
+    assert not cover[5, 5]  # an unseen joint is not covered
+    assert cover[int(100 / 2) + 4, 25] and not cover[63, 63]  # below the feet: the margin
+    nobody = pose_cover(np.zeros((5, 3), np.float32), (128, 128), (64, 64))
+    assert nobody.all()  # no joint seen: nothing can be trusted as background
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("composite")
+    source = folder / "dancer.mp4"
+    shutil.copyfile(FIXTURES / "source_clip.mp4", source)
+    project = init_project(folder / "me", FIXTURES / "target_clip.mp4")
+    import_keypoints(project, project.target, FIXTURES / "target_clip_keypoints.npz")
+    import_keypoints(project, source_record(project, source),
+                     FIXTURES / "source_clip_keypoints.npz")
+    return project, source
+
+
+def test_the_background_plate_is_the_room_without_the_person_and_is_cached(project) -> None:
+    project, _ = project
+    plate = background_plate(project)
+    info = project.target.info
+    assert plate.plate.shape == (info.height, info.width, 3) and plate.seen.shape == plate.plate.shape[:2]
+    assert not plate.moving_camera
+    # where the plate was seen, it matches the frames where the cover left the pixel free:
+    # the corners of the room are free in every frame
+    first = next(iter(read_frames(info.path))).rgb.astype(np.float32)
+    corner = np.abs(plate.plate[:16, :16].astype(np.float32) - first[:16, :16]).mean()
+    assert corner < 8.0
+    assert plate.seen.mean() > 0.5
+    path = project.paths.background_plate(project.target.video_id)
+    stamp = path.stat().st_mtime_ns
+    again = background_plate(project)
+    assert path.stat().st_mtime_ns == stamp and np.array_equal(again.plate, plate.plate)
+
+
+def test_training_with_composite_transfers_exports_and_resumes(project, tmp_path: Path) -> None:
+    project, source = project
+    settings = project.paths.config.read_text().replace(
+        "[train]\n", '[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\n'
+        "face_refiner = false\nvalidation_frames = 2\n")
+    project.paths.config.write_text(settings)
+    runner = CliRunner()
+    result = runner.invoke(app, hoist_global_flags(
+        ["train-target", str(project.root), "--steps", "2", "--background", "composite"]))
+    assert result.exit_code == 0, result.output
+    model = Checkpoint.load(project.paths.checkpoint)
+    assert model.architecture == COMPOSITING_ARCHITECTURE
+    assert model.generator.extra_outputs == 1
+    assert tuple(model.models["background"]["plate"].shape) == (1, 3, 128, 128)
+    assert "G_mask" in (project.paths.train_log.read_text())  # the mask was supervised
+
+    output = tmp_path / "composited.mp4"
+    transfer(project, source, output, TransferConfig(max_seconds=0.5))
+    assert probe(output).frame_count == 15
+    exported = export_project(project)
+    assert all(m.max_abs_difference < 1e-3 for m in exported.models if m.precision == "fp32")
+    slim = tmp_path / "slim.pt"
+    Checkpoint.load(project.paths.checkpoint).inference_only().save(slim)
+    assert "background" in Checkpoint.load(slim).models
+
+    resumed = runner.invoke(app, hoist_global_flags(
+        ["train-target", str(project.root), "--resume", "--steps", "3"]))
+    assert resumed.exit_code == 0, resumed.output
+    again = Checkpoint.load(project.paths.checkpoint)
+    assert again.architecture == COMPOSITING_ARCHITECTURE and again.generator_step == 3
+    assert torch.equal(again.models["background"]["plate"], model.models["background"]["plate"])
