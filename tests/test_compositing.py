@@ -125,10 +125,11 @@ def test_training_with_composite_transfers_exports_and_resumes(project, tmp_path
     project.paths.config.write_text(settings)
     runner = CliRunner()
     result = runner.invoke(app, hoist_global_flags(
-        ["train-target", str(project.root), "--steps", "2", "--background", "composite"]))
+        ["train-target", str(project.root), "--steps", "2", "--background", "composite",
+         "--augmentation"]))
     assert result.exit_code == 0, result.output
     model = Checkpoint.load(project.paths.checkpoint)
-    assert model.architecture == COMPOSITING_ARCHITECTURE
+    assert model.architecture == COMPOSITING_ARCHITECTURE and model.train.augmentation
     assert model.generator.extra_outputs == 1
     assert tuple(model.models["background"]["plate"].shape) == (1, 3, 128, 128)
     assert "G_mask" in (project.paths.train_log.read_text())  # the mask was supervised

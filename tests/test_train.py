@@ -41,6 +41,8 @@ from motionxfer.settings import config_template
 from motionxfer.training.batches import batch_indices, batch_maker, on_device
 from motionxfer.training.config import TrainConfig
 from motionxfer.training.dataset import (
+    Augmentation,
+    FrameCache,
     PairBatch,
     TrainingSamples,
     build_frame_cache,
@@ -606,3 +608,33 @@ def test_train_target_command_trains_and_prints_the_checkpoint(tmp_path: Path) -
     assert again.exit_code == 5 and "--resume" in again.output
     missing = runner.invoke(app, ["train-target", str(tmp_path / "nowhere")])
     assert missing.exit_code == 3
+
+
+def test_augmentation_moves_frames_and_poses_alike_and_is_replayed_by_seed() -> None:
+    """A 'real' frame that is the pose's own drawing stays on its augmented pose input: the zoom
+    and shift reach the keypoints and the pixels the same way, for both frames of the pair."""
+    size = 64
+    poses = synthetic_poses(20, size)
+    frames = np.stack([draw_joints(poses.keypoints[t], size, size) for t in range(20)])
+    plain = TrainingSamples(FrameCache(Path("memory"), frames), poses, draw_joints)
+    moved = TrainingSamples(FrameCache(Path("memory"), frames), poses, draw_joints,
+                            Augmentation(scale=0.2, shift=0.15, colour=0.0))
+    batch = moved.pair_images([5, 9], seed=3)
+    again = moved.pair_images([5, 9], seed=3)
+    other = moved.pair_images([5, 9], seed=4)
+    assert torch.equal(batch.pose, again.pose) and torch.equal(batch.frame, again.frame)
+    assert not torch.equal(batch.pose, other.pose)
+    unchanged = plain.pair_images([5, 9])
+    assert not torch.equal(batch.pose, unchanged.pose)  # it really moved
+    centre = (slice(None), slice(17, 47), slice(17, 47))  # beyond the borders' reflections
+    for inputs, images in ((batch.pose, batch.frame), (batch.previous_pose, batch.previous_frame)):
+        drawn = (inputs.numpy().max(axis=-1) > 127)[centre]  # (B, h, w)
+        warped = (images.numpy().max(axis=-1) > 127)[centre]
+        overlap = (drawn & warped).sum() / (drawn | warped).sum()
+        before = (drawn & (unchanged.frame.numpy().max(axis=-1) > 127)[centre]).sum() / drawn.sum()
+        assert overlap > 0.5 and before < 0.2, (overlap, before)  # dots' rims differ by a pixel
+    coloured = TrainingSamples(FrameCache(Path("memory"), frames), poses, draw_joints,
+                               Augmentation(scale=0.0, shift=0.0, colour=0.3))
+    tinted = coloured.pair_images([5], seed=1)
+    assert torch.equal(tinted.pose, unchanged.pose[:1])  # colour changes the frames only
+    assert not torch.equal(tinted.frame, unchanged.frame[:1])

@@ -57,6 +57,11 @@ def train_target(
                      "plate (still camera only; a moving one falls back to generate). Default: "
                      "\\[train] background of config.toml, else generate."),
     ] = None,
+    augmentation: Annotated[
+        bool | None,
+        typer.Option("--augmentation/--no-augmentation",
+                     help="Small random zoom, shift and colour changes of the training pairs."),
+    ] = None,
     max_minutes: Annotated[
         float | None,
         typer.Option("--max-minutes", min=0, help="Stop the generator stage after this many "
@@ -86,7 +91,7 @@ def train_target(
     plan = training_setup(
         project, preset, resume, steps=steps, batch_size=batch_size, device=device, amp=amp,
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
-        conditioning=conditioning, background=background,
+        conditioning=conditioning, background=background, augmentation=augmentation,
     )
     chosen, config = plan.preset, plan.config
     batch = f"batch {config.batch_size}"

@@ -101,9 +101,11 @@ def batch_maker(samples: TrainingSamples, candidates: np.ndarray, batch_size: in
             indices = shard_batch_indices(candidates, batch_size, seed, stage, step, processes)
         else:
             indices = batch_indices(candidates, batch_size, seed, stage, step)
+        augmentation_seed = (seed * 1_000_003 + (0 if stage == GENERATOR_STAGE else 1) * 7_919
+                             + step) % 2**63
         if device.type == "cuda":
-            return samples.pair_images(indices).pin_memory()
-        return samples.pairs(indices)
+            return samples.pair_images(indices, augmentation_seed).pin_memory()
+        return samples.pairs(indices, augmentation_seed)
 
     return make
 

@@ -47,6 +47,7 @@ class TrainConfig:
     face_batch_size: int = 8
     face_lr: float = 0.0002
     conditioning: str = "stick_figure"  # the generator's pose input: stick_figure or label_maps
+    augmentation: bool = False  # small random zoom, shift and colour changes of training pairs
     background: str = "generate"  # "generate" the whole frame, or "composite" the person over
     #                               the target's background plate (a static camera's)
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -211,10 +212,40 @@ def conditioning_drawer(conditioning: Conditioning, poses: PoseSequence) -> Draw
     return draw
 
 
-class TrainingSamples:
-    """Frames from the cache and stick figures drawn from `poses` at the cache's size."""
+@dataclass(frozen=True)
+class Augmentation:
+    """Small random changes to a training pair, the same for both of its frames (the generator
+    learns from the pair's motion): a zoom about the centre by up to `scale`, a shift by up to
+    `shift` of the frame size, applied to the frames and to the keypoints before they are drawn,
+    and a colour change of the frames by up to `colour` (gain, and an offset of that share of
+    half the range). Off by default (`[train] augmentation`)."""
 
-    def __init__(self, frames: FrameCache, poses: PoseSequence, draw: DrawFunction) -> None:
+    scale: float = 0.05
+    shift: float = 0.04
+    colour: float = 0.08
+
+    def draw(self, rng: np.random.Generator) -> tuple[float, float, float, float, float]:
+        """(zoom, shift x, shift y as fractions of the size, colour gain, colour offset)."""
+        zoom, shift_x, shift_y, gain, offset = rng.uniform(-1.0, 1.0, 5)
+        return (1.0 + self.scale * zoom, self.shift * shift_x, self.shift * shift_y,
+                1.0 + self.colour * gain, 127.5 * self.colour * offset)
+
+
+def zoom_and_shift(size: tuple[int, int], zoom: float, shift_x: float,
+                   shift_y: float) -> np.ndarray:
+    """(2, 3) affine matrix of a zoom about the centre of a (width, height) picture, then a shift
+    by fractions of its size."""
+    width, height = size
+    return np.array([[zoom, 0.0, (1 - zoom) * width / 2 + shift_x * width],
+                     [0.0, zoom, (1 - zoom) * height / 2 + shift_y * height]])
+
+
+class TrainingSamples:
+    """Frames from the cache and stick figures drawn from `poses` at the cache's size;
+    `augmentation` changes each training pair a little (never the validation frames)."""
+
+    def __init__(self, frames: FrameCache, poses: PoseSequence, draw: DrawFunction,
+                 augmentation: Augmentation | None = None) -> None:
         if len(frames) != poses.num_frames:
             raise ProjectError(
                 f"the target's frame cache has {len(frames)} frames but its poses have "
@@ -224,6 +255,7 @@ class TrainingSamples:
         self.frames = frames
         self.poses = poses
         self.draw = draw
+        self.augmentation = augmentation
 
     @property
     def size(self) -> tuple[int, int]:
@@ -236,23 +268,41 @@ class TrainingSamples:
     def frame(self, index: int) -> np.ndarray:  # (H, W, 3) uint8
         return np.asarray(self.frames.frames[index])
 
-    def pairs(self, indices: Sequence[int]) -> PairBatch:
-        """The (t-1, t) pairs of frames `indices` (each t >= 1)."""
-        return self.pair_images(indices).to_batch(torch.device("cpu"))
+    def pairs(self, indices: Sequence[int], seed: int = 0) -> PairBatch:
+        """The (t-1, t) pairs of frames `indices` (each t >= 1); `seed` draws the augmentation
+        (a pure function of the seed and the frame: resuming replays it)."""
+        return self.pair_images(indices, seed).to_batch(torch.device("cpu"))
 
-    def pair_images(self, indices: Sequence[int]) -> PairImages:
+    def pair_images(self, indices: Sequence[int], seed: int = 0) -> PairImages:
         """The same pairs as uint8 images (made into a PairBatch on the training device)."""
         indices = np.asarray(indices, np.int64)
         if (indices < 1).any():
             raise ValueError("a training pair needs t >= 1")
+        pairs = [self._pair(int(t), seed) for t in indices]
 
-        def stacked(images: list[np.ndarray]) -> torch.Tensor:  # (B, H, W, 3) uint8
-            return torch.from_numpy(np.stack(images))
+        def stacked(position: int) -> torch.Tensor:  # (B, H, W, C) uint8
+            return torch.from_numpy(np.stack([pair[position] for pair in pairs]))
 
-        return PairImages(
-            indices=indices,
-            previous_pose=stacked([self.stick_figure(t - 1) for t in indices]),
-            pose=stacked([self.stick_figure(t) for t in indices]),
-            previous_frame=stacked([self.frame(t - 1) for t in indices]),
-            frame=stacked([self.frame(t) for t in indices]),
-        )
+        return PairImages(indices=indices, previous_pose=stacked(0), pose=stacked(1),
+                          previous_frame=stacked(2), frame=stacked(3))
+
+    def _pair(self, t: int, seed: int) -> tuple[np.ndarray, ...]:
+        """(pose input t-1, pose input t, frame t-1, frame t), augmented alike."""
+        if self.augmentation is None:
+            return (self.stick_figure(t - 1), self.stick_figure(t), self.frame(t - 1),
+                    self.frame(t))
+        zoom, shift_x, shift_y, gain, offset = self.augmentation.draw(
+            np.random.default_rng([seed % 2**63, t]))
+        width, height = self.size
+        on_frames = zoom_and_shift(self.size, zoom, shift_x, shift_y)
+        on_poses = zoom_and_shift(self.poses.image_size, zoom, shift_x, shift_y)
+        inputs = []
+        for index in (t - 1, t):
+            keypoints = self.poses.keypoints[index].copy()
+            keypoints[:, :2] = keypoints[:, :2] @ on_poses[:, :2].T + on_poses[:, 2]
+            inputs.append(self.draw(keypoints, width, height))
+        frames = [np.clip(cv2.warpAffine(self.frame(index), on_frames, (width, height),
+                                         flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REFLECT101) * gain + offset,
+                          0, 255).astype(np.uint8) for index in (t - 1, t)]
+        return (*inputs, *frames)

@@ -86,6 +86,7 @@ from motionxfer.training.batches import (
 )
 from motionxfer.training.config import TrainConfig
 from motionxfer.training.dataset import (
+    Augmentation,
     DrawFunction,
     FrameCache,
     FrameSplit,
@@ -368,7 +369,8 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             config.min_train_seconds, config.min_person_fraction, record.info.path.name,
         )
         cache = prepare_frames(project, size, progress, processes)
-        samples = TrainingSamples(cache, poses, draw or conditioning_drawer(conditioning, poses))
+        samples = TrainingSamples(cache, poses, draw or conditioning_drawer(conditioning, poses),
+                                  Augmentation() if config.augmentation else None)
 
         use_face = config.face_refiner and config.face_refiner_steps > 0
         boxes = face_boxes(poses, size, chosen.face_refiner.box_margin,

@@ -1,0 +1,210 @@
+"""One table of quality: configurations of the personal model against a retrieval floor, at an
+equal budget, on both protocols, against the ground truth.
+
+    python benchmarks/quality.py --data ../shared/data --rows retrieval default composite \
+        --minutes 10 --steps 100000 --targets 0 --eval-seconds 5
+
+On the studio data (synthetic bodies; read its README): for each target, a project of its
+training video (MediaPipe poses, as a user's), then for each row a model trained for the same
+budget (`--minutes` of wall time and at most `--steps` generator steps, whichever ends first;
+face refiner `--face-steps`), and two protocols:
+
+- self-reconstruction: the target's held-out clip (other moves, never trained on) is driven by its
+  own poses and compared with its real frames;
+- cross-identity: each source's dance is transferred onto the target and compared with the
+  ground truth of that target really performing it (`gt/targetI_sourceJ`).
+
+The `retrieval` row trains nothing: for every driving frame it shows the target's training frame
+whose normalized pose is nearest (the floor any learned method must clear). Scores: SSIM, PSNR,
+Mask-SSIM (with the data's person masks), LPIPS, TCM, AKD and MKR of the body (MediaPipe on both
+videos), and FID with `--fid` (equal frame counts; slow on a CPU). Generated videos are compared
+at the model's working size (the reference is resized to it). Prints the command, the machine,
+its load, each row's budget as spent, then a markdown table; `--json` writes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motionxfer.evaluation.evaluate import EvaluateConfig, evaluate_videos
+from motionxfer.inference.frame_generator import BackendConfig
+from motionxfer.inference.transfer import PersonalModel, TransferConfig, transfer
+from motionxfer.io.images import resize_frame, working_size
+from motionxfer.io.video import VideoWriter, probe, read_frames
+from motionxfer.pipeline import (
+    extract_poses,
+    init_project,
+    load_poses,
+    nearest_target_frames,
+    normalize_source,
+    source_record,
+)
+from motionxfer.presets import load_preset
+from motionxfer.project import Project
+from motionxfer.training.train import train_plan, training_setup
+
+# Each row: the training settings it changes (TrainConfig fields). "retrieval" trains nothing.
+ROWS: dict[str, dict[str, object]] = {
+    "retrieval": {},
+    "default": {},
+    "label_maps": {"conditioning": "label_maps"},
+    "augmentation": {"augmentation": True},
+    "composite": {"background": "composite"},
+    "composite+label_maps": {"background": "composite", "conditioning": "label_maps"},
+}
+METRICS = ("ssim", "psnr", "mask_ssim", "lpips", "fid", "tcm", "akd_body", "mkr_body")
+
+
+def mask_video(masks_npz: Path, output: Path, fps: float) -> Path:
+    """The data's person masks as a white-on-black video (what evaluate's `mask` reads)."""
+    if output.exists():
+        return output
+    with np.load(masks_npz) as data:
+        masks = data["mask"]  # (T, H, W) bool
+    height, width = masks.shape[1:]
+    with VideoWriter(output, fps=fps, width=width, height=height, crf=0) as writer:
+        for mask in masks:
+            writer.write(np.repeat((mask.astype(np.uint8) * 255)[..., None], 3, axis=2))
+    return output
+
+
+def retrieval_video(project: Project, driver: Path, output: Path, size: tuple[int, int],
+                    seconds: float) -> int:
+    """For each driving frame, the target training frame of nearest normalized pose."""
+    record = source_record(project, driver)
+    normalized, _ = normalize_source(project, record)
+    count = min(normalized.num_frames, int(round(seconds * normalized.fps)))
+    target = project.target
+    nearest = nearest_target_frames(normalized.slice(0, count), load_poses(project, target))
+    wanted = set(int(index) for index in nearest)
+    frames = {frame.index: resize_frame(frame.rgb, size)
+              for frame in read_frames(target.info.path, target.start, target.end)
+              if frame.index in wanted}
+    with VideoWriter(output, fps=normalized.fps, width=size[0], height=size[1]) as writer:
+        for index in nearest:
+            writer.write(frames[int(index)])
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--rows", nargs="+", default=["retrieval", "default"],
+                        choices=sorted(ROWS))
+    parser.add_argument("--targets", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--sources", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per row")
+    parser.add_argument("--steps", type=int, default=100_000, help="generator steps at most")
+    parser.add_argument("--face-steps", type=int, default=0,
+                        help="face refiner steps after the generator (0: none)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--target-seconds", type=float, default=None,
+                        help="use only the first N seconds of each training video")
+    parser.add_argument("--eval-seconds", type=float, default=5.0)
+    parser.add_argument("--lpips", default="vgg", choices=["vgg", "alex"])
+    parser.add_argument("--fid", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=Path("quality-benchmark"))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    studio = args.data / "studio"
+    evaluation = EvaluateConfig(fid=args.fid, face=False, lpips_backbones=(args.lpips,),
+                                resize_reference=True)
+    device = (torch.cuda.get_device_name() if torch.cuda.is_available()
+              else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(f"python benchmarks/quality.py {' '.join(sys.argv[1:])}")
+    print(f"machine: {device}; load before {os.getloadavg()[0]:.1f}; torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads; synthetic studio data\n")
+    results: list[dict[str, object]] = []
+    for target in args.targets:
+        base = args.workdir / f"target{target}" / "poses"
+        if (base / "motionxfer.json").exists():
+            project = Project.open(base)
+        else:
+            project = init_project(base, studio / f"target{target}/train/video.mp4",
+                                   end=args.target_seconds)
+        extract_poses(project, project.target)
+        clips = {"self": (studio / f"target{target}/heldout/video.mp4",
+                          studio / f"target{target}/heldout")}
+        for source in args.sources:
+            clips[f"source{source}"] = (studio / f"source{source}/video.mp4",
+                                        studio / f"gt/target{target}_source{source}")
+        for clip, (driver, truth) in clips.items():  # pass 1 once, shared by every row
+            normalize_source(project, source_record(project, driver))
+            mask_video(truth / "masks.npz", args.workdir / f"target{target}_{clip}_mask.mp4",
+                       probe(truth / "video.mp4").fps)
+        preset = load_preset(args.preset)
+        size = working_size((project.target.info.width, project.target.info.height),
+                            preset.size, preset.generator.size_multiple)
+        for row in args.rows:
+            row_dir = args.workdir / f"target{target}" / row
+            budget = {"minutes": 0.0, "steps": 0}
+            if row != "retrieval":
+                if row_dir.exists():
+                    shutil.rmtree(row_dir)
+                shutil.copytree(project.root, row_dir)
+                row_project = Project.open(row_dir)
+                plan = training_setup(row_project, args.preset, False, steps=args.steps,
+                                      max_minutes=args.minutes, batch_size=args.batch_size,
+                                      device=args.device, face_refiner=args.face_steps > 0,
+                                      face_refiner_steps=args.face_steps or None)
+                plan = dataclasses.replace(plan, config=dataclasses.replace(
+                    plan.config, **ROWS[row]))
+                started = time.perf_counter()
+                trained = train_plan(row_project, plan)
+                budget = {"minutes": round((time.perf_counter() - started) / 60, 1),
+                          "steps": trained.generator_steps,
+                          "face_steps": trained.face_refiner_steps}
+                model = PersonalModel(row_project.paths.checkpoint, args.device,
+                                      project_id=row_project.target.info.sha256)
+            else:
+                row_dir.mkdir(parents=True, exist_ok=True)
+            print(f"target{target} {row}: trained {budget}", flush=True)
+            for clip, (driver, truth) in clips.items():
+                output = row_dir / f"{clip}.mp4"
+                if row == "retrieval":
+                    retrieval_video(project, driver, output, size, args.eval_seconds)
+                else:
+                    transfer(row_project, driver, output,
+                             TransferConfig(BackendConfig(device=args.device),
+                                            max_seconds=args.eval_seconds), model=model)
+                mask = args.workdir / f"target{target}_{clip}_mask.mp4"
+                summary = evaluate_videos(output, truth / "video.mp4", evaluation,
+                                          mask=mask).summary()
+                scores = {name: summary.get(f"lpips_{args.lpips}" if name == "lpips" else name)
+                          for name in METRICS}
+                results.append({"target": target, "row": row, "clip": clip, **budget,
+                                **scores})
+                print(f"  {clip}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()
+                                               if isinstance(v, float)), flush=True)
+
+    print(f"\nload after {os.getloadavg()[0]:.1f}\n")
+    header = ["target", "protocol", "row", "minutes", "steps", *METRICS]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for entry in results:
+        protocol = "self" if entry["clip"] == "self" else f"cross {entry['clip']}"
+        cells = [f"target{entry['target']}", protocol, str(entry["row"]),
+                 str(entry["minutes"]), str(entry["steps"])]
+        cells += [f"{entry[name]:.3f}" if isinstance(entry[name], float) else "-"
+                  for name in METRICS]
+        print("| " + " | ".join(cells) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
