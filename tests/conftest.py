@@ -124,3 +124,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def clips_project(folder: Path):
+    """A project of the fixture target clip and a copy of the source clip (`dancer.mp4`), both
+    with their ground-truth keypoints imported (no MediaPipe needed): (project, source path)."""
+    import shutil
+
+    from motionxfer.pipeline import import_keypoints, init_project, source_record
+
+    source = folder / "dancer.mp4"
+    shutil.copyfile(FIXTURES / "source_clip.mp4", source)
+    project = init_project(folder / "me", FIXTURES / "target_clip.mp4")
+    import_keypoints(project, project.target, FIXTURES / "target_clip_keypoints.npz")
+    import_keypoints(project, source_record(project, source),
+                     FIXTURES / "source_clip_keypoints.npz")
+    return project, source

@@ -4,12 +4,12 @@ ONNX export."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import clips_project
 from typer.testing import CliRunner
 
 from motionxfer.background.cover import pose_cover
@@ -21,7 +21,7 @@ from motionxfer.io.video import probe, read_frames
 from motionxfer.networks.compositing_generator import CompositingGenerator
 from motionxfer.networks.generator import GeneratorConfig
 from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE
-from motionxfer.pipeline import background_plate, import_keypoints, init_project, source_record
+from motionxfer.pipeline import background_plate
 from motionxfer.training.losses import person_pixels
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -90,12 +90,7 @@ def test_the_pose_cover_holds_every_seen_joint_with_a_margin() -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     folder = tmp_path_factory.mktemp("composite")
-    source = folder / "dancer.mp4"
-    shutil.copyfile(FIXTURES / "source_clip.mp4", source)
-    project = init_project(folder / "me", FIXTURES / "target_clip.mp4")
-    import_keypoints(project, project.target, FIXTURES / "target_clip_keypoints.npz")
-    import_keypoints(project, source_record(project, source),
-                     FIXTURES / "source_clip_keypoints.npz")
+    project, source = clips_project(folder)
     return project, source
 
 

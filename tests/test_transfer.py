@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_blank_video
+from conftest import clips_project, write_blank_video
 from typer.testing import CliRunner
 
 from motionxfer.checkpoint import Checkpoint
@@ -43,12 +43,7 @@ def trained(tmp_path_factory) -> tuple[Project, Path]:
     """A project whose poses are the clips' ground-truth keypoints (no MediaPipe needed) and a
     tiny model trained for 2 steps."""
     folder = tmp_path_factory.mktemp("transfer")
-    source = folder / "dancer.mp4"
-    shutil.copyfile(FIXTURES / "source_clip.mp4", source)
-    project = init_project(folder / "me", FIXTURES / "target_clip.mp4")
-    import_keypoints(project, project.target, FIXTURES / "target_clip_keypoints.npz")
-    import_keypoints(project, source_record(project, source),
-                     FIXTURES / "source_clip_keypoints.npz")
+    project, source = clips_project(folder)
     train_plan(project, training_setup(project, "tiny", False, steps=2, batch_size=1,
                                       perceptual=False, face_refiner=False))
     return project, source
@@ -162,12 +157,7 @@ def test_label_map_conditioning_trains_transfers_and_exports(tmp_path: Path) -> 
     """The per-limb label maps, chosen with --conditioning, reach every stage: the networks get
     one input channel per label map, the checkpoint records the choice, and transfer (streamed
     and sequential, side by side) and the ONNX export draw the same maps."""
-    source = tmp_path / "dancer.mp4"
-    shutil.copyfile(FIXTURES / "source_clip.mp4", source)
-    project = init_project(tmp_path / "me", FIXTURES / "target_clip.mp4")
-    import_keypoints(project, project.target, FIXTURES / "target_clip_keypoints.npz")
-    import_keypoints(project, source_record(project, source),
-                     FIXTURES / "source_clip_keypoints.npz")
+    project, source = clips_project(tmp_path)
     settings = project.paths.config.read_text().replace(
         "[train]\n", '[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\n'
         "face_refiner_steps = 2\nvalidation_frames = 2\n")
