@@ -21,10 +21,12 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from motionxfer import __version__
 from motionxfer.errors import MotionXferError
 from motionxfer.progress import ProgressCallback
+
 
 app = typer.Typer(
     name="motionxfer",
@@ -111,9 +113,10 @@ def handle_errors(function: F) -> F:
         except MotionXferError as error:
             if state.debug:
                 raise
-            stderr.print(f"[bold red]error:[/] {error.message}", markup=True)
+            # The message and hint are plain text: "[normalize]" is a table name, not markup.
+            stderr.print(Text.assemble(("error:", "bold red"), " ", error.message), soft_wrap=True)
             if error.hint:
-                stderr.print(f"[bold]fix:[/] {error.hint}", markup=True)
+                stderr.print(Text.assemble(("fix:", "bold"), " ", error.hint), soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -134,9 +137,24 @@ def show_progress() -> bool:
 
 
 def log(message: str) -> None:
-    """A line on stderr, unless --quiet."""
+    """A line on stderr, unless --quiet; never wrapped (a log keeps it on one line)."""
     if not state.quiet:
-        stderr.print(message, markup=False, highlight=False)
+        stderr.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def progress_interval() -> float:
+    """Seconds between progress lines in a log: $MOTIONXFER_PROGRESS_INTERVAL, else 5."""
+    value = os.environ.get(PROGRESS_INTERVAL_VARIABLE, "").strip()
+    if not value:
+        return PROGRESS_INTERVAL_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0.0:  # also NaN
+        raise BadInput(f"{PROGRESS_INTERVAL_VARIABLE}={value!r} is not a number of seconds",
+                       hint="set it to a number such as 5, or unset it")
+    return seconds
 
 
 def emit(result: dict[str, Any], text: str) -> None:
