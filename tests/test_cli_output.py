@@ -5,15 +5,18 @@ in logs; a corrupt checkpoint's message without torch's unsafe advice.
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
 
 import typer
 from typer.testing import CliRunner
 
-from motionxfer.cli import app, hoist_global_flags
 import motionxfer
+from motionxfer.cli import app, hoist_global_flags
 from motionxfer.cli.app import handle_errors
 from motionxfer.errors import BadInput
+from motionxfer.settings import STAGE_TABLES
 
 runner = CliRunner()
 LIBRARY = Path(motionxfer.__file__).parent
@@ -53,3 +56,134 @@ def test_a_long_error_stays_one_line_when_redirected() -> None:
     hint = "re-encode it: ffmpeg -i " + "x" * 150 + ".mp4 -c:v libx264 fixed.mp4"
     result = runner.invoke(failing_app(message, hint), env={"COLUMNS": "80"})
     assert result.stderr.splitlines() == [f"error: {message}", f"fix: {hint}"]
+
+
+# --- hints and help name what exists ------------------------------------------------------------
+
+def command_tree() -> dict[str, typer.core.TyperCommand]:
+    """Every command of the CLI by its full name ('transfer', 'models fetch'), and '' for the app."""
+    root = typer.main.get_command(app)
+    commands = {"": root}
+    context = typer.Context(root)
+
+    def walk(group, prefix: str) -> None:
+        for name in group.list_commands(context):
+            command = group.get_command(context, name)
+            commands[f"{prefix}{name}"] = command
+            if hasattr(command, "list_commands"):
+                walk(command, f"{prefix}{name} ")
+
+    walk(root, "")
+    return commands
+
+
+COMMANDS = command_tree()
+GLOBAL_OPTIONS = {opt for param in COMMANDS[""].params for opt in param.opts + param.secondary_opts}
+
+
+def options_of(command) -> set[str]:
+    return {opt for param in command.params for opt in param.opts + param.secondary_opts
+            } | GLOBAL_OPTIONS | {"--help"}
+
+
+ALL_OPTIONS = set().union(*(options_of(command) for command in COMMANDS.values()))
+TABLES = {name for name, _ in STAGE_TABLES}
+# Words that follow "motionxfer" in prose rather than naming a command.
+PROSE_AFTER_NAME = {"repository", "knows", "if", "sets", "does", "checkpoint", "project",
+                    "version"}
+PROGRAM = re.compile(r"\b(motionxfer|torchrun|ffmpeg|pip|OpenPose|DeepLabCut)\b"
+                     r"((?: [a-z][a-z0-9-]*){0,2})")
+OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*")
+TABLE = re.compile(r"\[([a-z_]+)\]")
+
+
+def wrong_names(text: str) -> list[str]:
+    """The commands, options and config tables that `text` names but the CLI does not have.
+
+    `motionxfer <command>` must be a command; an option after it (up to the next , ; or
+    parenthesis) must be one of that command's; any other option one of some command's. Options
+    after another program's name (torchrun, OpenPose, ...) are that program's, up to the next
+    `motionxfer`. `[name]` must be a table of config.toml."""
+    wrong: list[str] = []
+    foreign = False  # the last program named so far is not motionxfer
+    for clause in re.split(r"[,;()]| or ", text):
+        owner: set[str] | None = None if foreign else ALL_OPTIONS
+        position = 0
+        for match in PROGRAM.finditer(clause):
+            _check_options(clause[position:match.start()], owner, wrong)
+            position = match.end()
+            foreign = match.group(1) != "motionxfer"
+            words = match.group(2).split()
+            if foreign:
+                owner = None
+            elif not words or words[0] in PROSE_AFTER_NAME:
+                owner = ALL_OPTIONS
+            elif words[0] not in COMMANDS:
+                wrong.append(f"motionxfer {words[0]}")
+                owner = ALL_OPTIONS
+            else:
+                name = words[0]
+                if len(words) > 1 and f"{name} {words[1]}" in COMMANDS:
+                    name = f"{name} {words[1]}"
+                elif hasattr(COMMANDS[name], "list_commands"):
+                    wrong.append(f"motionxfer {match.group(2).strip()}")
+                owner = options_of(COMMANDS[name])
+        _check_options(clause[position:], owner, wrong)
+    wrong += [f"[{table}]" for table in TABLE.findall(text) if table not in TABLES]
+    return wrong
+
+
+def _check_options(text: str, owner: set[str] | None, wrong: list[str]) -> None:
+    if owner is not None:
+        wrong += [option for option in OPTION.findall(text) if option not in owner]
+
+
+def hint_texts() -> list[tuple[str, str]]:
+    """(where, text) of every string passed as hint= in the library; an f-string's fields become
+    '{}'."""
+    hints = []
+    for path in sorted(LIBRARY.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "hint":
+                hints.append((f"{path.relative_to(LIBRARY.parent)}:{node.value.lineno}",
+                              _text_of(node.value)))
+    return hints
+
+
+def _text_of(node: ast.expr) -> str:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(_text_of(part) if isinstance(part, ast.Constant) else "{}"
+                       for part in node.values)
+    if isinstance(node, ast.BinOp):
+        return _text_of(node.left) + _text_of(node.right)
+    if isinstance(node, ast.IfExp):
+        return _text_of(node.body) + " " + _text_of(node.orelse)
+    return "{}"
+
+
+def test_the_name_checker_catches_what_does_not_exist() -> None:
+    assert wrong_names("fill gaps (motionxfer smooth-poses), or lower --min-visibility") == [
+        "motionxfer smooth-poses", "--min-visibility"]
+    assert wrong_names("fix it in the [normalization] table") == ["[normalization]"]
+    assert wrong_names("motionxfer transfer ./me a.mp4 --holdout") == ["--holdout"]
+    assert wrong_names("motionxfer models fetch vgg16, or pass --no-perceptual") == []
+    assert wrong_names("torchrun --nproc-per-node 2 -m motionxfer train-target P --resume") == []
+    assert wrong_names("run OpenPose once, with one --model_pose") == []
+    assert wrong_names("pass --batch_size") == ["--batch_size"]
+
+
+def test_every_hint_names_real_commands_options_and_tables() -> None:
+    hints = hint_texts()
+    assert len(hints) > 100  # the collector found the library's hints
+    wrong = [f"{where}: {names}" for where, text in hints if (names := wrong_names(text))]
+    assert wrong == []
+
+
+def test_every_help_text_names_real_commands_options_and_tables() -> None:
+    wrong = []
+    for name, command in COMMANDS.items():
+        texts = [command.help or ""] + [getattr(param, "help", None) or "" for param in command.params]
+        wrong += [f"{name or 'motionxfer'}: {names}" for text in texts if (names := wrong_names(text))]
+    assert wrong == []
