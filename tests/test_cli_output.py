@@ -9,6 +9,7 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -187,3 +188,30 @@ def test_every_help_text_names_real_commands_options_and_tables() -> None:
         texts = [command.help or ""] + [getattr(param, "help", None) or "" for param in command.params]
         wrong += [f"{name or 'motionxfer'}: {names}" for text in texts if (names := wrong_names(text))]
     assert wrong == []
+
+
+# --- help at 80 columns -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_is_readable_at_80_columns(name: str) -> None:
+    result = invoke(*name.split(), "--help", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    text = result.output
+    for option in sorted(options_of(COMMANDS[name]) - (GLOBAL_OPTIONS if name else set())):
+        if option.startswith("--"):
+            assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text), option
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert "<bool>" not in text and "BOOLEAN" not in text  # on/off flags take no value
+    assert "\\[" not in text  # no markup escapes left in the help strings
+
+
+@pytest.mark.parametrize("name", [name for name, command in COMMANDS.items()
+                                  if hasattr(command, "list_commands")])
+def test_group_help_lists_each_command_with_its_whole_first_sentence(name: str) -> None:
+    result = invoke(*name.split(), "--help", env={"COLUMNS": "80"})
+    text = " ".join(result.output.split())
+    group = COMMANDS[name]
+    for sub in group.list_commands(typer.Context(group)):
+        first = " ".join(group.get_command(typer.Context(group), sub).help.split("\n\n")[0].split())
+        assert f"{sub} {first}" in text
+    assert "..." not in result.output.split("Commands:")[1]

@@ -22,14 +22,31 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+from typer.core import TyperGroup
 
 from motionxfer import __version__
 from motionxfer.errors import MotionXferError
 from motionxfer.progress import ProgressCallback
 
 
+class HelpGroup(TyperGroup):
+    """A command group whose help lists each command with its whole first sentence, wrapped
+    (click's plain help cuts it to the width that is left, ending in '...')."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="motionxfer",
+    cls=HelpGroup,
     help=(
         "Human video motion transfer. Film yourself, train your personal model, then perform "
         "anyone's moves.\n\n"
@@ -44,6 +61,10 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    # Click's plain help: option names whole and flags without a value at any width (Typer's
+    # rich tables cut long names at 80 columns and show on/off flags as `<bool>`); help strings
+    # are plain text, so "[train]" needs no escaping.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
