@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 import motionxfer
 from motionxfer.cli import app, hoist_global_flags
-from motionxfer.cli.app import handle_errors
+from motionxfer.cli.app import handle_errors, progress_bar, state
 from motionxfer.errors import BadInput
+from motionxfer.progress import ProgressLines
 from motionxfer.settings import STAGE_TABLES
 
 runner = CliRunner()
@@ -215,3 +216,68 @@ def test_group_help_lists_each_command_with_its_whole_first_sentence(name: str) 
         first = " ".join(group.get_command(typer.Context(group), sub).help.split("\n\n")[0].split())
         assert f"{sub} {first}" in text
     assert "..." not in result.output.split("Commands:")[1]
+
+
+# --- progress in logs ---------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_lines_at_most_every_interval_and_the_last() -> None:
+    lines: list[str] = []
+    clock = Clock()
+    report = ProgressLines(lines.append, interval=5.0, clock=clock)
+    report("poses", 0, 640, "0.0 frames/s")  # the start: remembered, not printed
+    for done in range(1, 161):
+        clock.now += 1 / 32  # 32 frames a second (exact in binary)
+        report("poses", done, 640, "32.0 frames/s")
+    assert lines == ["poses 160/640 32.0 frames/s ETA 0:00:15"]
+    clock.now += 1.0
+    report("poses", 192, 640, "32.0 frames/s")  # 1 s later: too soon
+    assert len(lines) == 1
+    clock.now += 14.0
+    report("poses", 640, 640, "32.0 frames/s")
+    report("poses", 640, 640, "32.0 frames/s")  # a meter's finish() repeats the last count
+    assert lines[1:] == ["poses 640/640 32.0 frames/s"]
+
+
+def test_progress_lines_without_a_total() -> None:
+    lines: list[str] = []
+    clock = Clock()
+    report = ProgressLines(lines.append, interval=0.0, clock=clock)
+    report("download vgg16.pth", 0, None, "")
+    clock.now += 2.0
+    report("download vgg16.pth", 5_000_000, None, "5 MB")
+    assert lines == ["download vgg16.pth 5000000 5 MB"]
+
+
+def test_progress_goes_to_stderr_when_it_is_not_a_terminal(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("MOTIONXFER_PROGRESS_INTERVAL", "0")
+    monkeypatch.setattr(state, "quiet", False)
+    with progress_bar() as progress:
+        assert progress is not None
+        progress("poses", 0, 600, "")
+        progress("poses", 600, 600, "35.2 frames/s")
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == ["poses 600/600 35.2 frames/s"]
+    assert captured.out == ""
+
+
+def test_quiet_silences_progress(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("MOTIONXFER_PROGRESS_INTERVAL", "0")
+    monkeypatch.setattr(state, "quiet", True)
+    with progress_bar() as progress:
+        assert progress is None
+    assert capsys.readouterr().err == ""
+
+
+def test_a_bad_progress_interval_is_an_error(monkeypatch) -> None:
+    monkeypatch.setenv("MOTIONXFER_PROGRESS_INTERVAL", "soon")
+    monkeypatch.setattr(state, "quiet", False)
+    with pytest.raises(BadInput, match="MOTIONXFER_PROGRESS_INTERVAL"), progress_bar():
+        pass

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,8 +26,11 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from motionxfer import __version__
-from motionxfer.errors import MotionXferError
-from motionxfer.progress import ProgressCallback
+from motionxfer.errors import BadInput, MotionXferError
+from motionxfer.progress import ProgressCallback, ProgressLines
+
+PROGRESS_INTERVAL_VARIABLE = "MOTIONXFER_PROGRESS_INTERVAL"
+PROGRESS_INTERVAL_SECONDS = 5.0  # progress lines in logs (stderr not a terminal)
 
 
 class HelpGroup(TyperGroup):
@@ -154,7 +158,8 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
 
 
 def show_progress() -> bool:
-    return not state.quiet and stderr.is_terminal
+    """Progress on stderr at all (a bar on a terminal, lines in a log): not with --quiet."""
+    return not state.quiet
 
 
 def log(message: str) -> None:
@@ -188,9 +193,13 @@ def emit(result: dict[str, Any], text: str) -> None:
 
 @contextlib.contextmanager
 def progress_bar() -> Iterator[ProgressCallback | None]:
-    """A rich progress bar on stderr, as a library `ProgressCallback`; None when hidden."""
+    """Progress on stderr as a library `ProgressCallback`: a rich bar on a terminal, else a plain
+    line every few seconds (nohup, CI logs); None with --quiet."""
     if not show_progress():
         yield None
+        return
+    if not stderr.is_terminal:
+        yield ProgressLines(log, interval=progress_interval())
         return
     with Progress(
         TextColumn("{task.description}"),
