@@ -10,13 +10,15 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 import typer
 from typer.testing import CliRunner
 
 import motionxfer
+from motionxfer.checkpoint import read_checkpoint
 from motionxfer.cli import app, hoist_global_flags
 from motionxfer.cli.app import handle_errors, progress_bar, state
-from motionxfer.errors import BadInput
+from motionxfer.errors import BadInput, CheckpointError
 from motionxfer.progress import ProgressLines
 from motionxfer.settings import STAGE_TABLES
 
@@ -281,3 +283,21 @@ def test_a_bad_progress_interval_is_an_error(monkeypatch) -> None:
     monkeypatch.setattr(state, "quiet", False)
     with pytest.raises(BadInput, match="MOTIONXFER_PROGRESS_INTERVAL"), progress_bar():
         pass
+
+
+# --- a checkpoint that only an unsafe load could read --------------------------------------------
+
+class Payload:
+    """Not a tensor or a plain value: torch's safe load refuses it."""
+
+
+def test_an_unsafe_checkpoint_gets_no_advice_to_load_it_unsafely(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    torch.save({"format": "motionxfer-checkpoint", "payload": Payload()}, path)
+    with pytest.raises(CheckpointError) as caught:
+        read_checkpoint(path)
+    text = f"{caught.value.message}\n{caught.value.hint}"
+    assert "Payload" in caught.value.message  # torch's informative line: what it refused
+    for advice in ("weights_only", "safe_globals", "still be loaded", "trust", "\x1b"):
+        assert advice not in text, text
+    assert "\n" not in caught.value.message
