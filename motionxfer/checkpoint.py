@@ -31,6 +31,7 @@ import datetime
 import hashlib
 import pickle
 import random
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,25 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         ) from error
 
 
+# torch's advice on a file its safe load refuses: load it unsafely, or allow its classes. Either
+# would run whatever code the file's pickle names, so the message never repeats it.
+_UNSAFE_ADVICE = re.compile(
+    r"weights.only|safe_globals|still be loaded|two options|trust|arbitrary code|recommended steps"
+    r"|check the documentation|please use", re.IGNORECASE)
+
+
+def load_error_reason(error: BaseException) -> str:
+    """The first informative sentence of torch.load's error, without torch's advice to load the
+    file unsafely (`weights_only=False`, `add_safe_globals`) and without terminal colours."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(\(\d+\)\s*)?(WeightsUnpickler error:\s*)?", "", line).strip()
+        for sentence in re.split(r"(?<=\.)\s+", line):
+            if sentence and not _UNSAFE_ADVICE.search(sentence):
+                return sentence.rstrip(".")
+    return ""
+
+
 def read_checkpoint(path: str | Path, project_id: str | None = None) -> dict[str, Any]:
     """The checkpoint's payload, validated; `project_id` given: it must be that project's."""
     path = Path(path)
@@ -98,9 +118,10 @@ def read_checkpoint(path: str | Path, project_id: str | None = None) -> dict[str
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile,
             AttributeError, KeyError) as error:
+        reason = load_error_reason(error)
         raise CheckpointError(
-            f"{path} is corrupt or not a motionxfer checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''})",
+            f"{path} is corrupt or not a motionxfer checkpoint ({type(error).__name__}"
+            f"{': ' + reason if reason else ''})",
             hint="delete it and train again (motionxfer train-target PROJECT), or restore a backup",
         ) from error
     except OSError as error:

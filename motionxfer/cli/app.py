@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,13 +22,35 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
+from typer.core import TyperGroup
 
 from motionxfer import __version__
-from motionxfer.errors import MotionXferError
-from motionxfer.progress import ProgressCallback
+from motionxfer.errors import BadInput, MotionXferError
+from motionxfer.progress import ProgressCallback, ProgressLines
+
+PROGRESS_INTERVAL_VARIABLE = "MOTIONXFER_PROGRESS_INTERVAL"
+PROGRESS_INTERVAL_SECONDS = 5.0  # progress lines in logs (stderr not a terminal)
+
+
+class HelpGroup(TyperGroup):
+    """A command group whose help lists each command with its whole first sentence, wrapped
+    (click's plain help cuts it to the width that is left, ending in '...')."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 app = typer.Typer(
     name="motionxfer",
+    cls=HelpGroup,
     help=(
         "Human video motion transfer. Film yourself, train your personal model, then perform "
         "anyone's moves.\n\n"
@@ -42,6 +65,10 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    # Click's plain help: option names whole and flags without a value at any width (Typer's
+    # rich tables cut long names at 80 columns and show on/off flags as `<bool>`); help strings
+    # are plain text, so "[train]" needs no escaping.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -111,9 +138,10 @@ def handle_errors(function: F) -> F:
         except MotionXferError as error:
             if state.debug:
                 raise
-            stderr.print(f"[bold red]error:[/] {error.message}", markup=True)
+            # The message and hint are plain text: "[normalize]" is a table name, not markup.
+            stderr.print(Text.assemble(("error:", "bold red"), " ", error.message), soft_wrap=True)
             if error.hint:
-                stderr.print(f"[bold]fix:[/] {error.hint}", markup=True)
+                stderr.print(Text.assemble(("fix:", "bold"), " ", error.hint), soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -130,13 +158,29 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
 
 
 def show_progress() -> bool:
-    return not state.quiet and stderr.is_terminal
+    """Progress on stderr at all (a bar on a terminal, lines in a log): not with --quiet."""
+    return not state.quiet
 
 
 def log(message: str) -> None:
-    """A line on stderr, unless --quiet."""
+    """A line on stderr, unless --quiet; never wrapped (a log keeps it on one line)."""
     if not state.quiet:
-        stderr.print(message, markup=False, highlight=False)
+        stderr.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def progress_interval() -> float:
+    """Seconds between progress lines in a log: $MOTIONXFER_PROGRESS_INTERVAL, else 5."""
+    value = os.environ.get(PROGRESS_INTERVAL_VARIABLE, "").strip()
+    if not value:
+        return PROGRESS_INTERVAL_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0.0:  # also NaN
+        raise BadInput(f"{PROGRESS_INTERVAL_VARIABLE}={value!r} is not a number of seconds",
+                       hint="set it to a number such as 5, or unset it")
+    return seconds
 
 
 def emit(result: dict[str, Any], text: str) -> None:
@@ -149,9 +193,13 @@ def emit(result: dict[str, Any], text: str) -> None:
 
 @contextlib.contextmanager
 def progress_bar() -> Iterator[ProgressCallback | None]:
-    """A rich progress bar on stderr, as a library `ProgressCallback`; None when hidden."""
+    """Progress on stderr as a library `ProgressCallback`: a rich bar on a terminal, else a plain
+    line every few seconds (nohup, CI logs); None with --quiet."""
     if not show_progress():
         yield None
+        return
+    if not stderr.is_terminal:
+        yield ProgressLines(log, interval=progress_interval())
         return
     with Progress(
         TextColumn("{task.description}"),

