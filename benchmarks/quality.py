@@ -44,6 +44,7 @@ from motionxfer.io.images import resize_frame, working_size
 from motionxfer.io.video import VideoWriter, probe, read_frames
 from motionxfer.pipeline import (
     extract_poses,
+    import_keypoints,
     init_project,
     load_poses,
     nearest_target_frames,
@@ -118,6 +119,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("quality-benchmark"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--poses", type=Path, default=None,
+                        help="a folder of pose files (written by --save-poses) to import instead "
+                        "of running MediaPipe (a machine without it, e.g. a GPU server)")
+    parser.add_argument("--save-poses", type=Path, default=None,
+                        help="write every clip's poses to this folder")
     args = parser.parse_args()
 
     studio = args.data / "studio"
@@ -136,13 +142,24 @@ def main() -> None:
         else:
             project = init_project(base, studio / f"target{target}/train/video.mp4",
                                    end=args.target_seconds)
-        extract_poses(project, project.target)
         clips = {"self": (studio / f"target{target}/heldout/video.mp4",
                           studio / f"target{target}/heldout")}
         for source in args.sources:
             clips[f"source{source}"] = (studio / f"source{source}/video.mp4",
                                         studio / f"gt/target{target}_source{source}")
-        for clip, (driver, truth) in clips.items():  # pass 1 once, shared by every row
+        records = {"train": project.target,
+                   **{clip: source_record(project, driver) for clip, (driver, _) in clips.items()}}
+        for clip, record in records.items():  # pass 1 once, shared by every row
+            name = f"target{target}_{clip}" if clip in ("train", "self") else clip
+            if args.poses is not None:
+                import_keypoints(project, record, args.poses / f"{name}.npz")
+            else:
+                extract_poses(project, record)
+            if args.save_poses is not None:
+                args.save_poses.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(project.paths.poses(record.video_id),
+                                args.save_poses / f"{name}.npz")
+        for clip, (driver, truth) in clips.items():
             normalize_source(project, source_record(project, driver))
             mask_video(truth / "masks.npz", args.workdir / f"target{target}_{clip}_mask.mp4",
                        probe(truth / "video.mp4").fps)
