@@ -218,10 +218,11 @@ def resume_checkpoint(project: Project, wanted_preset: str | None = None) -> Che
     return checkpoint
 
 
-def perceptual_loss(config: TrainConfig, weights: LossWeights,
-                    warn: bool = True) -> PerceptualLoss | None:
+def perceptual_loss(config: TrainConfig, weights: LossWeights, warn: bool = True,
+                    progress: ProgressCallback | None = None) -> PerceptualLoss | None:
     """The VGG perceptual loss; without it only as an explicit choice, with a warning (`warn`:
-    False in all processes but rank 0, so that it shows once)."""
+    False in all processes but rank 0, so that it shows once). The VGG16 weights are fetched on
+    first use (reported to `progress`) unless MOTIONXFER_OFFLINE=1."""
     if not config.perceptual:
         if warn:
             logger.warning(
@@ -231,12 +232,11 @@ def perceptual_loss(config: TrainConfig, weights: LossWeights,
             )
         return None
     try:
-        features = VGG16Features.from_cache()
+        features = VGG16Features.from_cache(progress=progress)
     except MissingDependency as error:
         raise MissingDependency(
             f"the perceptual loss needs the VGG16 ImageNet weights: {error.message}",
-            hint="fetch them with: motionxfer models fetch vgg16 (or train without the "
-            "perceptual loss: --no-perceptual)",
+            hint=f"{error.hint}; or train without the perceptual loss: --no-perceptual",
         ) from error
     return PerceptualLoss(features, weights.perceptual_layers)
 
@@ -339,7 +339,8 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             conditioning = Conditioning.for_skeleton(config.conditioning, poses.skeleton)
             chosen = plan.preset.conditioned(conditioning)
             size = working_size(poses.image_size, chosen.size, chosen.generator.size_multiple)
-        perceptual = perceptual_loss(config, chosen.losses, warn=processes.is_main)
+        perceptual = perceptual_loss(config, chosen.losses, warn=processes.is_main,
+                                     progress=progress)
         split = split_frames(
             poses.person_present, poses.fps, config.holdout_fraction, config.min_holdout_seconds,
             config.min_train_seconds, config.min_person_fraction, record.info.path.name,
