@@ -349,6 +349,13 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
         samples = TrainingSamples(cache, poses, draw or conditioning_drawer(conditioning, poses))
 
         use_face = config.face_refiner and config.face_refiner_steps > 0
+        if use_face and not poses.skeleton.has_face:
+            if processes.is_main:
+                logger.warning(
+                    f"the keypoint layout '{poses.skeleton.name}' of {record.info.path.name} has "
+                    "no face (no face points, no eyes): training without the face refiner")
+            use_face = False
+            config = dataclasses.replace(config, face_refiner=False)
         boxes = face_boxes(poses, size, chosen.face_refiner.box_margin,
                            chosen.face_refiner.box_smoothing)  # (T, 4)
         face_train = split.train[np.isfinite(boxes[split.train]).all(axis=1)]
