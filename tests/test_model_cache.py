@@ -324,6 +324,12 @@ def test_offline_refuses_to_fetch_and_names_the_fix(cache, monkeypatch):
         assert "motionxfer models fetch" in error.value.hint
     with pytest.raises(MissingDependency, match="MOTIONXFER_OFFLINE"):
         model_cache.fetch("lpips_alex")  # an explicit fetch is refused too
+    from typer.testing import CliRunner
+
+    from motionxfer.cli import app, commands  # noqa: F401  (registers the commands)
+
+    result = CliRunner().invoke(app, ["models", "fetch", "alexnet"])
+    assert result.exit_code == 4 and "MOTIONXFER_OFFLINE" in result.output
     assert downloads.requested == []
     assert not (cache / "models").exists() or not any((cache / "models").iterdir())
     monkeypatch.setenv(model_cache.OFFLINE_ENVIRONMENT_VARIABLE, "perhaps")
