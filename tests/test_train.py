@@ -446,7 +446,8 @@ def test_the_perceptual_loss_trains_when_the_features_are_there(
                 maps.append(images)
             return maps
 
-    monkeypatch.setattr(vgg.VGG16Features, "from_cache", classmethod(lambda cls: SmallFeatures()))
+    monkeypatch.setattr(vgg.VGG16Features, "from_cache",
+                        classmethod(lambda cls, **options: SmallFeatures()))
     project = make_project(tmp_path / "me")
     result = train_target(project, quick_config(steps=2, perceptual=True, log_every=1,
                                                 face_refiner_steps=1),

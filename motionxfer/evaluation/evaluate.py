@@ -310,7 +310,7 @@ def evaluate_videos(
             if need_poses:
                 reference_poses = generated_poses = None
 
-    models = _load_models(config, skipped)
+    models = _load_models(config, skipped, progress)
     values: dict[str, list[float]] = {name: [] for name in
                                       ("ssim", "psnr", "mask_ssim", "mask_psnr", "tcm",
                                        "warp_error", "warp_error_reference")}
@@ -409,20 +409,22 @@ class _Models:
     fid: Any
 
 
-def _load_models(config: EvaluateConfig, skipped: dict[str, str]) -> _Models:
-    """The learned metrics' networks; those whose weights are missing are skipped."""
+def _load_models(config: EvaluateConfig, skipped: dict[str, str],
+                 progress: ProgressCallback | None = None) -> _Models:
+    """The learned metrics' networks (their weights fetched on first use); those whose weights
+    cannot be had (offline, unreachable) are skipped."""
     models = _Models(lpips={}, fid=None)
     if config.lpips:
 
         for backbone in config.lpips_backbones:
             try:
-                models.lpips[backbone] = LPIPS.from_cache(backbone).to(config.device)
+                models.lpips[backbone] = LPIPS.from_cache(backbone, progress).to(config.device)
             except MissingDependency as error:
                 skipped[f"lpips_{backbone}"] = f"{error.message} (fix: {error.hint})"
     if config.fid:
 
         try:
-            models.fid = FIDInception.from_cache(config.device)
+            models.fid = FIDInception.from_cache(config.device, progress)
         except MissingDependency as error:
             skipped["fid"] = f"{error.message} (fix: {error.hint})"
     return models

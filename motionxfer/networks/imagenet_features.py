@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from motionxfer.model_cache import load_state_dict
+from motionxfer.progress import ProgressCallback
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -61,15 +62,18 @@ class ImageNetFeatures(nn.Module):
 
     @classmethod
     def from_cache(cls, imagenet_normalization: bool = True,
-                   layers: tuple[str, ...] | None = None) -> ImageNetFeatures:
+                   layers: tuple[str, ...] | None = None,
+                   progress: ProgressCallback | None = None) -> ImageNetFeatures:
         """The network with the cached torchvision weights (strict), in eval mode, frozen.
 
         Gradients still flow to the input (for a perceptual loss); the weights do not train.
-        Raises MissingDependency with the fetch command when the weights are not cached.
+        Weights not in the cache yet are fetched on first use (`model_cache.ensure`, reported to
+        `progress`); offline (MOTIONXFER_OFFLINE=1) or unreachable, a MissingDependency says how
+        to get them.
         """
 
         network = cls(imagenet_normalization=imagenet_normalization, layers=layers)
-        network.load_state_dict(load_state_dict(cls.CACHE_NAME), strict=True)
+        network.load_state_dict(load_state_dict(cls.CACHE_NAME, progress), strict=True)
         network.eval()
         network.requires_grad_(False)
         return network

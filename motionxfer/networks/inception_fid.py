@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from motionxfer.model_cache import model_path
+from motionxfer.model_cache import ensure
+from motionxfer.progress import ProgressCallback
 
 INPUT_SIZE = 299
 FEATURE_DIMENSION = 2048
@@ -41,10 +42,12 @@ class FIDInception(nn.Module):
         return features.reshape(images.shape[0], FEATURE_DIMENSION)
 
     @classmethod
-    def from_cache(cls, device: str | torch.device = "cpu") -> FIDInception:
-        """The network from the verified cache file, in eval mode."""
+    def from_cache(cls, device: str | torch.device = "cpu",
+                   progress: ProgressCallback | None = None) -> FIDInception:
+        """The network from the verified cache file (fetched on first use, see
+        `model_cache.ensure`), in eval mode."""
 
-        path = model_path("fid_inception")
+        path = ensure("fid_inception", progress)
         with warnings.catch_warnings():
             # torch 2.13 marks torch.jit.load deprecated; the published network exists only as
             # TorchScript (see docs/metrics.md)

@@ -16,6 +16,7 @@ from torch import nn
 from motionxfer.model_cache import load_state_dict
 from motionxfer.networks.alexnet import AlexNetFeatures
 from motionxfer.networks.vgg import VGG16Features
+from motionxfer.progress import ProgressCallback
 
 # LPIPS's scaling layer: ImageNet's mean and std expressed for inputs in [-1, 1].
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
@@ -67,13 +68,14 @@ class LPIPS(nn.Module):
                 layer.weight.copy_(weight)
 
     @classmethod
-    def from_cache(cls, backbone: str = "vgg") -> LPIPS:
-        """LPIPS with the cached backbone and v0.1 linear weights, in eval mode, frozen."""
+    def from_cache(cls, backbone: str = "vgg", progress: ProgressCallback | None = None) -> LPIPS:
+        """LPIPS with the cached backbone and v0.1 linear weights, in eval mode, frozen; weights
+        not in the cache yet are fetched on first use (`model_cache.ensure`)."""
 
         network = cls(backbone)
         _, _, backbone_weights, linear_weights = BACKBONES[backbone]
-        network.backbone.load_state_dict(load_state_dict(backbone_weights), strict=True)
-        network.load_linear_state(load_state_dict(linear_weights))
+        network.backbone.load_state_dict(load_state_dict(backbone_weights, progress), strict=True)
+        network.load_linear_state(load_state_dict(linear_weights, progress))
         network.eval()
         network.requires_grad_(False)
         return network

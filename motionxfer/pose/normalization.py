@@ -21,6 +21,12 @@ for each choice. In short:
    is the target's height there over the source's height there. Frames whose ground point cannot be
    trusted (ankles missing, both feet in the air) take their ground row by interpolation over
    time, and the ground row is smoothed a little so the normalization does not jitter.
+
+Layouts without ankles (an animal tracked with DeepLabCut, a custom marker set) cannot be placed
+on a floor this way. They are normalized by their bounding box (`method = "bounding_box"`, chosen
+automatically when the layout has no ankles): one scale, the target's typical box size over the
+source's (a quantile of the per-frame box diagonals, which a rotating body does not change), and
+one translation that puts the source's typical bottom-centre of the box on the target's.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from motionxfer.pose.skeleton import Skeleton
 HEAD_JOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 HORIZONTAL_MODES = ("target_median", "source_position")
 SCALE_MODELS = ("heights", "edn")
+METHODS = ("auto", "ankles", "bounding_box")
+ANKLE_JOINTS = ("left_ankle", "right_ankle")
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,10 @@ class NormalizeConfig:
     horizontal: "target_median" puts the source's median ground point at the target's median
         column, and the source's sideways motion around it, scaled; "source_position" keeps the
         source's median column as the same fraction of the frame width.
+    method: "ankles" (EDN's, above), "bounding_box" (one scale from the bounding boxes' sizes,
+        for layouts without ankles: animals, custom markers; it uses min_visibility,
+        height_quantile as the quantile of the box sizes, min_frames and horizontal), or "auto":
+        ankles when the layout has both, else the bounding box.
     """
 
     min_visibility: float = 0.5
@@ -100,6 +112,7 @@ class NormalizeConfig:
     max_extrapolation: float = 0.5
     scale_model: str = "heights"
     horizontal: str = "source_position"
+    method: str = "auto"
 
     def __post_init__(self) -> None:
         def require(condition: bool, setting: str, what: str) -> None:
@@ -125,6 +138,7 @@ class NormalizeConfig:
                 f"must be one of {', '.join(SCALE_MODELS)}")
         require(self.horizontal in HORIZONTAL_MODES, "horizontal",
                 f"must be one of {', '.join(HORIZONTAL_MODES)}")
+        require(self.method in METHODS, "method", f"must be one of {', '.join(METHODS)}")
 
 
 @dataclass(frozen=True)
@@ -185,6 +199,7 @@ class Normalization:
     depth_fraction: np.ndarray  # (T,) between the source's far (0) and close (1); NaN if single
     interpolated: np.ndarray  # (T,) bool, True where the ground point was interpolated in time
     single_scale: bool  # True when the source hardly moved in depth (see min_depth_range)
+    method: str = "ankles"  # "ankles" or "bounding_box" (NormalizeConfig.method, resolved)
 
     @property
     def num_frames(self) -> int:
@@ -464,17 +479,122 @@ def apply_normalization(poses: PoseSequence, normalization: Normalization,
                    image_size=(int(target_image_size[0]), int(target_image_size[1])))
 
 
+# --- layouts without ankles: the bounding box ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoxStatistics:
+    """How large a body's bounding box typically is in one video, and where its bottom-centre
+    typically lies; pixels of that video. `size` is a quantile of the box diagonals."""
+
+    size: float
+    bottom_x: float  # median column of the box centres
+    bottom_y: float  # median row of the box bottoms (y grows downward)
+    image_size: tuple[int, int]  # (width, height)
+    frames_used: int  # frames with at least two joints seen
+    frames_total: int
+
+
+def bounding_boxes(poses: PoseSequence, min_visibility: float = 0.5) -> np.ndarray:
+    """(T, 4) float64 x0, y0, x1, y1 of the joints seen in each frame; NaN where fewer than two
+    joints are seen (a box of one point has no size)."""
+    keypoints = poses.keypoints.astype(np.float64)  # (T, J, 3)
+    seen = _seen(keypoints, min_visibility) & poses.person_present[:, None]  # (T, J)
+    enough = seen.sum(axis=1) >= 2  # (T,)
+    x = np.where(seen, keypoints[..., 0], np.nan)[enough]  # (N, J): rows with two points or more
+    y = np.where(seen, keypoints[..., 1], np.nan)[enough]
+    boxes = np.full((poses.num_frames, 4), np.nan)
+    boxes[enough] = np.stack([np.nanmin(x, axis=1), np.nanmin(y, axis=1),
+                              np.nanmax(x, axis=1), np.nanmax(y, axis=1)], axis=1)
+    return boxes
+
+
+def box_statistics(poses: PoseSequence, config: NormalizeConfig = NormalizeConfig()
+                   ) -> BoxStatistics:
+    """The typical box size and bottom-centre of one video (the frames with two joints seen).
+
+    Raises NoPersonFound when fewer than `config.min_frames` frames have a box, or the boxes
+    have no size.
+    """
+    boxes = bounding_boxes(poses, config.min_visibility)
+    known = np.isfinite(boxes).all(axis=1)
+    used = int(known.sum())
+    if used < config.min_frames:
+        raise NoPersonFound(
+            f"only {used} of {poses.num_frames} frames show at least two joints; the "
+            f"bounding-box normalization needs at least {config.min_frames}",
+            hint="track the body in more frames, fill gaps in the keypoints (smoothing's "
+            "max_gap), or lower min_visibility in the [normalize] table",
+        )
+    boxes = boxes[known]
+    diagonals = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    size = float(np.quantile(diagonals, config.height_quantile))
+    if not size > 0.0:
+        raise NoPersonFound(
+            f"the joints seen in {poses.num_frames} frames all lie on one point",
+            hint="check the keypoints: their coordinates do not change between joints",
+        )
+    return BoxStatistics(
+        size=size,
+        bottom_x=float(np.median(0.5 * (boxes[:, 0] + boxes[:, 2]))),
+        bottom_y=float(np.median(boxes[:, 3])),
+        image_size=(int(poses.image_size[0]), int(poses.image_size[1])),
+        frames_used=used,
+        frames_total=poses.num_frames,
+    )
+
+
+def fit_box_normalization(source_poses: PoseSequence, source_statistics: BoxStatistics,
+                          target_statistics: BoxStatistics,
+                          config: NormalizeConfig = NormalizeConfig()) -> Normalization:
+    """One scale and offset for every source frame, from the two videos' bounding boxes.
+
+    scale = target.size / source.size; the source's typical bottom-centre lands on the target's
+    (its column: see `config.horizontal`), and the source's motion around it is scaled.
+    """
+    source, target = source_statistics, target_statistics
+    frames = source_poses.num_frames
+    scale = target.size / source.size
+    if config.horizontal == "target_median":
+        target_x = target.bottom_x
+    else:
+        target_x = source.bottom_x / source.image_size[0] * target.image_size[0]
+    offset = np.array([target_x - source.bottom_x * scale, target.bottom_y - source.bottom_y * scale])
+    known = np.isfinite(bounding_boxes(source_poses, config.min_visibility)).all(axis=1)
+    return Normalization(
+        scale=np.full(frames, scale),
+        offset=np.tile(offset, (frames, 1)),
+        depth_fraction=np.full(frames, np.nan),
+        interpolated=~known,
+        single_scale=True,
+        method="bounding_box",
+    )
+
+
+def normalization_method(skeleton: Skeleton, config: NormalizeConfig = NormalizeConfig()) -> str:
+    """`config.method`, with "auto" resolved: "ankles" when the layout has both ankles, else
+    "bounding_box"."""
+    if config.method != "auto":
+        return config.method
+    return "ankles" if all(skeleton.has(name) for name in ANKLE_JOINTS) else "bounding_box"
+
+
 def normalize_poses(source: PoseSequence, target: PoseSequence,
                     config: NormalizeConfig = NormalizeConfig()
                     ) -> tuple[PoseSequence, Normalization]:
-    """Fit on both videos' poses and apply: the source's poses in the target's frame."""
+    """Fit on both videos' poses and apply: the source's poses in the target's frame (by the
+    ankles, or by the bounding box: `normalization_method`)."""
     if source.skeleton.joint_names != target.skeleton.joint_names:
         raise BadInput(
             f"the source poses use the layout '{source.skeleton.name}' and the target poses "
             f"'{target.skeleton.name}'",
             hint="extract both videos' poses with the same settings (--hands/--face alike)",
         )
-    normalization = fit_normalization(
-        source, ankle_statistics(source, config), ankle_statistics(target, config), config
-    )
+    if normalization_method(source.skeleton, config) == "bounding_box":
+        normalization = fit_box_normalization(
+            source, box_statistics(source, config), box_statistics(target, config), config)
+    else:
+        normalization = fit_normalization(
+            source, ankle_statistics(source, config), ankle_statistics(target, config), config
+        )
     return apply_normalization(source, normalization, target.image_size), normalization

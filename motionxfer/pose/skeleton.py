@@ -69,6 +69,13 @@ class Skeleton:
         return any(group_name == name for group_name, _, _ in self.groups)
 
     @property
+    def has_face(self) -> bool:
+        """Whether the layout shows a face the face refiner can crop: a `face` group (MediaPipe's
+        mesh, OpenPose's 70 points) or an eye (the body layouts, whose face box comes from the
+        nose, eyes and ears). An animal's snout and ears alone are no face."""
+        return self.has_group("face") or self.has("left_eye") or self.has("right_eye")
+
+    @property
     def group_names(self) -> tuple[str, ...]:
         return tuple(group_name for group_name, _, _ in self.groups)
 

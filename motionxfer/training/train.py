@@ -220,10 +220,11 @@ def resume_checkpoint(project: Project, wanted_preset: str | None = None) -> Che
     return checkpoint
 
 
-def perceptual_loss(config: TrainConfig, weights: LossWeights,
-                    warn: bool = True) -> PerceptualLoss | None:
+def perceptual_loss(config: TrainConfig, weights: LossWeights, warn: bool = True,
+                    progress: ProgressCallback | None = None) -> PerceptualLoss | None:
     """The VGG perceptual loss; without it only as an explicit choice, with a warning (`warn`:
-    False in all processes but rank 0, so that it shows once)."""
+    False in all processes but rank 0, so that it shows once). The VGG16 weights are fetched on
+    first use (reported to `progress`) unless MOTIONXFER_OFFLINE=1."""
     if not config.perceptual:
         if warn:
             logger.warning(
@@ -233,12 +234,11 @@ def perceptual_loss(config: TrainConfig, weights: LossWeights,
             )
         return None
     try:
-        features = VGG16Features.from_cache()
+        features = VGG16Features.from_cache(progress=progress)
     except MissingDependency as error:
         raise MissingDependency(
             f"the perceptual loss needs the VGG16 ImageNet weights: {error.message}",
-            hint="fetch them with: motionxfer models fetch vgg16 (or train without the "
-            "perceptual loss: --no-perceptual)",
+            hint=f"{error.hint}; or train without the perceptual loss: --no-perceptual",
         ) from error
     return PerceptualLoss(features, weights.perceptual_layers)
 
@@ -363,7 +363,8 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                 architecture = COMPOSITING_ARCHITECTURE
                 chosen = dataclasses.replace(chosen, generator=dataclasses.replace(
                     chosen.generator, extra_outputs=1))
-        perceptual = perceptual_loss(config, chosen.losses, warn=processes.is_main)
+        perceptual = perceptual_loss(config, chosen.losses, warn=processes.is_main,
+                                     progress=progress)
         split = split_frames(
             poses.person_present, poses.fps, config.holdout_fraction, config.min_holdout_seconds,
             config.min_train_seconds, config.min_person_fraction, record.info.path.name,
@@ -373,6 +374,13 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                                   Augmentation() if config.augmentation else None)
 
         use_face = config.face_refiner and config.face_refiner_steps > 0
+        if use_face and not poses.skeleton.has_face:
+            if processes.is_main:
+                logger.warning(
+                    f"the keypoint layout '{poses.skeleton.name}' of {record.info.path.name} has "
+                    "no face (no face points, no eyes): training without the face refiner")
+            use_face = False
+            config = dataclasses.replace(config, face_refiner=False)
         boxes = face_boxes(poses, size, chosen.face_refiner.box_margin,
                            chosen.face_refiner.box_smoothing)  # (T, 4)
         face_train = split.train[np.isfinite(boxes[split.train]).all(axis=1)]
