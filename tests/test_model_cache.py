@@ -326,12 +326,18 @@ def test_offline_refuses_to_fetch_and_names_the_fix(cache, monkeypatch):
         model_cache.fetch("lpips_alex")  # an explicit fetch is refused too
     from typer.testing import CliRunner
 
-    from motionxfer.cli import app, commands  # noqa: F401  (registers the commands)
+    from motionxfer.cli import app, commands, hoist_global_flags  # noqa: F401
 
     result = CliRunner().invoke(app, ["models", "fetch", "alexnet"])
     assert result.exit_code == 4 and "MOTIONXFER_OFFLINE" in result.output
     assert downloads.requested == []
     assert not (cache / "models").exists() or not any((cache / "models").iterdir())
+    # --offline anywhere on the line does what the variable does
+    monkeypatch.delenv(model_cache.OFFLINE_ENVIRONMENT_VARIABLE)
+    result = CliRunner().invoke(app, hoist_global_flags(["models", "fetch", "alexnet",
+                                                         "--offline"]))
+    assert result.exit_code == 4 and "MOTIONXFER_OFFLINE" in result.output
+    assert downloads.requested == []
     monkeypatch.setenv(model_cache.OFFLINE_ENVIRONMENT_VARIABLE, "perhaps")
     with pytest.raises(BadInput, match="neither on nor off"):
         model_cache.ensure("lpips_alex")

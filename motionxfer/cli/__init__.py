@@ -13,7 +13,7 @@ import sys
 from motionxfer.cli import commands  # noqa: F401 registers the commands
 from motionxfer.cli.app import app, state
 
-GLOBAL_FLAGS = ("--json", "--quiet", "-q", "--debug")
+GLOBAL_FLAGS = ("--json", "--quiet", "-q", "--debug", "--offline")
 
 
 def hoist_global_flags(args: list[str]) -> list[str]:

@@ -98,11 +98,17 @@ def _global_options(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print results as JSON on stdout (for scripts).")
     ] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Download nothing (as MOTIONXFER_OFFLINE=1): a "
+                           "missing model file is an error that names the fix.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
     state.quiet, state.debug, state.json = quiet, debug, json_output
+    if offline:
+        os.environ["MOTIONXFER_OFFLINE"] = "1"  # read by motionxfer.model_cache
 
 
 F = TypeVar("F", bound=Callable[..., Any])
