@@ -248,8 +248,8 @@ def offline() -> bool:
 def _offline_error(name: str, what: str) -> MissingDependency:
     return MissingDependency(
         f"{what}, and {OFFLINE_ENVIRONMENT_VARIABLE}=1 forbids downloading it",
-        hint=f"unset {OFFLINE_ENVIRONMENT_VARIABLE} to let motionxfer fetch it, or run "
-        f"'{fetch_hint(name)}' on a machine with network access and copy {models_dir()} here "
+        hint=f"unset {OFFLINE_ENVIRONMENT_VARIABLE} (and drop --offline) to allow the download, "
+        f"or run '{fetch_hint(name)}' on a machine with network access and copy {models_dir()} here "
         f"(or set {CACHE_ENVIRONMENT_VARIABLE} to a copy)",
     )
 
