@@ -69,7 +69,7 @@ from motionxfer.errors import (
 from motionxfer.evaluation.metrics.image import psnr, ssim
 from motionxfer.io.files import fingerprint
 from motionxfer.io.images import to_images, to_tensor, working_size, write_png
-from motionxfer.io.video import read_frames
+from motionxfer.io.video import read_frames, timeline_fps
 from motionxfer.networks.face_refiner import face_boxes
 from motionxfer.networks.vgg import VGG16Features
 from motionxfer.pipeline import load_poses
@@ -248,14 +248,16 @@ def prepare_frames(project: Project, size: tuple[int, int], progress: ProgressCa
     With several processes rank 0 builds it while the others wait; they then open it read-only.
     """
     record = project.target
-    source_key = fingerprint("frames", record.info.sha256, record.start, record.end)
+    rate = timeline_fps(record.info)  # a variable frame rate: resampled as the poses were
+    source_key = fingerprint("frames", record.info.sha256, record.start, record.end,
+                             *(() if rate is None else (("constant rate", rate),)))
     path = project.paths.frames_cache(record.video_id, size[1])
     cache = None
     if processes.is_main:
         cache = open_frame_cache(path, size, source_key)
         if cache is None:
             frames = (frame.rgb for frame in read_frames(record.info.path, record.start,
-                                                         record.end))
+                                                         record.end, fps=rate))
             total = round(((record.end or record.info.duration) - (record.start or 0.0))
                           * record.info.fps)
             cache = build_frame_cache(frames, path, size, source_key, total=total,
