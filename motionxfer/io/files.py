@@ -1,16 +1,20 @@
 """Atomic file writes and content hashes.
 
-Every file motionxfer writes goes through `atomic_write`: the data lands in a temporary file in
-the same folder, is flushed to disk, then renamed over the destination. A crash or a full disk
-leaves either the old file or the new one, never half of one.
+Every file motionxfer writes goes through `atomic_write` (or `atomic_path`): the data lands in a
+temporary file in the same folder, `.<name>.<pid>.<random>.tmp`, is flushed to disk, then renamed
+over the destination. A crash or a full disk leaves either the old file or the new one, never half
+of one; the temporary a killed process leaves behind is removed the next time that path is
+written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -20,12 +24,67 @@ from typing import IO, Any
 from motionxfer.errors import BadInput
 
 
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def temporary_name_prefix(path: Path) -> str:
+    """How the temporaries of `path` start: `.model.pt.` for model.pt, then `<pid>.<random>.tmp`
+    (and the extension some writers look at) follows."""
+    return f".{path.name}."
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (another user's counts; unsure: alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries of `path` left by processes that died while writing it (a kill -9
+    during a checkpoint write leaves one as large as the checkpoint); returns what went.
+
+    A temporary is `.<name>.<pid>.<random>.tmp[<ext>]` next to `path`; one whose process is still
+    alive (another writer, or this process) is kept. Pids are of this machine: on a folder that
+    several machines share, another machine's live writer could be taken for a dead one (training
+    on several machines writes from rank 0 alone).
+    """
+    path = Path(path)
+    prefix = temporary_name_prefix(path)
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.[A-Za-z0-9_]+" + re.escape(TEMPORARY_SUFFIX)
+                         + r"(\.[A-Za-z0-9]+)?")
+    removed: list[Path] = []
+    try:
+        candidates = list(path.parent.glob(f"{glob.escape(prefix)}*{TEMPORARY_SUFFIX}*"))
+    except OSError:
+        return removed
+    for candidate in candidates:
+        match = pattern.fullmatch(candidate.name)
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
+
+
+def _make_temporary(path: Path, extension: str = "") -> tuple[int, str]:
+    """Create the temporary file for `path` (after removing dead writers' ones): (fd, name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    return tempfile.mkstemp(prefix=f"{temporary_name_prefix(path)}{os.getpid()}.",
+                            suffix=f"{TEMPORARY_SUFFIX}{extension}", dir=path.parent)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file next to `path`; on success rename it to `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = _make_temporary(path)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -45,10 +104,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     `suffix` keeps the extension that some writers look at (".mp4", ".npz").
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".tmp{suffix or path.suffix}", dir=path.parent
-    )
+    fd, tmp_name = _make_temporary(path, suffix or path.suffix)
     os.close(fd)
     try:
         yield Path(tmp_name)

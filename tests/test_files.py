@@ -1,0 +1,68 @@
+"""Atomic writes: temporaries a killed writer leaves behind are cleaned up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from motionxfer.io.files import atomic_path, atomic_write, remove_stale_temporaries
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def killed_while_writing(path: Path) -> Path:
+    """Start a process that writes `path` through atomic_write, kill -9 it mid-write; returns the
+    temporary it left."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from motionxfer.io.files import atomic_write
+        with atomic_write({str(path)!r}) as handle:
+            handle.write(b"x" * 100_000)
+            handle.flush()
+            print("writing", flush=True)
+            time.sleep(60)
+    """)
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    left = [p for p in path.parent.iterdir() if p.name != path.name]
+    assert len(left) == 1
+    return left[0]
+
+
+def test_a_temporary_left_by_a_killed_writer_goes_when_the_path_is_written_again(
+        tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"the previous checkpoint")
+    left = killed_while_writing(path)
+    assert left.name.startswith(".model.pt.") and ".tmp" in left.name  # recognisable
+    assert left.stat().st_size == 100_000
+    assert path.read_bytes() == b"the previous checkpoint"  # untouched by the killed write
+    with atomic_write(path) as handle:
+        handle.write(b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+    assert path.read_bytes() == b"new"
+
+
+def test_temporaries_of_live_writers_and_other_files_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "out.mp4"
+    with atomic_path(path) as ours:  # this process is alive: its temporary stays
+        assert ours.name.startswith(f".out.mp4.{os.getpid()}.") and ours.suffix == ".mp4"
+        assert remove_stale_temporaries(path) == []
+        ours.write_bytes(b"video")
+    other = tmp_path / ".other.mp4.999999999.abc.tmp.mp4"  # another file's temporary
+    foreign = tmp_path / ".out.mp4.notes.txt"  # not a temporary
+    other.write_bytes(b"")
+    foreign.write_bytes(b"")
+    dead = tmp_path / ".out.mp4.999999999.a1b2c3_d.tmp.mp4"  # no such process (pid_max < 2**22)
+    dead.write_bytes(b"half")
+    assert remove_stale_temporaries(path) == [dead]
+    assert other.exists() and foreign.exists() and path.read_bytes() == b"video"
