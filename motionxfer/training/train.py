@@ -14,11 +14,12 @@ crops of generated frames t, refined against the real crops by the refiner's own
 
 Around the steps: Adam with pix2pixHD's schedule (constant learning rate, then linear decay to 0
 from `decay_start` of the steps); mixed precision (autocast + GradScaler) on CUDA; a checkpoint
-every `checkpoint_every` steps, at the end and on Ctrl-C (the first Ctrl-C stops after the current
-step and saves; a second one stops at once without saving); one JSON line of averaged losses every
-`log_every` steps in logs/train.jsonl (appended, one write per line, so a crash loses at most the
-line being written); a PNG grid (stick figure | generated | real) every `sample_every` steps; SSIM
-and PSNR on held-out frames every `validate_every` steps.
+every `checkpoint_every` steps, at the end and on Ctrl-C or SIGTERM (the first signal stops after
+the current step and saves; a second one stops at once without saving); one JSON line of averaged
+losses every `log_every` steps in logs/train.jsonl (appended, one write per line, so a crash loses
+at most the line being written; a run first drops the lines of steps after the one it starts
+from, so a resumed run logs each step once); a PNG grid (stick figure | generated | real) every
+`sample_every` steps; SSIM and PSNR on held-out frames every `validate_every` steps.
 
 Exact resumption: the batches of step k are drawn from a generator seeded with (seed, stage, k),
 and the checkpoint holds models, optimizers, schedulers, the GradScaler and every random state, so
@@ -106,8 +107,8 @@ from motionxfer.training.distributed import (
     process_seed,
     processes_from_environment,
 )
-from motionxfer.training.interrupt import StopRequest, deferred_interrupt
-from motionxfer.training.logs import append_log, sample_grid
+from motionxfer.training.interrupt import Interrupted, StopRequest, deferred_interrupt
+from motionxfer.training.logs import append_log, drop_steps_after, sample_grid
 from motionxfer.training.losses import LossWeights, PerceptualLoss
 from motionxfer.training.trainer import Trainer
 
@@ -377,6 +378,10 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             _seed_everything(process_seed(config.seed, processes.rank) + 65_537 * (
                 trainer.generator_step_count + trainer.face_refiner_step_count))
 
+        if processes.is_main:  # steps after the starting point are run (and logged) again
+            drop_steps_after(project.paths.train_log, {
+                GENERATOR_STAGE: trainer.generator_step_count,
+                FACE_STAGE: trainer.face_refiner_step_count})
         run = _RunState(conditioning)
 
         def save() -> None:
@@ -522,7 +527,7 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
                     or key.startswith("D_"))
                 progress(description, done, total, text)
             if stop.agreed if processes.distributed else stop.requested:
-                raise KeyboardInterrupt
+                raise Interrupted(stop.signal_number)
             if out_of_time:
                 break
     finally:
