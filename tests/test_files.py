@@ -1,15 +1,33 @@
-"""Atomic writes: temporaries a killed writer leaves behind are cleaned up."""
+"""Atomic writes: temporaries a killed writer leaves behind are cleaned up; what is written
+follows the umask, as any new file does."""
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
-from motionxfer.io.files import atomic_path, atomic_write, remove_stale_temporaries
+import numpy as np
+import pytest
+
+from motionxfer.checkpoint import new_payload, save_checkpoint
+from motionxfer.io.files import (
+    atomic_path,
+    atomic_write,
+    current_umask,
+    remove_stale_temporaries,
+)
+from motionxfer.io.video import VideoWriter
+from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
+from motionxfer.project import Project
+from motionxfer.settings import config_template
+from motionxfer.training.dataset import build_frame_cache, sidecar_path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -66,3 +84,45 @@ def test_temporaries_of_live_writers_and_other_files_are_kept(tmp_path: Path) ->
     dead.write_bytes(b"half")
     assert remove_stale_temporaries(path) == [dead]
     assert other.exists() and foreign.exists() and path.read_bytes() == b"video"
+
+
+@pytest.fixture(params=[0o022, 0o077], ids=["umask 022", "umask 077"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    previous = os.umask(request.param)
+    yield request.param
+    os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_every_kind_of_file_follows_the_umask(umask: int, tmp_path: Path) -> None:
+    expected = 0o666 & ~umask  # 0644 under 022, 0600 under 077
+    assert current_umask() == umask
+    project = Project.create(tmp_path / "me", config_template())  # manifest, config.toml
+    poses = PoseSequence.empty(MEDIAPIPE_HOLISTIC, 3, 30.0, (64, 64))
+    poses.save(project.paths.poses("clip"))
+    cache = build_frame_cache([np.zeros((64, 64, 3), np.uint8)] * 3,
+                              project.paths.frames_cache("clip", 64), (64, 64), "ab" * 32)
+    save_checkpoint(project.paths.checkpoint, new_payload(generator_step=1))
+    output = tmp_path / "out.mp4"
+    with VideoWriter(output, fps=30, width=64, height=64) as writer:
+        writer.write(np.zeros((64, 64, 3), np.uint8))
+    written = {
+        "manifest": project.paths.manifest, "config": project.paths.config,
+        "poses": project.paths.poses("clip"), "frame cache": cache.path,
+        "frame cache sidecar": sidecar_path(cache.path),
+        "checkpoint": project.paths.checkpoint, "output video": output,
+    }
+    assert {kind: oct(mode(path)) for kind, path in written.items()} == \
+        {kind: oct(expected) for kind in written}
+
+
+def test_the_umask_is_read_without_being_changed() -> None:
+    previous = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027
+        assert os.umask(0o027) == 0o027  # still what it was
+    finally:
+        os.umask(previous)

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,12 +73,40 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux's
+    /proc/self/status); elsewhere set and put back at once, under a lock."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def _make_temporary(path: Path, extension: str = "") -> tuple[int, str]:
-    """Create the temporary file for `path` (after removing dead writers' ones): (fd, name)."""
+    """Create the temporary file for `path` (after removing dead writers' ones): (fd, name).
+
+    mkstemp makes it 0600; it gets the mode any new file gets (0666 less the umask: 0644 under
+    the usual 022), so the file that replaces `path` can be read by whom the user meant.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    return tempfile.mkstemp(prefix=f"{temporary_name_prefix(path)}{os.getpid()}.",
-                            suffix=f"{TEMPORARY_SUFFIX}{extension}", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f"{temporary_name_prefix(path)}{os.getpid()}.",
+                                suffix=f"{TEMPORARY_SUFFIX}{extension}", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+    return fd, name
 
 
 @contextlib.contextmanager
