@@ -1,8 +1,10 @@
 """Atomic writes: temporaries a killed writer leaves behind are cleaned up; what is written
-follows the umask, as any new file does."""
+follows the umask, as any new file does; a full disk (simulated: the write raises ENOSPC) is one
+clear error that leaves the previous file and no partial one."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import stat
@@ -11,11 +13,15 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from motionxfer.checkpoint import new_payload, save_checkpoint
+from motionxfer.cli import app, commands  # noqa: F401
+from motionxfer.errors import DiskFull
 from motionxfer.io.files import (
     atomic_path,
     atomic_write,
@@ -23,13 +29,16 @@ from motionxfer.io.files import (
     remove_stale_temporaries,
 )
 from motionxfer.io.video import VideoWriter
+from motionxfer.pipeline import init_project
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 from motionxfer.project import Project
 from motionxfer.settings import config_template
+from motionxfer.training import dataset as dataset_module
 from motionxfer.training.dataset import build_frame_cache, sidecar_path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+FIXTURES = REPOSITORY / "tests" / "fixtures"
 
 
 def killed_while_writing(path: Path) -> Path:
@@ -126,3 +135,124 @@ def test_the_umask_is_read_without_being_changed() -> None:
         assert os.umask(0o027) == 0o027  # still what it was
     finally:
         os.umask(previous)
+
+
+# --- a full disk ---------------------------------------------------------------------------------
+
+def no_space() -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device")
+
+
+def only_the_file_is_left(folder: Path, name: str) -> bool:
+    """`name` (or nothing) in `folder`: no temporary, no half-written file."""
+    return [p.name for p in folder.iterdir()] in ([name], [])
+
+
+def assert_clear_disk_full(error: DiskFull, path: Path, previous_kept: bool) -> None:
+    assert str(path) in error.message and "No space left on device" in error.message
+    assert f"free space in {path.parent}" in error.hint
+    assert ("previous" in error.hint) == previous_kept
+
+
+def test_a_full_disk_while_saving_poses_keeps_the_previous_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "poses.npz"
+    PoseSequence.empty(MEDIAPIPE_HOLISTIC, 3, 30.0, (64, 64)).save(path)
+
+    def fills_up(handle, **arrays) -> None:
+        handle.write(b"PK half an archive")
+        raise no_space()
+
+    monkeypatch.setattr(np, "savez_compressed", fills_up)
+    with pytest.raises(DiskFull) as error:
+        PoseSequence.empty(MEDIAPIPE_HOLISTIC, 5, 30.0, (64, 64)).save(path)
+    monkeypatch.undo()
+    assert_clear_disk_full(error.value, path, previous_kept=True)
+    assert PoseSequence.load(path).num_frames == 3 and only_the_file_is_left(tmp_path, path.name)
+
+
+class _FillingFile:
+    """A file that takes `room` bytes, then fails as a full disk does."""
+
+    def __init__(self, handle: IO[bytes], room: int) -> None:
+        self.handle, self.room = handle, room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            raise no_space()
+        self.room -= len(data)
+        return self.handle.write(data)
+
+    def __enter__(self) -> _FillingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+
+def test_a_full_disk_while_caching_frames_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "frames_64.u8"
+    frames = [np.zeros((64, 64, 3), np.uint8)] * 10
+    monkeypatch.setattr(dataset_module, "open",
+                        lambda name, mode: _FillingFile(open(name, mode), 5 * 64 * 64 * 3),
+                        raising=False)
+    with pytest.raises(DiskFull) as error:
+        build_frame_cache(frames, path, (64, 64), "ab" * 32)
+    assert_clear_disk_full(error.value, path, previous_kept=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_at_the_frame_cache_sidecar_removes_the_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "frames_64.u8"
+
+    def sidecar_fills_up(sidecar: Path, data: object) -> None:
+        with atomic_write(sidecar, "w") as handle:
+            handle.write("{")
+            raise no_space()
+
+    monkeypatch.setattr(dataset_module, "write_json", sidecar_fills_up)
+    with pytest.raises(DiskFull):
+        build_frame_cache([np.zeros((64, 64, 3), np.uint8)] * 4, path, (64, 64), "ab" * 32)
+    assert list(tmp_path.iterdir()) == []  # not 49 kB of frames that no sidecar vouches for
+
+
+def test_a_full_disk_while_encoding_a_video_leaves_no_partial_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    output = tmp_path / "out.mp4"
+    real_mux = VideoWriter._mux_video
+    muxed = []
+
+    def fills_up(self: VideoWriter, packet: object) -> None:
+        muxed.append(packet)
+        if len(muxed) > 2:
+            raise no_space()
+        real_mux(self, packet)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(VideoWriter, "_mux_video", fills_up)
+    with pytest.raises(DiskFull) as error:
+        with VideoWriter(output, fps=30, width=64, height=64) as writer:
+            for _ in range(30):
+                writer.write(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    assert_clear_disk_full(error.value, output, previous_kept=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_ends_the_command_with_one_error_and_its_fix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = init_project(tmp_path / "me", FIXTURES / "target_clip.mp4")
+
+    def fills_up(handle, **arrays) -> None:
+        raise no_space()
+
+    monkeypatch.setattr(np, "savez_compressed", fills_up)
+    result = CliRunner().invoke(app, ["import-keypoints", str(project.root),
+                                      str(FIXTURES / "target_clip_keypoints.npz")])
+    assert result.exit_code == DiskFull.exit_code == 6
+    text = " ".join(result.output.split())  # the console wraps long lines
+    assert text.startswith("error: could not write ") and "No space left on device" in text
+    assert text.count("error:") == 1 and text.count(" fix: free space in ") == 1
+    assert "Traceback" not in result.output
+    poses = project.paths.poses(project.target.video_id)
+    assert only_the_file_is_left(poses.parent, "never written")  # no temporary left behind

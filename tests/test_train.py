@@ -591,6 +591,54 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path: Path,
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
 
 
+def test_torch_failing_to_write_a_checkpoint_is_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk under torch's C++ writer comes out as RuntimeError, not OSError."""
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, small_payload(1))
+
+    def writer_fails(payload: object, handle: object) -> None:
+        handle.write(b"half a checkpoint")  # type: ignore[attr-defined]
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter "
+                           "failed writing file data/3: file write failed")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", writer_fails)
+    with pytest.raises(CheckpointError, match="PytorchStreamWriter failed") as error:
+        save_checkpoint(path, small_payload(2))
+    assert f"free disk space in {tmp_path}" in error.value.hint
+    assert "previous checkpoint there is intact" in error.value.hint
+    monkeypatch.undo()
+    assert Checkpoint.load(path).generator_step == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
+
+
+def test_another_runtime_error_while_saving_is_not_called_a_full_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def bug(payload: object, handle: object) -> None:
+        raise RuntimeError("Cannot pickle a CUDA graph")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", bug)
+    with pytest.raises(RuntimeError, match="CUDA graph"):
+        save_checkpoint(tmp_path / "model.pt", small_payload(2))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_under_atomic_write_keeps_the_checkpoint_hint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC at the final flush (io.files turns it into DiskFull): still the checkpoint's fix."""
+    path = tmp_path / "model.pt"
+
+    def fsync_fails(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fsync_fails)
+    with pytest.raises(CheckpointError, match="No space left on device") as error:
+        save_checkpoint(path, small_payload(2))
+    monkeypatch.undo()
+    assert "free disk space" in error.value.hint and "nothing was left" in error.value.hint
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_disk_that_fills_during_training_leaves_the_last_good_checkpoint(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = make_project(tmp_path / "me")

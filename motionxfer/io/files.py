@@ -3,13 +3,14 @@
 Every file motionxfer writes goes through `atomic_write` (or `atomic_path`): the data lands in a
 temporary file in the same folder, `.<name>.<pid>.<random>.tmp`, is flushed to disk, then renamed
 over the destination. A crash or a full disk leaves either the old file or the new one, never half
-of one; the temporary a killed process leaves behind is removed the next time that path is
-written.
+of one (a full disk raises `DiskFull`, which says where to free space); the temporary a killed
+process leaves behind is removed the next time that path is written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from motionxfer.errors import BadInput
+from motionxfer.errors import BadInput, DiskFull
 
 
 TEMPORARY_SUFFIX = ".tmp"
@@ -73,6 +74,35 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _no_space_error(error: BaseException) -> OSError | None:
+    """The ENOSPC / EDQUOT OSError that `error` is, or was raised from (torch and PyAV wrap it)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and cause.errno in NO_SPACE_ERRNOS:
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` (or what it was raised from) says the disk or the quota is full."""
+    return _no_space_error(error) is not None
+
+
+def disk_full_error(path: Path, error: BaseException) -> DiskFull:
+    """The DiskFull for a failed write of `path` (whose previous version, if any, is intact)."""
+    kept = f"the previous {path.name} is intact" if path.exists() else "no partial file was left"
+    cause = _no_space_error(error)
+    reason = cause.strerror if cause is not None and cause.strerror else "no space left"
+    return DiskFull(f"could not write {path}: {reason}",
+                    hint=f"free space in {path.parent} ({kept}), then run the command again")
+
+
 _umask_lock = threading.Lock()
 
 
@@ -96,10 +126,15 @@ def _make_temporary(path: Path, extension: str = "") -> tuple[int, str]:
     mkstemp makes it 0600; it gets the mode any new file gets (0666 less the umask: 0644 under
     the usual 022), so the file that replaces `path` can be read by whom the user meant.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    fd, name = tempfile.mkstemp(prefix=f"{temporary_name_prefix(path)}{os.getpid()}.",
-                                suffix=f"{TEMPORARY_SUFFIX}{extension}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        fd, name = tempfile.mkstemp(prefix=f"{temporary_name_prefix(path)}{os.getpid()}.",
+                                    suffix=f"{TEMPORARY_SUFFIX}{extension}", dir=path.parent)
+    except OSError as error:
+        if is_disk_full(error):  # not even room for an empty file (or out of inodes)
+            raise disk_full_error(path, error) from error
+        raise
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
     except BaseException:
@@ -120,9 +155,11 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if is_disk_full(error) and not isinstance(error, DiskFull):
+            raise disk_full_error(path, error) from error
         raise
 
 
@@ -138,9 +175,11 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     try:
         yield Path(tmp_name)
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if is_disk_full(error) and not isinstance(error, DiskFull):
+            raise disk_full_error(path, error) from error
         raise
 
 
