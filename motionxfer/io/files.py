@@ -110,7 +110,7 @@ def current_umask() -> int:
     """The process's umask, read without changing it where the system allows (Linux's
     /proc/self/status); elsewhere set and put back at once, under a lock."""
     with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status", encoding="ascii") as status:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
             for line in status:
                 if line.startswith("Umask:"):
                     return int(line.split()[1], 8)
