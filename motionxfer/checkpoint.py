@@ -42,7 +42,7 @@ import torch
 
 from motionxfer import __version__
 from motionxfer.conditioning import Conditioning
-from motionxfer.errors import BadInput, CheckpointError
+from motionxfer.errors import BadInput, CheckpointError, DiskFull
 from motionxfer.io.files import atomic_write
 from motionxfer.networks.face_refiner import FaceRefiner, FaceRefinerConfig
 from motionxfer.networks.generator import GeneratorConfig
@@ -76,15 +76,29 @@ def new_payload(**values: Any) -> dict[str, Any]:
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write atomically: on any failure (a full disk) the previous file at `path` is untouched."""
     path = Path(path)
+    had_one = path.exists()
     try:
         with atomic_write(path) as handle:
             torch.save(payload, handle)
-    except OSError as error:
-        raise CheckpointError(
-            f"could not write the checkpoint {path}: {error.strerror or error}",
-            hint=f"free disk space in {path.parent}; the previous checkpoint there is intact, "
-            "continue from it with --resume",
-        ) from error
+    except (OSError, DiskFull, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not _is_write_failure(error):
+            raise
+        if isinstance(error, OSError):
+            reason = error.strerror or str(error)
+        elif isinstance(error, DiskFull):
+            reason = error.message.rpartition(": ")[2]
+        else:  # torch's own writer: "PytorchStreamWriter failed writing file data/3: ..."
+            reason = f"{str(error).splitlines()[0]} (is the disk full?)"
+        kept = ("the previous checkpoint there is intact, continue from it with --resume"
+                if had_one else "nothing was left half-written; run the command again")
+        raise CheckpointError(f"could not write the checkpoint {path}: {reason}",
+                              hint=f"free disk space in {path.parent}; {kept}") from error
+
+
+def _is_write_failure(error: RuntimeError) -> bool:
+    """Whether torch.save failed writing (its C++ writer turns a full disk into RuntimeError)."""
+    text = str(error)
+    return "PytorchStreamWriter" in text or "write failed" in text or "file write" in text
 
 
 # torch's advice on a file its safe load refuses: load it unsafely, or allow its classes. Either

@@ -55,3 +55,9 @@ class CheckpointError(MotionXferError):
     """A checkpoint is missing, corrupt, from another project or from a newer schema."""
 
     exit_code = 5
+
+
+class DiskFull(MotionXferError):
+    """A write ran out of disk space (or quota); the file it replaced, if any, is intact."""
+
+    exit_code = 6

@@ -19,7 +19,7 @@ from motionxfer.background.cover import pose_covers
 from motionxfer.background.plate import PlateConfig, PlateResult, estimate_plate
 from motionxfer.errors import NoPersonFound, ProjectError
 from motionxfer.io.files import fingerprint, load_npz, save_npz, sha256_file
-from motionxfer.io.video import probe, read_frames
+from motionxfer.io.video import probe, read_frames, timeline_fps
 from motionxfer.pose.extract import ExtractConfig, extract_video
 from motionxfer.pose.keypoint_import import load_keypoints
 from motionxfer.pose.normalization import NormalizeConfig, normalize_poses
@@ -88,7 +88,9 @@ def extract_poses(
     masks = project.paths.person_masks(record.video_id)
     settings = dataclasses.asdict(config)
     settings.pop("min_visibility")  # read by later stages, not by the detector
-    key = fingerprint("poses", record.info.sha256, record.start, record.end, settings)
+    resampled = timeline_fps(record.info)  # a variable frame rate is read at this rate
+    key = fingerprint("poses", record.info.sha256, record.start, record.end, settings,
+                      *(() if resampled is None else (resampled,)))
     stage = f"poses/{record.video_id}"
     with project.locked("extract-poses"):
         outputs = (output, masks) if config.segmentation else (output,)
@@ -253,7 +255,8 @@ def background_plate(project: Project, config: PlateConfig = PlateConfig(),
                                float(data["camera_motion_score"]), int(data["frames_used"]))
         poses = load_poses(project, target)
         size = (target.info.width, target.info.height)
-        frames = (frame.rgb for frame in read_frames(target.info.path, target.start, target.end))
+        frames = (frame.rgb for frame in read_frames(target.info.path, target.start, target.end,
+                                                     fps=timeline_fps(target.info)))
         result = estimate_plate(frames, pose_covers(poses, size), poses.num_frames, config)
         save_npz(output, PLATE_FILE_VERSION, plate=result.plate, seen=result.seen,
                  moving_camera=np.bool_(result.moving_camera),

@@ -24,7 +24,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,35 @@ class VideoRecord:
         )
 
 
+MANIFEST_KEYS = ("target", "videos", "stages")
+VIDEO_KEYS = ("role", *(field.name for field in fields(VideoInfo)))  # start, end: optional
+
+
+def check_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """ProjectError naming the entry and the key when a manifest (edited by hand, or cut) lacks
+    one that the stages read, instead of a KeyError deep inside one of them."""
+    hint = (f"restore {path.name} from a backup (or put the key back), or make the project "
+            "again with motionxfer init in a new folder")
+    for key in MANIFEST_KEYS:
+        if key not in manifest:
+            raise ProjectError(f"{path} has no \"{key}\" entry", hint=hint)
+    videos = manifest["videos"]
+    if not isinstance(videos, dict) or not isinstance(manifest["stages"], dict):
+        raise ProjectError(f"{path}: \"videos\" and \"stages\" must be objects", hint=hint)
+    for video_id, entry in videos.items():
+        if not isinstance(entry, dict):
+            raise ProjectError(f"{path}: the video entry \"{video_id}\" is not an object",
+                               hint=hint)
+        for key in VIDEO_KEYS:
+            if key not in entry:
+                raise ProjectError(
+                    f"{path}: the video entry \"{video_id}\" has no \"{key}\"", hint=hint)
+    target = manifest["target"]
+    if target is not None and target not in videos:
+        raise ProjectError(f"{path}: the target \"{target}\" has no entry in \"videos\"",
+                           hint=hint)
+
+
 class Project:
     """An open project folder. Create with `Project.create`, open with `Project.open`."""
 
@@ -209,6 +238,7 @@ class Project:
                 f"(schema {manifest['schema_version']}, this one reads {SCHEMA_VERSION})",
                 hint="upgrade motionxfer: pip install -U motionxfer",
             )
+        check_manifest(paths.manifest, manifest)
         return Project(root, manifest)
 
     # --- the lock --------------------------------------------------------------------------

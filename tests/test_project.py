@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from motionxfer.cli import app, commands  # noqa: F401
 from motionxfer.config import from_dict, override
 from motionxfer.errors import BadInput, ProjectError, ProjectLocked
 from motionxfer.io.files import atomic_write, fingerprint, write_json
@@ -69,6 +71,33 @@ def test_open_refuses_what_is_not_ours(tmp_path: Path, setup: str) -> None:
     with pytest.raises(ProjectError) as error:
         Project.open(root)
     assert error.value.hint
+
+
+@pytest.mark.parametrize("dropped", ["sha256", "role", "fps"])
+def test_a_video_entry_missing_a_key_is_named_with_the_fix(tmp_path: Path, dropped: str) -> None:
+    """motionxfer.json edited by hand: one clear error (CLI: exit 3), not a KeyError later."""
+    project = Project.create(tmp_path / "me")
+    record = project.add_video(fake_info(tmp_path / "me.mp4"), "target")
+    data = json.loads(project.paths.manifest.read_text())
+    del data["videos"][record.video_id][dropped]
+    project.paths.manifest.write_text(json.dumps(data))
+    with pytest.raises(ProjectError) as error:
+        Project.open(project.root)
+    assert record.video_id in error.value.message and f'"{dropped}"' in error.value.message
+    assert "restore motionxfer.json" in error.value.hint and "motionxfer init" in error.value.hint
+    result = CliRunner().invoke(app, ["extract-poses", str(project.root)])
+    assert result.exit_code == 3
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert f'has no "{dropped}"' in result.output
+
+
+def test_a_target_without_its_entry_is_named(tmp_path: Path) -> None:
+    project = Project.create(tmp_path / "me")
+    data = json.loads(project.paths.manifest.read_text())
+    data["target"] = "me-0123456789"
+    project.paths.manifest.write_text(json.dumps(data))
+    with pytest.raises(ProjectError, match="me-0123456789"):
+        Project.open(project.root)
 
 
 def test_create_refuses_a_non_empty_folder(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ from motionxfer.training.dataset import (
     split_frames,
 )
 from motionxfer.training.distributed import SINGLE_PROCESS
+from motionxfer.training.interrupt import Interrupted, deferred_interrupt
 from motionxfer.training.train import train_plan, train_target, training_setup
 from motionxfer.training.trainer import Trainer, learning_rate_factor
 
@@ -383,6 +384,56 @@ def test_a_real_ctrl_c_finishes_the_step_saves_and_stops(tmp_path: Path) -> None
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
 
 
+def test_sigterm_is_treated_like_ctrl_c(tmp_path: Path) -> None:
+    """A scheduler's preemption, `docker stop` or systemd: stop after the step, save, exit 143."""
+    project = make_project(tmp_path / "me")
+
+    def terminated_at_step_two(description: str, done: int, total: int | None, rate: str) -> None:
+        if done == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # caught: training stops after this step
+
+    with pytest.raises(Interrupted) as stopped:
+        train_target(project, quick_config(steps=6), tiny_preset(),
+                     progress=terminated_at_step_two, draw=draw_joints)
+    assert stopped.value.signal_number == signal.SIGTERM
+    assert Checkpoint.load(project.paths.checkpoint).generator_step == 2
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers put back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_stop_signal_interrupts_at_once() -> None:
+    with deferred_interrupt() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested and stop.signal_number == signal.SIGTERM
+        with pytest.raises(Interrupted):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path: Path) -> None:
+    """Killed (no save) after step 3 with a checkpoint of step 2: the resumed run logs 3 again,
+    and the log holds every step once, the validations included."""
+    project = make_project(tmp_path / "me")
+    config = quick_config(steps=6, face_refiner=False, log_every=1, checkpoint_every=2,
+                          validate_every=3)
+
+    def killed_after_step_three(description: str, done: int, total: int | None,
+                                rate: str) -> None:
+        if done == 3:
+            raise SystemExit(137)  # as abrupt as a kill -9 for the loop: nothing more is saved
+
+    with pytest.raises(SystemExit):
+        train_target(project, config, tiny_preset(), progress=killed_after_step_three,
+                     draw=draw_joints)
+    assert Checkpoint.load(project.paths.checkpoint).generator_step == 2
+    with open(project.paths.train_log, "a") as log:
+        log.write('{"stage": "generator", "st')  # a line cut by the kill
+    train_target(project, config, None, resume=True, draw=draw_joints)
+    lines = [json.loads(line) for line in project.paths.train_log.read_text().splitlines()]
+    losses = [line["step"] for line in lines if "validation" not in line]
+    validations = [line["step"] for line in lines if "validation" in line]
+    assert losses == [1, 2, 3, 4, 5, 6] and validations == [3, 6]
+
+
 def test_an_existing_model_is_not_overwritten_without_resume(tmp_path: Path) -> None:
     project = make_project(tmp_path / "me")
     train_target(project, quick_config(steps=2, face_refiner=False), tiny_preset(),
@@ -541,6 +592,54 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path: Path,
     monkeypatch.undo()
     assert Checkpoint.load(path).generator_step == 1
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
+
+
+def test_torch_failing_to_write_a_checkpoint_is_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk under torch's C++ writer comes out as RuntimeError, not OSError."""
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, small_payload(1))
+
+    def writer_fails(payload: object, handle: object) -> None:
+        handle.write(b"half a checkpoint")  # type: ignore[attr-defined]
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter "
+                           "failed writing file data/3: file write failed")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", writer_fails)
+    with pytest.raises(CheckpointError, match="PytorchStreamWriter failed") as error:
+        save_checkpoint(path, small_payload(2))
+    assert f"free disk space in {tmp_path}" in error.value.hint
+    assert "previous checkpoint there is intact" in error.value.hint
+    monkeypatch.undo()
+    assert Checkpoint.load(path).generator_step == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
+
+
+def test_another_runtime_error_while_saving_is_not_called_a_full_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def bug(payload: object, handle: object) -> None:
+        raise RuntimeError("Cannot pickle a CUDA graph")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", bug)
+    with pytest.raises(RuntimeError, match="CUDA graph"):
+        save_checkpoint(tmp_path / "model.pt", small_payload(2))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_under_atomic_write_keeps_the_checkpoint_hint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC at the final flush (io.files turns it into DiskFull): still the checkpoint's fix."""
+    path = tmp_path / "model.pt"
+
+    def fsync_fails(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fsync_fails)
+    with pytest.raises(CheckpointError, match="No space left on device") as error:
+        save_checkpoint(path, small_payload(2))
+    monkeypatch.undo()
+    assert "free disk space" in error.value.hint and "nothing was left" in error.value.hint
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_disk_that_fills_during_training_leaves_the_last_good_checkpoint(

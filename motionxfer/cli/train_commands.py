@@ -105,10 +105,11 @@ def train_target(
     try:
         with progress_bar() as progress:
             result = train_plan(project, plan, progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         log(f"interrupted; the checkpoint is {project.paths.checkpoint}. Continue with: "
             f"motionxfer train-target {project.root} --resume")
-        raise typer.Exit(130) from None
+        # 130 after Ctrl-C, 143 after SIGTERM: what a shell or scheduler expects of the signal
+        raise typer.Exit(128 + getattr(interrupt, "signal_number", 2)) from None
     scores = result.validation
     where = result.device if result.processes == 1 else f"{result.processes} processes"
     log(f"done: {result.steps_this_run} steps in {result.seconds:.0f} s on {where}"

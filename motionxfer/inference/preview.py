@@ -12,7 +12,7 @@ import numpy as np
 
 from motionxfer.conditioning import Conditioning
 from motionxfer.io.images import fit_into
-from motionxfer.io.video import VideoWriter, read_frames
+from motionxfer.io.video import VideoWriter, read_frames, timeline_fps
 from motionxfer.pipeline import load_poses, nearest_target_frames, normalize_source
 from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.project import Project, VideoRecord
@@ -45,7 +45,8 @@ def make_preview(
     # One sequential pass over the target keeps only the frames that are needed.
     wanted = set(int(i) for i in matches)
     target_panels: dict[int, np.ndarray] = {}
-    for frame in read_frames(target.info.path, target.start, target.end):
+    for frame in read_frames(target.info.path, target.start, target.end,
+                             fps=timeline_fps(target.info)):
         if frame.index in wanted:
             target_panels[frame.index] = fit_into(frame.rgb, panel_w, panel_h)
         if len(target_panels) == len(wanted):
@@ -58,7 +59,8 @@ def make_preview(
         output, fps=normalized.fps, width=3 * panel_w, height=panel_h,
         audio_from=source.info.path, audio_start=source_start, audio_end=end,
     ) as writer:
-        for frame in read_frames(source.info.path, source.start, end):
+        for frame in read_frames(source.info.path, source.start, end,
+                                 fps=timeline_fps(source.info)):
             if frame.index >= frame_count:
                 break
             stick = conditioning.to_rgb(conditioning.encode(

@@ -26,7 +26,7 @@ from motionxfer.errors import BadInput
 from motionxfer.inference.backends import open_backend
 from motionxfer.inference.frame_generator import BackendConfig, FrameGenerator, Recurrence
 from motionxfer.inference.streaming import StreamConfig, VideoJob, compose, generate_videos
-from motionxfer.io.video import VideoWriter, read_frames
+from motionxfer.io.video import VideoWriter, read_frames, timeline_fps
 from motionxfer.networks.face_refiner import face_boxes
 from motionxfer.pipeline import normalize_source, source_record
 from motionxfer.pose.sequence import PoseSequence
@@ -158,7 +158,8 @@ def video_job(model: PersonalModel, source: VideoRecord, normalized: PoseSequenc
                            audio_end=end)
 
     def source_frames() -> Iterator[np.ndarray]:
-        return (frame.rgb for frame in read_frames(source.info.path, source.start, end))
+        return (frame.rgb for frame in read_frames(source.info.path, source.start, end,
+                                                    fps=timeline_fps(source.info)))
 
     return VideoJob(source.info.path.name, normalized, frame_count, boxes, open_sink,
                     source_frames if config.side_by_side else None)

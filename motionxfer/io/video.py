@@ -475,6 +475,18 @@ def _timed_frames(
         yield time, frame
 
 
+def timeline_fps(info: VideoInfo) -> float | None:
+    """The `fps` to give `read_frames` so that a video's frames line up with its poses and audio.
+
+    Every stage (pose extraction, the frame cache, transfer, preview) reads a video through this,
+    and the poses, the frames and the output count frame k as `start + k / info.fps` seconds.
+    None (the frames as stored) at a constant frame rate; for a variable frame rate the average
+    rate, resampled by presentation time (the frame shown at each tick, duplicated or dropped),
+    so the timing of the source is kept instead of drifting by every irregular interval.
+    """
+    return info.fps if info.variable_frame_rate else None
+
+
 def read_frames(
     path: str | os.PathLike[str],
     start: float | None = None,

@@ -241,7 +241,8 @@ def extract_video(
     """Poses of the video at `path` (trimmed to [start, end) seconds when given).
 
     Timestamps are the frames' own times, counted from `start` (0 for the first frame of an
-    untrimmed video). With `config.segmentation`, the person masks are written to `masks_path`.
+    untrimmed video); a variable frame rate is resampled to its average (`video.timeline_fps`),
+    as every other stage reads it, so pose k belongs to `k / fps` seconds. With `config.segmentation`, the person masks are written to `masks_path`.
     """
 
     if config.segmentation and masks_path is None:
@@ -252,7 +253,8 @@ def extract_video(
     info = video.probe(path)
     origin = 0.0 if start is None else float(start)
     frames = (
-        (frame.time - origin, frame.rgb) for frame in video.read_frames(path, start, end)
+        (frame.time - origin, frame.rgb)
+        for frame in video.read_frames(path, start, end, fps=video.timeline_fps(info))
     )
     total: int | None = info.frame_count
     if start is not None or end is not None:

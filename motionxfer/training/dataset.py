@@ -103,11 +103,15 @@ def build_frame_cache(frames: Iterable[np.ndarray], path: str | Path, size: tupl
     if count == 0:
         path.unlink(missing_ok=True)
         raise BadInput(f"no frames to cache for {path.name}", hint="check the video and its trim")
-    write_json(sidecar_path(path), {
-        "format": CACHE_FORMAT, "version": CACHE_VERSION, "frames": count,
-        "shape": [count, size[1], size[0], 3], "dtype": "uint8",
-        "source_sha256": source_sha256, "resize": "INTER_AREA",
-    })
+    try:
+        write_json(sidecar_path(path), {
+            "format": CACHE_FORMAT, "version": CACHE_VERSION, "frames": count,
+            "shape": [count, size[1], size[0], 3], "dtype": "uint8",
+            "source_sha256": source_sha256, "resize": "INTER_AREA",
+        })
+    except BaseException:
+        path.unlink(missing_ok=True)  # never trusted without its sidecar: do not keep its bytes
+        raise
     cache = open_frame_cache(path, size, source_sha256)
     if cache is None:
         raise ProjectError(f"the frame cache {path} could not be read back after writing",

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from motionxfer.io.files import write_text
 from motionxfer.io.images import to_images
 
 
@@ -21,6 +22,34 @@ def append_log(path: Path, entry: dict[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
         handle.flush()
+
+
+def drop_steps_after(path: Path, last_steps: dict[str, int]) -> int:
+    """Remove the lines of steps after `last_steps[stage]` (the steps a run starts from: a
+    checkpoint's, or 0 from scratch), so that the steps run again are logged once; returns how
+    many lines went. Lines of other stages, and lines that do not parse (a line cut by a crash),
+    are kept as they are; the file is rewritten atomically, only when something goes."""
+    if not path.is_file():
+        return 0
+    kept: list[str] = []
+    dropped = 0
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if not line.endswith("\n"):  # the last line, cut by a crash: the next one would join it
+            dropped += 1
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if (isinstance(entry, dict) and isinstance(entry.get("step"), int)
+                and entry.get("stage") in last_steps
+                and entry["step"] > last_steps[entry["stage"]]):
+            dropped += 1
+            continue
+        kept.append(line)
+    if dropped:
+        write_text(path, "".join(kept))
+    return dropped
 
 
 def _finite(value: Any) -> Any:

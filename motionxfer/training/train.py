@@ -14,11 +14,12 @@ crops of generated frames t, refined against the real crops by the refiner's own
 
 Around the steps: Adam with pix2pixHD's schedule (constant learning rate, then linear decay to 0
 from `decay_start` of the steps); mixed precision (autocast + GradScaler) on CUDA; a checkpoint
-every `checkpoint_every` steps, at the end and on Ctrl-C (the first Ctrl-C stops after the current
-step and saves; a second one stops at once without saving); one JSON line of averaged losses every
-`log_every` steps in logs/train.jsonl (appended, one write per line, so a crash loses at most the
-line being written); a PNG grid (stick figure | generated | real) every `sample_every` steps; SSIM
-and PSNR on held-out frames every `validate_every` steps.
+every `checkpoint_every` steps, at the end and on Ctrl-C or SIGTERM (the first signal stops after
+the current step and saves; a second one stops at once without saving); one JSON line of averaged
+losses every `log_every` steps in logs/train.jsonl (appended, one write per line, so a crash loses
+at most the line being written; a run first drops the lines of steps after the one it starts
+from, so a resumed run logs each step once); a PNG grid (stick figure | generated | real) every
+`sample_every` steps; SSIM and PSNR on held-out frames every `validate_every` steps.
 
 Exact resumption: the batches of step k are drawn from a generator seeded with (seed, stage, k),
 and the checkpoint holds models, optimizers, schedulers, the GradScaler and every random state, so
@@ -69,7 +70,7 @@ from motionxfer.errors import (
 from motionxfer.evaluation.metrics.image import psnr, ssim
 from motionxfer.io.files import fingerprint
 from motionxfer.io.images import resize_frame, to_images, to_tensor, working_size, write_png
-from motionxfer.io.video import read_frames
+from motionxfer.io.video import read_frames, timeline_fps
 from motionxfer.networks.face_refiner import face_boxes
 from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE, DEFAULT_ARCHITECTURE
 from motionxfer.networks.vgg import VGG16Features
@@ -108,8 +109,8 @@ from motionxfer.training.distributed import (
     process_seed,
     processes_from_environment,
 )
-from motionxfer.training.interrupt import StopRequest, deferred_interrupt
-from motionxfer.training.logs import append_log, sample_grid
+from motionxfer.training.interrupt import Interrupted, StopRequest, deferred_interrupt
+from motionxfer.training.logs import append_log, drop_steps_after, sample_grid
 from motionxfer.training.losses import LossWeights, PerceptualLoss
 from motionxfer.training.trainer import Trainer
 
@@ -264,14 +265,16 @@ def prepare_frames(project: Project, size: tuple[int, int], progress: ProgressCa
     With several processes rank 0 builds it while the others wait; they then open it read-only.
     """
     record = project.target
-    source_key = fingerprint("frames", record.info.sha256, record.start, record.end)
+    rate = timeline_fps(record.info)  # a variable frame rate: resampled as the poses were
+    source_key = fingerprint("frames", record.info.sha256, record.start, record.end,
+                             *(() if rate is None else (("constant rate", rate),)))
     path = project.paths.frames_cache(record.video_id, size[1])
     cache = None
     if processes.is_main:
         cache = open_frame_cache(path, size, source_key)
         if cache is None:
             frames = (frame.rgb for frame in read_frames(record.info.path, record.start,
-                                                         record.end))
+                                                         record.end, fps=rate))
             total = round(((record.end or record.info.duration) - (record.start or 0.0))
                           * record.info.fps)
             cache = build_frame_cache(frames, path, size, source_key, total=total,
@@ -409,6 +412,10 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             _seed_everything(process_seed(config.seed, processes.rank) + 65_537 * (
                 trainer.generator_step_count + trainer.face_refiner_step_count))
 
+        if processes.is_main:  # steps after the starting point are run (and logged) again
+            drop_steps_after(project.paths.train_log, {
+                GENERATOR_STAGE: trainer.generator_step_count,
+                FACE_STAGE: trainer.face_refiner_step_count})
         run = _RunState(conditioning)
 
         def save() -> None:
@@ -557,7 +564,7 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
                     or key.startswith("D_"))
                 progress(description, done, total, text)
             if stop.agreed if processes.distributed else stop.requested:
-                raise KeyboardInterrupt
+                raise Interrupted(stop.signal_number)
             if out_of_time:
                 break
     finally:
