@@ -16,7 +16,7 @@ from pathlib import Path
 
 from motionxfer.errors import BadInput
 from motionxfer.evaluation.evaluate import EvaluateConfig, evaluate_videos
-from motionxfer.inference.transfer import PersonalModel, TransferConfig, transfer
+from motionxfer.inference.transfer import TransferConfig, open_model, transfer
 from motionxfer.pipeline import extract_poses, init_project
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project
@@ -77,12 +77,12 @@ def run_demo(
         shutil.copyfile(samples / "model.pt", project.paths.checkpoint)
 
     log("4/4 transfer of samples/source.mp4, then measured against samples/ground_truth.mp4")
-    model = PersonalModel(project.paths.checkpoint, project_id=project.target.info.sha256)
-    result_video = workdir / "transfer.mp4"
-    side_by_side = workdir / "side_by_side.mp4"
+    model = open_model(project, project.paths.checkpoint, TransferConfig())
+    result_video = workdir / "transfer.mp4"  # at the target video's size
+    side_by_side = workdir / "side_by_side.mp4"  # source | stick figure | result | ground truth
     transfer(project, samples / "source.mp4", result_video, progress=progress, model=model)
     transfer(project, samples / "source.mp4", side_by_side, TransferConfig(side_by_side=True),
-             progress=progress, model=model)
+             progress=progress, model=model, ground_truth=samples / "ground_truth.mp4")
     scores = _scores(result_video, samples / "ground_truth.mp4", progress, log)
     return DemoResult(project_dir, [result_video, side_by_side], scores,
                       time.perf_counter() - started)
