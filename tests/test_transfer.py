@@ -283,6 +283,9 @@ def test_output_folder_and_unknown_extension(trained, tmp_path: Path) -> None:
     result = invoke("transfer", project.root, source, "-o", folder, "--seconds", "0.5")
     assert result.exit_code == 0, result.output
     assert probe(folder / "dancer_transfer.mp4").frame_count == 15
+    result = invoke("transfer", project.root, source, "-o", tmp_path / "new", "--seconds", "0.5")
+    assert result.exit_code == 0, result.output  # no extension: a folder, as before
+    assert probe(tmp_path / "new" / "dancer_transfer.mp4").frame_count == 15
     result = invoke("transfer", project.root, source, "-o", tmp_path / "out.gif")
     assert result.exit_code == 2, result.output
     assert result.stderr.count("error:") == 1 and ".mp4" in said(result)

@@ -30,7 +30,7 @@ def transfer(
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Output video (.mp4, .mov, .mkv) for one source; a "
-                     "folder for several (or an existing folder for one): "
+                     "folder for several (for one: an existing folder, or a name without extension): "
                      "<folder>/<source>_transfer.mp4. Default: that name in the current folder. "
                      "Never one of the inputs; two sources with the same file name are refused."),
     ] = None,

@@ -182,13 +182,13 @@ def open_model(project: Project, checkpoint: Path, config: TransferConfig) -> Pe
 
 def output_path(source: str | os.PathLike[str], output: str | os.PathLike[str] | None,
                 output_dir: str | os.PathLike[str]) -> Path:
-    """Where a source's transfer goes: `output` (a file, or an existing folder), else
-    `<output_dir>/<source stem>_transfer.mp4`."""
+    """Where a source's transfer goes: `output` (a file; a folder when it is one or has no
+    extension), else `<output_dir>/<source stem>_transfer.mp4`."""
     default_name = f"{Path(source).stem}_transfer.mp4"
     if output is None:
         return Path(output_dir) / default_name
     output = Path(output)
-    return output / default_name if output.is_dir() else output
+    return output / default_name if output.is_dir() or not output.suffix else output
 
 
 def _same_file(a: Path, b: Path) -> bool:
