@@ -17,9 +17,9 @@ import numpy as np
 
 from motionxfer.background.cover import pose_covers
 from motionxfer.background.plate import PlateConfig, PlateResult, estimate_plate
-from motionxfer.errors import NoPersonFound, ProjectError
+from motionxfer.errors import BadInput, NoPersonFound, ProjectError
 from motionxfer.io.files import fingerprint, load_npz, save_npz, sha256_file
-from motionxfer.io.video import probe, read_frames, timeline_fps
+from motionxfer.io.video import VideoInfo, probe, read_frames, timeline_fps
 from motionxfer.pose.extract import ExtractConfig, extract_video
 from motionxfer.pose.keypoint_import import load_keypoints
 from motionxfer.pose.normalization import NormalizeConfig, normalize_poses
@@ -27,7 +27,7 @@ from motionxfer.pose.parallel_extract import extract_video_parallel
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.smoothing import SmoothingConfig, smooth_poses
 from motionxfer.progress import ProgressCallback
-from motionxfer.project import Project, VideoRecord, config_from_project
+from motionxfer.project import MANIFEST_NAME, Project, VideoRecord, config_from_project
 from motionxfer.settings import config_template
 
 # Extraction fails for a target seen in fewer frames than this share (a source only needs one):
@@ -47,11 +47,73 @@ def init_project(
     root: str | os.PathLike[str], target: str | os.PathLike[str],
     start: float | None = None, end: float | None = None,
 ) -> Project:
-    """A new project for the person filmed in `target` (probed first: a bad video creates nothing)."""
+    """A new project for the person filmed in `target` (probed first: a bad video or trim creates
+    nothing).
+
+    Run again on a project made for the same target (same content, same trim) it changes
+    nothing and returns that project; for another target, or another trim, it is an error.
+    """
     info = probe(target)
-    project = Project.create(root, config_template())
+    check_trim(info, start, end)
+    folder = Path(root).expanduser().absolute()
+    if (folder / MANIFEST_NAME).is_file():
+        return _reopen_for(Project.open(folder), info, start, end)
+    project = Project.create(folder, config_template())
     project.add_video(info, "target", start, end)
     return project
+
+
+def _reopen_for(project: Project, info: VideoInfo, start: float | None,
+                end: float | None) -> Project:
+    """The existing project of `info` (init run twice), or an error naming its target."""
+    if project.manifest_copy().get("target") is None:  # made, but its target never recorded
+        project.add_video(info, "target", start, end)
+        return project
+    recorded = project.target
+    if recorded.info.sha256 != info.sha256:
+        raise ProjectError(
+            f"{project.root} is already the project of another target video "
+            f"({recorded.info.path.name}), not {info.path.name}",
+            hint="one project is one target person: choose another folder for the new project",
+        )
+    if (recorded.start, recorded.end) != (start, end):
+        raise ProjectError(
+            f"{project.root} already uses {info.path.name} trimmed to "
+            f"{_trim_text(recorded.start, recorded.end)}, not {_trim_text(start, end)}",
+            hint="a project keeps the trim it was made with: repeat it, or choose another "
+            "folder for a project with the new trim",
+        )
+    return project
+
+
+def _trim_text(start: float | None, end: float | None) -> str:
+    if start is None and end is None:
+        return "the whole video"
+    return f"{start or 0:g} s to {'the end' if end is None else f'{end:g} s'}"
+
+
+def check_trim(info: VideoInfo, start: float | None, end: float | None) -> None:
+    """`--start`/`--end` must name at least one frame inside the video: 0 <= start < end <=
+    its duration (give or take a frame)."""
+    name = info.path.name
+    one_frame = 1.0 / info.fps if info.fps > 0 else 0.0
+    if start is not None and start < 0:
+        raise BadInput(f"--start {start:g} is negative",
+                       hint=f"give seconds from the beginning of {name} (0 to {info.duration:.2f})")
+    if end is not None and end <= 0:
+        raise BadInput(f"--end {end:g} is not after the beginning of {name}",
+                       hint=f"give seconds from the beginning of {name} (0 to {info.duration:.2f})")
+    if start is not None and end is not None and end - start < one_frame:
+        raise BadInput(f"--end {end:g} is not after --start {start:g} (by a frame at least)",
+                       hint="--end is a time in the video (seconds), not a duration")
+    if info.duration > 0:
+        if start is not None and start > info.duration - one_frame:
+            raise BadInput(f"--start {start:g} is past the end of {name} "
+                           f"({info.duration:.2f} s long)",
+                           hint=f"give a start between 0 and {info.duration:.2f}")
+        if end is not None and end > info.duration + one_frame:
+            raise BadInput(f"--end {end:g} is past the end of {name} ({info.duration:.2f} s long)",
+                           hint="leave --end out to use the video up to its end")
 
 
 def source_record(
@@ -63,7 +125,50 @@ def source_record(
     known = project.find_video(video)
     if known is not None and (known.start, known.end) == (start, end) and _unchanged(known):
         return known
-    return project.new_record(probe(video), "source", start, end)
+    info = probe(video)
+    check_trim(info, start, end)
+    return project.new_record(info, "source", start, end)
+
+
+def transfer_record(
+    project: Project, video: str | os.PathLike[str],
+    start: float | None = None, end: float | None = None,
+) -> VideoRecord:
+    """The source record for a transfer: with the trim given, else with the trim that
+    extract-poses recorded for this video (`--start/--end` there), else the whole video."""
+    if start is None and end is None:
+        known = project.find_video(video)
+        if known is not None:
+            start, end = known.start, known.end
+    return source_record(project, video, start, end)
+
+
+def check_unchanged(record: VideoRecord) -> None:
+    """The video's file still holds what the manifest recorded (the sha256 of its bytes): the
+    poses, frames and model of the project were made from that content."""
+    path = record.info.path
+    status = video_status(record)
+    if status == "missing":
+        raise ProjectError(
+            f"the {record.role} video {path} is missing",
+            hint="put it back where it was (the project reads it from there), or make a new "
+            "project for the video you have now",
+        )
+    if status == "changed":
+        raise ProjectError(
+            f"the {record.role} video {path} has changed since it was added to the project "
+            "(its sha256 no longer matches the manifest)",
+            hint="restore the original file, or make a new project for the new video: "
+            f"motionxfer init NEW_FOLDER --target {path}",
+        )
+
+
+def video_status(record: VideoRecord) -> str:
+    """"ok", "missing" or "changed" (the file's sha256 differs from the manifest's)."""
+    path = record.info.path
+    if not path.is_file():
+        return "missing"
+    return "ok" if sha256_file(path) == record.info.sha256 else "changed"
 
 
 def _unchanged(record: VideoRecord) -> bool:
@@ -96,6 +201,7 @@ def extract_poses(
         outputs = (output, masks) if config.segmentation else (output,)
         if not force and project.is_fresh(stage, key, *outputs):
             return PoseSequence.load(output), StageResult(output, reused=True)
+        check_unchanged(record)  # a target replaced since init would give other poses
         # Masks are written by the detector as it goes: to a partial file, kept on success.
         partial = masks.with_name(".person_masks.partial.npz") if config.segmentation else None
         try:
@@ -187,20 +293,19 @@ def normalize_source(
     smoothing = smoothing or config_from_project(SmoothingConfig, project, "smoothing")
     target = project.target
     output = project.paths.normalized_poses(source.video_id)
+    stage = f"normalized/{source.video_id}"
+    if not force:  # cached: read under the shared lock, beside transfers that are generating
+        with project.locked("normalize", shared=True):
+            key = _normalized_key(project, source, config, smoothing)
+            if key is not None and project.is_fresh(stage, key, output):
+                return PoseSequence.load(output), StageResult(output, reused=True)
     with project.locked("normalize"):
         for record in (target, source):
             # Poses already extracted are used with whatever settings made them; a video that
             # is new to the project, or whose trim changed, is extracted first.
-            recorded = project.videos.get(record.video_id) == record
-            if not (recorded and project.paths.poses(record.video_id).exists()):
+            if not _poses_recorded(project, record):
                 extract_poses(project, record, progress=progress)
-        stage = f"normalized/{source.video_id}"
-        key = fingerprint(
-            "normalized",
-            project.stage_fingerprint(f"poses/{source.video_id}"),
-            project.stage_fingerprint(f"poses/{target.video_id}"),
-            dataclasses.asdict(config), dataclasses.asdict(smoothing),
-        )
+        key = _normalized_key(project, source, config, smoothing)
         if not force and project.is_fresh(stage, key, output):
             return PoseSequence.load(output), StageResult(output, reused=True)
         source_poses = load_poses(project, source, smoothing)
@@ -209,6 +314,25 @@ def normalize_source(
         normalized.save(output)
         project.mark_done(stage, key)
     return normalized, StageResult(output, reused=False)
+
+
+def _poses_recorded(project: Project, record: VideoRecord) -> bool:
+    return (project.videos.get(record.video_id) == record
+            and project.paths.poses(record.video_id).exists())
+
+
+def _normalized_key(project: Project, source: VideoRecord, config: NormalizeConfig,
+                    smoothing: SmoothingConfig) -> str | None:
+    """The cache key of a source's normalization; None while a video's poses are missing."""
+    target = project.target
+    if not (_poses_recorded(project, target) and _poses_recorded(project, source)):
+        return None
+    return fingerprint(
+        "normalized",
+        project.stage_fingerprint(f"poses/{source.video_id}"),
+        project.stage_fingerprint(f"poses/{target.video_id}"),
+        dataclasses.asdict(config), dataclasses.asdict(smoothing),
+    )
 
 
 def nearest_target_frames(normalized_source: PoseSequence, target: PoseSequence) -> np.ndarray:
@@ -253,6 +377,7 @@ def background_plate(project: Project, config: PlateConfig = PlateConfig(),
                             "delete it: it is rebuilt from the target video")
             return PlateResult(data["plate"], data["seen"], bool(data["moving_camera"]),
                                float(data["camera_motion_score"]), int(data["frames_used"]))
+        check_unchanged(target)
         poses = load_poses(project, target)
         size = (target.info.width, target.info.height)
         frames = (frame.rgb for frame in read_frames(target.info.path, target.start, target.end,

@@ -3,7 +3,7 @@
     me/
       motionxfer.json        manifest: schema and tool versions, the videos, stage fingerprints
       config.toml            the user's overrides, one table per stage
-      .motionxfer.lock       held while a process writes the project
+      .motionxfer.lock       held while a process writes (or, shared, reads) the project
       videos/<video id>/     per-video cache: poses.npz, normalized.npz, frames cache, ...
       checkpoints/           the personal model
       exports/               ONNX files
@@ -243,9 +243,22 @@ class Project:
 
     # --- the lock --------------------------------------------------------------------------
     @contextlib.contextmanager
-    def locked(self, purpose: str = "") -> Iterator[None]:
-        """Hold the project's write lock. Re-entrant within one `Project` object."""
-        if getattr(self, "_lock_depth", 0):
+    def locked(self, purpose: str = "", shared: bool = False) -> Iterator[None]:
+        """Hold the project's lock: exclusive (the default) to write the project, `shared` to
+        read what must not change meanwhile (transfer reading and using the checkpoint).
+
+        Many processes may share it; a writer needs it alone, so a writer is refused while
+        anybody reads and a reader while somebody writes (`ProjectLocked`, never a wait).
+        Re-entrant within one `Project` object: inside the exclusive lock a shared one is
+        granted at once; inside a shared one the exclusive one is a programming error (flock
+        cannot upgrade without letting go in between), so a command takes the exclusive lock
+        for its writing steps first and the shared one afterwards, not around them.
+        """
+        held = getattr(self, "_lock_mode", None)
+        if held is not None:
+            if held == "shared" and not shared:
+                raise RuntimeError(f"cannot take the project's write lock ({purpose}) inside "
+                                   "its shared lock: take it before or after")
             self._lock_depth += 1
             try:
                 yield
@@ -254,31 +267,45 @@ class Project:
             return
         self.paths.root.mkdir(parents=True, exist_ok=True)
         handle = open(self.paths.lock, "a+")
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), mode | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            holders = [line.strip() for line in handle.read().splitlines() if line.strip()]
             handle.close()
+            holder = ", ".join(holders) or "another process"
             raise ProjectLocked(
                 f"project {self.paths.root} is in use by {holder}",
                 hint="wait for that command to finish (or stop it), then run this one again",
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} ({purpose or 'motionxfer'})\n")
+        line = f"process {os.getpid()} ({purpose or 'motionxfer'}{', reading' if shared else ''})"
+        if shared:  # other readers may be listed: add this one
+            handle.seek(0, os.SEEK_END)
+        else:
+            handle.seek(0)
+            handle.truncate()
+        handle.write(line + "\n")
         handle.flush()
-        self._lock_depth = 1
+        self._lock_depth, self._lock_mode = 1, ("shared" if shared else "exclusive")
         try:
             yield
         finally:
-            self._lock_depth = 0
-            handle.truncate(0)
+            self._lock_depth, self._lock_mode = 0, None
+            if shared:  # take this reader off the list, leave the others (best effort)
+                handle.seek(0)
+                others = [kept for kept in handle.read().splitlines() if kept != line]
+                handle.seek(0)
+                handle.truncate()
+                handle.write("".join(f"{kept}\n" for kept in others))
+            else:
+                handle.truncate(0)
+            handle.flush()
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
             handle.close()
 
     def _require_lock(self) -> None:
-        if not getattr(self, "_lock_depth", 0):
+        if getattr(self, "_lock_mode", None) != "exclusive":
             raise RuntimeError("write the project only inside `with project.locked():`")
 
     def _save(self) -> None:

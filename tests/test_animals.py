@@ -113,7 +113,7 @@ def test_a_mouse_imports_normalizes_trains_and_transfers(tmp_path: Path) -> None
     invoke("transfer", project, source_video, "-o", output)
     info = probe(output)
     assert info.frame_count == 36  # every source frame
-    assert (info.width, info.height) == checkpoint.working_size
+    assert (info.width, info.height) == (64, 64)  # the target video's size, the default
 
 
 def test_which_layouts_have_a_face() -> None:

@@ -38,7 +38,10 @@ def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
     result = run_demo(tmp_path / "work", samples, train_steps=2, log=lines.append)
     transfer, side_by_side = result.videos
     assert probe(transfer).frame_count == 120 and probe(transfer).has_audio
-    assert probe(side_by_side).width == 3 * probe(transfer).width
+    # the target video's size; source | stick figure | generated | ground truth, as in the README
+    assert (probe(transfer).width, probe(transfer).height) == (256, 256)
+    assert (probe(side_by_side).width, probe(side_by_side).height) == (4 * 256, 256)
+    assert probe(result.project / "logs" / "demo_working_size.mp4").height == 128  # scored
     assert {"ssim", "psnr"} <= set(result.scores)  # LPIPS too when its weights are cached
     assert 0.0 < result.scores["ssim"] < 1.0
     assert any("against the ground truth" in line for line in lines)

@@ -143,6 +143,74 @@ def test_lock_stops_a_second_process(tmp_path: Path) -> None:
         pass
 
 
+def _hold_shared_lock(root: str, ready, release) -> None:  # runs in a child process
+    project = Project.open(root)
+    with project.locked("transfer", shared=True):
+        ready.set()
+        release.wait(10)
+
+
+def test_readers_share_the_lock_and_shut_out_a_writer(tmp_path: Path) -> None:
+    """While a transfer holds the lock shared, another reader gets it too, a writer (train-target)
+    is refused with a ProjectLocked naming the reader; a writer shuts readers out in turn."""
+    Project.create(tmp_path / "me")
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    child = context.Process(target=_hold_shared_lock, args=(str(tmp_path / "me"), ready, release))
+    child.start()
+    try:
+        assert ready.wait(30)
+        with Project.open(tmp_path / "me").locked("second reader", shared=True):
+            pass
+        with pytest.raises(ProjectLocked) as error, Project.open(tmp_path / "me").locked(
+                "train-target"):
+            pass
+        assert "transfer" in error.value.message and error.value.hint
+    finally:
+        release.set()
+        child.join(30)
+    writer = Project.open(tmp_path / "me")
+    with writer.locked("train-target"):
+        with pytest.raises(ProjectLocked, match="train-target"), Project.open(
+                tmp_path / "me").locked("transfer", shared=True):
+            pass
+        with writer.locked("read inside the write lock", shared=True):  # re-entrant
+            writer.mark_done("stage", "abc")
+    reader = Project.open(tmp_path / "me")
+    with reader.locked("transfer", shared=True):
+        with pytest.raises(RuntimeError, match="inside its shared lock"), reader.locked("w"):
+            pass
+        with pytest.raises(RuntimeError, match="inside its shared lock"):
+            reader.mark_done("stage", "def")  # writing needs the exclusive lock
+    assert (tmp_path / "me" / ".motionxfer.lock").read_text() == ""
+
+
+def test_train_target_is_refused_while_a_transfer_reads(tmp_path: Path) -> None:
+    """The command line: train-target exits with ProjectLocked's code and one clear error."""
+    from typer.testing import CliRunner
+
+    from motionxfer.cli import app  # noqa: F401
+    from motionxfer.pipeline import import_keypoints, init_project
+
+    fixtures = Path(__file__).parent / "fixtures"
+    project = init_project(tmp_path / "me", fixtures / "target_clip.mp4")
+    import_keypoints(project, project.target, fixtures / "target_clip_keypoints.npz")
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    child = context.Process(target=_hold_shared_lock, args=(str(tmp_path / "me"), ready, release))
+    child.start()
+    try:
+        assert ready.wait(30)
+        result = CliRunner().invoke(app, ["train-target", str(tmp_path / "me"), "--steps", "1",
+                                          "--preset", "tiny", "--no-perceptual"])
+    finally:
+        release.set()
+        child.join(30)
+    assert result.exit_code == ProjectLocked.exit_code, result.output
+    stderr = "".join(result.stderr.splitlines())
+    assert stderr.count("error:") == 1 and "in use by" in stderr and "transfer" in stderr
+
+
 def test_lock_is_reentrant_within_one_project(tmp_path: Path) -> None:
     project = Project.create(tmp_path / "me")
     with project.locked("outer"), project.locked("inner"):

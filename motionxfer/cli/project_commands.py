@@ -31,15 +31,23 @@ def init(
 
     Film a few minutes of yourself moving, whole body in view, in front of a still camera;
     then: motionxfer init ./me --target me.mp4
+
+    Run again with the same target (and trim) it changes nothing; another target needs another
+    folder.
     """
     from motionxfer.pipeline import init_project
+    from motionxfer.project import MANIFEST_NAME
 
-
+    existed = (project_dir / MANIFEST_NAME).is_file()
     project = init_project(project_dir, target, start, end)
     record = project.target
-    log(f"project {project.root}: target {record.info.path.name}, {record.info.frame_count} "
-        f"frames, {record.info.width}x{record.info.height} at {record.info.fps:.2f} fps")
-    emit({"project": str(project.root), "target": record.to_dict()}, str(project.root))
+    if existed:
+        log(f"project {project.root} already exists for {record.info.path.name}: nothing to do")
+    else:
+        log(f"project {project.root}: target {record.info.path.name}, {record.info.frame_count} "
+            f"frames, {record.info.width}x{record.info.height} at {record.info.fps:.2f} fps")
+    emit({"project": str(project.root), "target": record.to_dict(), "created": not existed},
+         str(project.root))
 
 
 @command("extract-poses")
@@ -179,13 +187,25 @@ def preview(
 
 @command("info")
 def info(project_dir: ProjectArg) -> None:
-    """Show the project's videos and which stages are cached."""
+    """Show the project's videos (and whether each file is still the one recorded) and which
+    stages are cached, on stdout (JSON with --json)."""
+    from motionxfer.pipeline import video_status
+
     project = _open(project_dir)
     manifest = project.manifest_copy()
+    lines = [f"project {project.root}"]
     for record in project.videos.values():
-        log(f"{record.role:6} {record.video_id}  {record.info.path}  "
-            f"{record.info.frame_count} frames {record.info.width}x{record.info.height} "
-            f"{record.info.fps:.2f} fps")
-    for stage in sorted(manifest["stages"]):
-        log(f"cached  {stage}")
-    emit(manifest, str(project.root))
+        status = video_status(record)
+        manifest["videos"][record.video_id]["status"] = status
+        trim = ("" if record.start is None and record.end is None else
+                f" from {record.start or 0:g} s to "
+                f"{'the end' if record.end is None else f'{record.end:g} s'}")
+        lines.append(f"{record.role:6} {record.video_id}  {record.info.path}  "
+                     f"{record.info.frame_count} frames {record.info.width}x{record.info.height} "
+                     f"{record.info.fps:.2f} fps{trim}"
+                     + ("" if status == "ok" else f"  ({status.upper()} since it was added)"))
+        if status != "ok":
+            log(f"warning: the {record.role} video {record.info.path} is {status}"
+                + (" (its sha256 no longer matches the manifest)" if status == "changed" else ""))
+    lines += [f"cached  {stage}" for stage in sorted(manifest["stages"])]
+    emit(manifest, "\n".join(lines))

@@ -11,9 +11,11 @@ from motionxfer.cli.app import command, emit, log, progress_bar
 from motionxfer.cli.options import (
     CheckpointOpt,
     DeviceOpt,
+    EndOpt,
     PrecisionOpt,
     ProvidersOpt,
     SecondsOpt,
+    StartOpt,
     ThreadsOpt,
     TrainedProjectArg,
 )
@@ -27,12 +29,39 @@ def transfer(
     ],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Output video for one source; a folder for several. "
-                     "Default: <source>_transfer.mp4 next to the current folder."),
+        typer.Option("--output", "-o", help="Output video (.mp4, .mov, .mkv) for one source; a "
+                     "folder for several (for one: an existing folder, or a name without extension): "
+                     "<folder>/<source>_transfer.mp4. Default: that name in the current folder. "
+                     "Never one of the inputs; two sources with the same file name are refused."),
     ] = None,
     side_by_side: Annotated[
-        bool, typer.Option("--side-by-side", help="Write source | stick figure | result.")
+        bool, typer.Option("--side-by-side", help="Write source | stick figure | result "
+                           "(| ground truth, with --ground-truth).")
     ] = False,
+    ground_truth: Annotated[
+        Path | None,
+        typer.Option("--ground-truth", help="With --side-by-side and one source: a video of the "
+                     "target really doing the source's moves, shown as a fourth panel."),
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option("--size", help="Output size WxH, e.g. 1280x720 (each panel of a side by "
+                     "side). Default: the target video's size."),
+    ] = None,
+    height: Annotated[
+        int | None,
+        typer.Option("--height", help="Output height; the width follows the model's aspect."),
+    ] = None,
+    crf: Annotated[
+        int, typer.Option("--crf", help="Quality, 0-51: lower is better and larger "
+                          "(18: visually lossless).")
+    ] = 18,
+    codec: Annotated[
+        str, typer.Option("--codec", help="libx264 (H.264), libx265 (H.265), or a hardware "
+                          "encoder this machine has, e.g. h264_nvenc.")
+    ] = "libx264",
+    start: StartOpt = None,
+    end: EndOpt = None,
     face_refiner: Annotated[
         bool, typer.Option("--face-refiner/--no-face-refiner", help="Apply the face refiner.")
     ] = True,
@@ -72,11 +101,15 @@ def transfer(
       motionxfer transfer ./me a.mp4 b.mp4 c.mp4 -o out/     (batch: one model load)
 
       motionxfer transfer ./me dancer.mp4 --backend onnx --providers tensorrt,cuda,cpu
-    """
-    from motionxfer.inference.frame_generator import BackendConfig, parse_providers
-    from motionxfer.inference.transfer import TransferConfig, transfer_many
-    from motionxfer.project import Project
 
+      motionxfer transfer ./me dancer.mp4 --start 12 --end 40 --height 720 --codec libx265
+
+    Without --start/--end, a source trimmed at extract-poses keeps that trim.
+    """
+    from motionxfer.errors import BadInput
+    from motionxfer.inference.frame_generator import BackendConfig, parse_providers
+    from motionxfer.inference.transfer import TransferConfig, parse_size, transfer_many
+    from motionxfer.project import Project
 
     backend_config = BackendConfig(backend=backend, device=device,
                                    providers=parse_providers(providers),
@@ -84,20 +117,28 @@ def transfer(
                                    face_refiner=face_refiner, threads=threads,
                                    cuda_graphs=cuda_graphs)
     config = TransferConfig(backend=backend_config, side_by_side=side_by_side,
-                            max_seconds=seconds, streaming=streaming, video_batch=video_batch)
+                            max_seconds=seconds, start=start, end=end,
+                            size=parse_size(size) if size else None, height=height, crf=crf,
+                            codec=codec, streaming=streaming, video_batch=video_batch)
+    if ground_truth is not None and len(sources) != 1:
+        raise BadInput("--ground-truth belongs to one source, and there are "
+                       f"{len(sources)}", hint="transfer that source on its own")
     project = Project.open(project_dir)
-    if len(sources) == 1 and output is not None and output.suffix:
-        outputs_dir, names = output.parent, {sources[0]: output}
+    if len(sources) == 1:  # -o: a file, or an existing folder
+        outputs_dir, names = Path.cwd(), ({sources[0]: output} if output else {})
     else:
         outputs_dir, names = output or Path.cwd(), {}
+    truths = {sources[0]: ground_truth} if ground_truth else None
     with progress_bar() as progress:
         results = transfer_many(project, sources, outputs_dir, config, checkpoint, progress,
-                                output_names=names)
+                                output_names=names, ground_truths=truths)
     for result in results:
         log(f"{result.source.name}: {result.frames} frames at {result.fps:.2f} fps, "
-            f"{result.frames_per_second:.1f} frames/s ({result.backend}) -> {result.output}")
+            f"{result.frames_per_second:.1f} frames/s ({result.backend}), "
+            f"{result.size[0]}x{result.size[1]} -> {result.output}")
     emit({"outputs": [{"source": str(r.source), "output": str(r.output), "frames": r.frames,
-                       "fps": r.fps, "seconds": round(r.seconds, 2), "backend": r.backend}
+                       "fps": r.fps, "seconds": round(r.seconds, 2), "backend": r.backend,
+                       "width": r.size[0], "height": r.size[1]}
                       for r in results]},
          "\n".join(str(r.output) for r in results))
 

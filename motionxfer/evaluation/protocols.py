@@ -14,7 +14,7 @@ from pathlib import Path
 
 from motionxfer.evaluation.evaluate import EvaluateConfig, EvaluationResult, self_reconstruction
 from motionxfer.inference.transfer import TransferConfig, open_model, write_transfer
-from motionxfer.pipeline import load_poses
+from motionxfer.pipeline import check_unchanged, load_poses
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project
 from motionxfer.training.dataset import split_frames
@@ -31,6 +31,7 @@ def evaluate_holdout(
     model = open_model(project, project.find_checkpoint(checkpoint), transfer_config)
     train = model.checkpoint.train
     target = project.target
+    check_unchanged(target)  # its frames are the reference
     poses = load_poses(project, target)
     split = split_frames(
         poses.person_present, poses.fps, train.holdout_fraction, train.min_holdout_seconds,

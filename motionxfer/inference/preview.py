@@ -13,7 +13,12 @@ import numpy as np
 from motionxfer.conditioning import Conditioning
 from motionxfer.io.images import fit_into
 from motionxfer.io.video import VideoWriter, read_frames, timeline_fps
-from motionxfer.pipeline import load_poses, nearest_target_frames, normalize_source
+from motionxfer.pipeline import (
+    check_unchanged,
+    load_poses,
+    nearest_target_frames,
+    normalize_source,
+)
 from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.project import Project, VideoRecord
 
@@ -32,6 +37,7 @@ def make_preview(
     output = Path(output)
     normalized, _ = normalize_source(project, source, progress=progress)
     target = project.target
+    check_unchanged(target)  # its frames are shown next to the stick figure
     target_poses = load_poses(project, target)
     frame_count = normalized.num_frames
     if max_seconds is not None:

@@ -4,8 +4,9 @@ Frames are streamed: `read_frames` decodes one frame at a time and never holds t
 memory. Every frame comes out as (H, W, 3) uint8 RGB in the orientation a player shows it (the
 container's display rotation applied). Times are seconds from the first frame of the video stream.
 
-`VideoWriter` encodes H.264 (libx264, yuv420p) into a temporary file next to the destination and
-renames it on success; it can copy the audio of another file without re-encoding it.
+`VideoWriter` encodes H.264 (libx264, yuv420p; or another encoder of `ENCODERS`, such as libx265
+or NVENC, see `check_encoder`) into a temporary file next to the destination and renames it on
+success; it can copy the audio of another file without re-encoding it.
 
 Bad input raises `BadVideo` with a hint; nothing here lets a raw PyAV exception escape for a file
 the user gave us.
@@ -44,6 +45,11 @@ _HINT_FORMAT = (
     "copy or export it again"
 )
 _MP4_SUFFIXES = {".mp4", ".m4v", ".mov"}
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # containers that hold H.264 / H.265 and AAC
+# The encoders VideoWriter knows how to drive: software H.264 / H.265, and the hardware ones that
+# PyAV's FFmpeg may carry (they open only on a machine with that hardware and its driver).
+ENCODERS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc", "h264_qsv", "hevc_qsv",
+            "h264_amf", "hevc_amf", "h264_videotoolbox", "hevc_videotoolbox")
 
 
 @dataclass(frozen=True)
@@ -677,8 +683,80 @@ class _AudioCopier:
         self.source.close()
 
 
+def encoder_options(codec: str, crf: int) -> dict[str, str]:
+    """The FFmpeg options that give `codec` the constant quality `crf` (0-51, lower is better):
+    x264/x265's crf, NVENC's constant-quality VBR, QSV's global quality, AMF's constant QP."""
+    if codec in ("libx264", "libx265"):
+        options = {"crf": str(crf)}
+        if codec == "libx265":
+            options["x265-params"] = "log-level=error"
+        return options
+    if codec.endswith("_nvenc"):
+        return {"rc": "vbr", "cq": str(max(crf, 1)), "b": "0"}  # cq 0 means "automatic"
+    if codec.endswith("_qsv"):
+        return {"global_quality": str(max(crf, 1))}
+    if codec.endswith("_amf"):
+        return {"rc": "cqp", "qp_i": str(crf), "qp_p": str(crf)}
+    if codec.endswith("_videotoolbox"):
+        return {"q:v": str(round(100 - crf * 100 / 51))}  # 0-100, higher is better
+    raise ValueError(f"no options for the encoder {codec}")
+
+
+def _encoder_pix_fmt(codec: av.Codec) -> str:
+    formats = [f.name for f in (codec.video_formats or [])]
+    return "yuv420p" if not formats or "yuv420p" in formats else formats[0]
+
+
+def encoder_problem(codec: str, width: int = 256, height: int = 256) -> str | None:
+    """Why `codec` cannot encode here (None: it can): not one of `ENCODERS`, missing from this
+    PyAV's FFmpeg, or failing to open (a hardware encoder without its device or driver)."""
+    if codec not in ENCODERS:
+        return f"motionxfer does not drive the encoder {codec!r}"
+    if codec not in av.codecs_available:
+        return f"this PyAV's FFmpeg has no {codec} encoder"
+    try:
+        found = av.Codec(codec, "w")
+        context = av.CodecContext.create(found)
+        context.width, context.height = width, height
+        context.pix_fmt = _encoder_pix_fmt(found)
+        context.time_base = Fraction(1, 30)
+        context.framerate = Fraction(30, 1)
+        context.options = encoder_options(codec, 23)
+        context.open()
+    except (av.error.FFmpegError, ValueError, OSError) as error:
+        return f"{codec} does not open here ({error})"
+    return None
+
+
+def available_encoders() -> list[str]:
+    """The encoders of `ENCODERS` that open on this machine."""
+    return [codec for codec in ENCODERS if encoder_problem(codec) is None]
+
+
+def check_encoder(codec: str) -> None:
+    """Raise `BadInput` naming the encoders that work here when `codec` does not."""
+    problem = encoder_problem(codec)
+    if problem is not None:
+        raise BadInput(f"cannot encode with {codec}: {problem}",
+                       hint="use one of those that work here: "
+                       + ", ".join(available_encoders()))
+
+
+def check_video_name(path: str | os.PathLike[str]) -> None:
+    """`path` must end in a container that VideoWriter writes (`VIDEO_SUFFIXES`)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise BadInput(
+            f"cannot write a video named {Path(path).name}: "
+            + (f"{suffix} files cannot hold H.264/H.265 video" if suffix else "it has no extension"),
+            hint="name the output " + " or ".join(VIDEO_SUFFIXES[:1] + VIDEO_SUFFIXES[2:])
+            + f", e.g. {Path(path).with_suffix('.mp4').name}",
+        )
+
+
 class VideoWriter:
-    """Write RGB frames as H.264 (libx264, yuv420p), atomically, optionally with copied audio.
+    """Write RGB frames as H.264 (libx264, yuv420p) or with another encoder of `ENCODERS` (`codec`,
+    at the quality `crf`, see `encoder_options`), atomically, optionally with copied audio.
 
         with VideoWriter("out.mp4", fps=30, width=256, height=256, audio_from=source) as writer:
             for rgb in frames:
@@ -700,8 +778,12 @@ class VideoWriter:
         audio_from: str | os.PathLike[str] | None = None,
         audio_start: float = 0.0,
         audio_end: float | None = None,
+        codec: str = "libx264",
     ) -> None:
         self.path = Path(path)
+        check_video_name(self.path)
+        if codec != "libx264":
+            check_encoder(codec)
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise BadInput(f"cannot encode {width}x{height} frames as H.264 yuv420p: width and "
                            f"height must be positive and even",
@@ -733,10 +815,12 @@ class VideoWriter:
                 raise BadInput(f"cannot write a video named {self.path.name} ({error})",
                                hint="use the .mp4 extension") from error
             self._stack.callback(self._output.close)
-            self._stream = self._output.add_stream("libx264", rate=self.rate,
-                                                   options={"crf": str(crf)})
+            self._stream = self._output.add_stream(codec, rate=self.rate,
+                                                   options=encoder_options(codec, crf))
             self._stream.width, self._stream.height = width, height
-            self._stream.pix_fmt = "yuv420p"
+            self._stream.pix_fmt = _encoder_pix_fmt(av.Codec(codec, "w"))
+            if codec.startswith("hevc") or codec == "libx265":
+                self._stream.codec_tag = "hvc1"  # H.265 in MP4 that QuickTime and Safari play
             if audio_from is not None:
                 self._audio = _AudioCopier(self._output, _checked_file(audio_from),
                                            audio_start, audio_end)

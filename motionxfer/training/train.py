@@ -74,7 +74,7 @@ from motionxfer.io.video import read_frames, timeline_fps
 from motionxfer.networks.face_refiner import face_boxes
 from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE, DEFAULT_ARCHITECTURE
 from motionxfer.networks.vgg import VGG16Features
-from motionxfer.pipeline import background_plate, load_poses
+from motionxfer.pipeline import background_plate, check_unchanged, load_poses
 from motionxfer.presets import DEFAULT_PRESET, Preset, load_preset
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project
@@ -273,6 +273,7 @@ def prepare_frames(project: Project, size: tuple[int, int], progress: ProgressCa
     if processes.is_main:
         cache = open_frame_cache(path, size, source_key)
         if cache is None:
+            check_unchanged(record)  # a target replaced since its poses were extracted
             frames = (frame.rgb for frame in read_frames(record.info.path, record.start,
                                                          record.end, fps=rate))
             total = round(((record.end or record.info.duration) - (record.start or 0.0))
