@@ -283,7 +283,9 @@ def train_animator(videos: str | Path, output: str | Path,
     if resumed is not None:
         networks.load(resumed)
         start = resumed.step
-    features = perceptual_feature_extractor(from_cache=perceptual_from_cache).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the random VGG of tests is the same in every run
+        features = perceptual_feature_extractor(from_cache=perceptual_from_cache).to(device)
     weights = animator_config.loss_weights
     log = log_path(output)
     if not resume:
