@@ -70,7 +70,8 @@ def train_animator(
 
       motionxfer train-animator videos/ --preset tiny -o animator.pt --max-minutes 20
     """
-    from motionxfer.animation.train import AnimatorTrainConfig, train_animator as train
+    from motionxfer.animation.train import AnimatorTrainConfig
+    from motionxfer.animation.train import train_animator as train
 
     _threads(threads)
     settings = {"steps": steps, "batch_size": batch_size, "max_minutes": max_minutes,
