@@ -181,3 +181,18 @@ def test_transfer_method_animate_moves_the_projects_first_frame(model: Path,
     assert personal.exit_code != 0 and "animator model" in personal.output.replace("\n", " ")
     assert not (tmp_path / "p.mp4").exists()
     assert AnimatorCheckpoint.load(model).step == 2
+
+
+def test_the_bundled_animator_refuses_an_empty_room_and_takes_a_person(
+        person: np.ndarray, tmp_path: Path) -> None:
+    """The keypoint-confidence check (animation.checks) with the bundled model's statistics."""
+    with av.open(str(FIXTURES / "target_clip.mp4")) as container:
+        frames = np.stack([frame.to_ndarray(format="rgb24")
+                           for frame in container.decode(video=0)])
+    room = np.median(frames, axis=0).astype(np.uint8)  # the person walks away: the background
+    with pytest.raises(NoPersonFound, match="finds no body"):
+        animate_image(room, [DRIVING], [tmp_path / "room.mp4"], AnimateConfig(max_seconds=0.2))
+    assert not (tmp_path / "room.mp4").exists()
+    results = animate_image(person, [DRIVING], [tmp_path / "person.mp4"],
+                            AnimateConfig(max_seconds=0.2))
+    assert results[0].frames == 6 and (tmp_path / "person.mp4").is_file()

@@ -52,7 +52,7 @@ def test_train_animator_cli_writes_a_self_describing_checkpoint(videos: Path,
     assert checkpoint.step == 3 and checkpoint.trainable
     assert not checkpoint.config.estimate_jacobian  # the ablation flag reached the architecture
     assert checkpoint.train["steps"] == 3 and checkpoint.data["frames"] == 240
-    assert checkpoint.person_check["spread_p05"] > 0
+    assert checkpoint.person_check["confidence_p05"] > 0
     lines = log_path(output).read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
     assert checkpoint.inference_only().optimizers is None

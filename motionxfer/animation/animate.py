@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from motionxfer.animation.checkpoint import AnimatorCheckpoint
-from motionxfer.animation.checks import check_driving_motion, check_source_image
+from motionxfer.animation.checks import check_driving_video, check_source_image
 from motionxfer.animation.framing import FITS, Fitting, check_picture_shape, fit_square, read_image
 from motionxfer.animation.keypoint_detector import Keypoints
 from motionxfer.animation.model import Animator
@@ -124,14 +124,16 @@ def prepare_source(image: np.ndarray, animator: Animator, checkpoint: AnimatorCh
     device = next(animator.parameters()).device
     source = to_unit_tensor(square[None]).to(device)
     with torch.no_grad():
-        keypoints = animator.detect(source)
+        keypoints, heatmaps = animator.keypoint_detector.heatmaps(source)
     if config.check_person:
-        check_source_image(source, keypoints, checkpoint.person_check, what)
+        check_source_image(source, heatmaps, checkpoint.person_check, what)
     return source, keypoints, fitting
 
 
-def read_driving(path: Path, size: int, config: AnimateConfig) -> _Driving:
+def read_driving(path: Path, animator: Animator, checkpoint: AnimatorCheckpoint,
+                 config: AnimateConfig) -> _Driving:
     """Decode and fit a driving video, and check that somebody moves in it."""
+    size = checkpoint.config.image_size
     info = probe(path)
     check_picture_shape(info.width, info.height, size, f"the driving video {path.name}")
     frames, fitting = [], None
@@ -142,8 +144,12 @@ def read_driving(path: Path, size: int, config: AnimateConfig) -> _Driving:
         raise BadVideo(f"{path} has no frames", hint="pass another driving video")
     stacked = np.stack(frames)
     if config.check_person:
-        check_driving_motion(to_unit_tensor(stacked[:: max(1, len(stacked) // 64)]),
-                             f"the driving video {path.name}")
+        sampled = to_unit_tensor(stacked[:: max(1, len(stacked) // 64)])
+        device = next(animator.parameters()).device
+        with torch.no_grad():
+            heatmaps = animator.keypoint_detector.heatmaps(sampled.to(device))[1]
+        check_driving_video(sampled, heatmaps.cpu(), checkpoint.person_check,
+                            f"the driving video {path.name}")
     return _Driving(path, stacked, info.fps, fitting)
 
 
@@ -197,7 +203,7 @@ def animate_image(image: str | Path | np.ndarray, drivings: list[str | Path],
     source, source_keypoints, source_fitting = prepare_source(
         rgb, animator, checkpoint, config, what, converted)
     size = checkpoint.config.image_size
-    prepared = [read_driving(Path(path), size, config) for path in drivings]
+    prepared = [read_driving(Path(path), animator, checkpoint, config) for path in drivings]
     results = []
     for driving, output in zip(prepared, outputs):
         output = Path(output)

@@ -9,7 +9,7 @@ One `torch.save` file of plain values and tensors (it loads with `weights_only=T
     train                 AnimatorTrainConfig.to_dict(): the run's settings
     step                  optimizer steps done
     data                  what it was trained on: videos, frames, their fingerprint
-    person_check          the keypoint spread and image contrast seen on training frames
+    person_check          the keypoint confidence and image contrast seen on training frames
                           (motionxfer.animation.checks), for refusing images with nobody in them
     models                state dicts: keypoint_detector, dense_motion, generator
                           (+ discriminator when trained with one)

@@ -206,7 +206,7 @@ def _person_check(networks: _Networks, data: VideoFrames, device: torch.device) 
     detector.eval()
     with torch.no_grad():
         images = data.sample(min(PERSON_CHECK_FRAMES, data.frame_count)).to(device)
-        statistics = person_statistics(images, detector(images))
+        statistics = person_statistics(images, detector.heatmaps(images)[1])
     detector.train(was_training)
     return statistics
 
