@@ -14,7 +14,9 @@ Protocols (FOMM's, on clips never trained on):
                    PSNR, LPIPS, TCM, AKD, MKR; side by side with the nearest-neighbour retrieval
                    baseline (for each driving frame, the frame of `studio/target0/train` whose
                    normalized ground-truth pose is closest) at the same resolution.
-Every video is compared at the model's size (reference frames resized to it, INTER_AREA).
+Every video is compared at the model's size (reference frames resized to it, INTER_AREA); AKD
+and MKR come from MediaPipe run on both videos at that size upscaled 4x (bicubic), in pixels of
+the model's size (MediaPipe finds almost no body in 64 px frames).
 Generated videos are H.264 at crf 18 (as `animate` writes them), so the figures include its loss.
 The data is rendered (synthetic bodies): say so when quoting these figures.
 """
@@ -94,13 +96,39 @@ def nearest_neighbour(data: Path, size: int, frames: int) -> np.ndarray:
     return np.stack([kept[index] for index in chosen])
 
 
-def scores(generated: Path, reference: Path, frames: int, pose: bool = True) -> dict[str, float]:
-    config = EvaluateConfig(masked=False, fid=False, face=False, pose=pose,
-                            resize_reference=True, max_frames=frames)
-    result = evaluate_videos(generated, reference, config)
-    values = {metric.name: metric.value for metric in result.metrics}
+def upscaled(path: Path, size: int, frames: int | None) -> Path:
+    """A copy of `path` fitted to the model's size, then 4x bicubic (for MediaPipe)."""
+    import cv2
+
+    small = read_fitted(path, size, frames)
+    big = np.stack([cv2.resize(frame, (4 * size, 4 * size), interpolation=cv2.INTER_CUBIC)
+                    for frame in small])
+    return write_video(path.with_name(f"{path.stem}_x4.mp4"), big)
+
+
+def scores(generated: Path, reference: Path, frames: int | None) -> dict[str, float]:
+    """Image metrics at the model's size; AKD / MKR by MediaPipe on both videos at the model's
+    size upscaled 4x (MediaPipe finds almost no body in 64 px frames)."""
+    config = EvaluateConfig(masked=False, fid=False, face=False, pose=False,
+                            resize_reference=True, max_frames=frames or 0)
+    values = {metric.name: metric.value
+              for metric in evaluate_videos(generated, reference, config).metrics}
+    size = _size(generated)
+    pose_config = EvaluateConfig(ssim=False, psnr=False, masked=False, lpips=False, fid=False,
+                                 temporal=False, face=False, pose=True, max_frames=frames or 0)
+    poses = evaluate_videos(upscaled(generated, size, frames),
+                            upscaled(reference, size, frames), pose_config)
+    values.update({metric.name: metric.value for metric in poses.metrics})
+    if values.get("akd_body") is not None:
+        values["akd_body"] /= 4  # back to pixels of the model's size
     return {name: values.get(name) for name in ("ssim", "psnr", "lpips_alex", "tcm",
                                                 "akd_body", "mkr_body")}
+
+
+def _size(path: Path) -> int:
+    for frame in read_frames(path):
+        return frame.rgb.shape[0]
+    raise ValueError(f"{path} has no frame")
 
 
 def l1(generated: np.ndarray, reference: np.ndarray) -> float:
@@ -118,7 +146,7 @@ def reconstruction(name: str, model: Path, data: Path, work: Path, frames: int) 
         real = read_fitted(clip, size, frames)
         generated = animate_video(checkpoint, real[0], real, relative=False)
         path = write_video(work / f"{name}_reconstruct{target}.mp4".replace(" ", "_"), generated)
-        found = scores(path, clip, frames)
+        found = scores(path, write_video(work / f"heldout{target}.mp4", real), frames)
         rows[f"target{target}"] = {"l1": l1(generated, real), **found}
     return {key: float(np.mean([row[key] for row in rows.values() if row[key] is not None]))
             if any(row[key] is not None for row in rows.values()) else None
