@@ -141,6 +141,12 @@ def read_checkpoint(path: str | Path, project_id: str | None = None) -> dict[str
     except OSError as error:
         raise CheckpointError(f"cannot read {path}: {error}",
                               hint="check the file's permissions") from error
+    if isinstance(payload, dict) and payload.get("format") == "motionxfer-animator":
+        raise CheckpointError(  # motionxfer.animation.checkpoint.ANIMATOR_FORMAT
+            f"{path} is an animator model (motionxfer train-animator), not a personal model",
+            hint="use it with: motionxfer animate IMAGE DRIVING.mp4 --model FILE, or "
+            "motionxfer transfer PROJECT DRIVING.mp4 --method animate --checkpoint FILE",
+        )
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} is not a motionxfer checkpoint",

@@ -1,6 +1,7 @@
 """Imports every command module so that its commands register on the app."""
 # ruff: noqa: F401  (imported for their side effect)
 
+import motionxfer.cli.animation_commands
 import motionxfer.cli.evaluate_commands
 import motionxfer.cli.model_commands
 import motionxfer.cli.project_commands

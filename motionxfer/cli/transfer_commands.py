@@ -90,6 +90,11 @@ def transfer(
         bool, typer.Option("--streaming/--sequential", help="Overlap stick figures, generator, "
                            "face refiner and encoder (the default), or run them in turn.")
     ] = True,
+    method: Annotated[
+        str, typer.Option("--method", help="personal (the project's trained model) or animate "
+                          "(its first frame moved by an animator, no training; --checkpoint: "
+                          "the animator, default the bundled one).")
+    ] = "personal",
 ) -> None:
     """Render the target performing each source's moves, with the source's audio.
 
@@ -105,7 +110,14 @@ def transfer(
       motionxfer transfer ./me dancer.mp4 --start 12 --end 40 --height 720 --codec libx265
 
     Without --start/--end, a source trimmed at extract-poses keeps that trim.
+
+      motionxfer transfer ./me dancer.mp4 --method animate     (before the model is trained)
     """
+    if method != "personal":
+        from motionxfer.cli.animation_commands import transfer_by_animation
+
+        return transfer_by_animation(method, project_dir, sources, output, checkpoint, device,
+                                     seconds, threads)
     from motionxfer.errors import BadInput
     from motionxfer.inference.frame_generator import BackendConfig, parse_providers
     from motionxfer.inference.transfer import TransferConfig, parse_size, transfer_many
