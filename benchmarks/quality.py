@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000, help="generator steps at most")
     parser.add_argument("--face-steps", type=int, default=0,
                         help="face refiner steps after the generator (0: none)")
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     parser.add_argument("--target-seconds", type=float, default=None,
                         help="use only the first N seconds of each training video")
     parser.add_argument("--eval-seconds", type=float, default=5.0)

@@ -121,3 +121,11 @@ def test_personal_models_and_animators_are_told_apart(tmp_path: Path, videos: Pa
     with pytest.raises(CheckpointError, match="animator model") as raised:
         Checkpoint.load(output)
     assert "motionxfer animate" in raised.value.hint
+
+
+def test_the_animator_presets_are_data_files_read_strictly() -> None:
+    from motionxfer.animation.model import preset, preset_names
+
+    assert preset_names() == ["256", "tiny"]
+    assert preset("tiny").image_size == 64 and preset("256").image_size == 256
+    assert preset("256").keypoint_detector.block_expansion == 32  # the paper's vox-256

@@ -1,6 +1,7 @@
 """The animator: its whole configuration, its presets, and the module holding its three networks.
 
-`AnimatorConfig` is what a checkpoint stores (`to_dict` / `from_dict`, strict). `preset("tiny")`
+`AnimatorConfig` is what a checkpoint stores (`to_dict` / `from_dict`, strict). Presets are data
+files, models/animator_<name>.toml, read as strictly: `preset("tiny")`
 is 64x64 with few channels, to train in seconds on a laptop CPU and in tests; `preset("256")` is
 the paper's VoxCeleb / TaiChi configuration at 256x256.
 
@@ -13,10 +14,12 @@ moved to given keypoints (from `motion.relative_motion` or `motion.absolute_moti
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+import tomllib
 import torch
 from torch import nn
 
@@ -152,46 +155,29 @@ def ablation(config: AnimatorConfig, use_occlusion: bool | None = None,
     return config
 
 
-def _tiny() -> AnimatorConfig:
-    keypoints = 10
-    return AnimatorConfig(
-        image_size=64,
-        keypoint_detector=KeypointDetectorConfig(
-            num_keypoints=keypoints, block_expansion=8, num_blocks=3, max_features=64,
-            scale_factor=0.5),
-        dense_motion=DenseMotionConfig(
-            num_keypoints=keypoints, block_expansion=8, num_blocks=3, max_features=64,
-            scale_factor=0.5),
-        generator=OcclusionAwareGeneratorConfig(
-            block_expansion=8, max_features=64, num_down_blocks=2, num_bottleneck_blocks=2),
-        loss_weights=AnimatorLossWeights(perceptual_scales=(1.0, 0.5)),
-    )
+PRESET_PACKAGE = "motionxfer.model_files"  # models/, shipped with the package
 
 
-def _paper_256() -> AnimatorConfig:
-    # first-order-model's config/vox-256.yaml and taichi-256.yaml model_params
-    return AnimatorConfig(
-        image_size=256,
-        keypoint_detector=KeypointDetectorConfig(
-            num_keypoints=10, block_expansion=32, num_blocks=5, max_features=1024,
-            scale_factor=0.25, temperature=0.1),
-        dense_motion=DenseMotionConfig(
-            num_keypoints=10, block_expansion=64, num_blocks=5, max_features=1024,
-            scale_factor=0.25),
-        generator=OcclusionAwareGeneratorConfig(
-            block_expansion=64, max_features=512, num_down_blocks=2, num_bottleneck_blocks=6),
-    )
-
-
-PRESETS = {"tiny": _tiny, "256": _paper_256}
+def preset_names() -> list[str]:
+    """The animator presets shipped in models/animator_<name>.toml."""
+    files = importlib.resources.files(PRESET_PACKAGE)
+    return sorted(entry.name[len("animator_"):-len(".toml")] for entry in files.iterdir()
+                  if entry.name.startswith("animator_") and entry.name.endswith(".toml"))
 
 
 def preset(name: str) -> AnimatorConfig:
-    """The named preset's config: "tiny" (64x64, CPU) or "256" (the paper's)."""
-    if name not in PRESETS:
+    """The named preset's config, read strictly from models/animator_<name>.toml: "tiny" (64x64,
+    CPU) or "256" (the paper's)."""
+    resource = importlib.resources.files(PRESET_PACKAGE) / f"animator_{name}.toml"
+    if not resource.is_file():
         raise BadInput(f"no animator preset {name!r}",
-                       hint=f"the presets are: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]()
+                       hint=f"the presets are: {', '.join(preset_names())}")
+    try:
+        values = tomllib.loads(resource.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise BadInput(f"animator_{name}.toml is not valid TOML: {error}",
+                       hint="reinstall motionxfer") from error
+    return AnimatorConfig.from_dict(values)
 
 
 class Animator(nn.Module):
