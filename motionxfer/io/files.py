@@ -155,11 +155,16 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException as error:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        if is_disk_full(error) and not isinstance(error, DiskFull):
-            raise disk_full_error(path, error) from error
+        _discard(tmp_name, path, error)
         raise
+
+
+def _discard(tmp_name: str, path: Path, error: BaseException) -> None:
+    """After a failed write: the temporary file removed, a full disk said as such."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp_name)
+    if is_disk_full(error) and not isinstance(error, DiskFull):
+        raise disk_full_error(path, error) from error
 
 
 @contextlib.contextmanager
@@ -175,10 +180,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         yield Path(tmp_name)
         os.replace(tmp_name, path)
     except BaseException as error:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        if is_disk_full(error) and not isinstance(error, DiskFull):
-            raise disk_full_error(path, error) from error
+        _discard(tmp_name, path, error)
         raise
 
 
