@@ -15,11 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from motionxfer.background.cover import pose_covers
-from motionxfer.background.plate import PlateConfig, PlateResult, estimate_plate
 from motionxfer.errors import BadInput, NoPersonFound, ProjectError
-from motionxfer.io.files import fingerprint, load_npz, save_npz, sha256_file
-from motionxfer.io.video import VideoInfo, probe, read_frames, timeline_fps
+from motionxfer.io.files import fingerprint, sha256_file
+from motionxfer.io.video import VideoInfo, probe, timeline_fps
 from motionxfer.pose.extract import ExtractConfig, extract_video
 from motionxfer.pose.keypoint_import import load_keypoints
 from motionxfer.pose.normalization import NormalizeConfig, normalize_poses
@@ -32,7 +30,6 @@ from motionxfer.settings import config_template
 
 # Extraction fails for a target seen in fewer frames than this share (a source only needs one):
 MIN_TARGET_PRESENCE = 0.5
-PLATE_FILE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -356,36 +353,3 @@ def nearest_target_frames(normalized_source: PoseSequence, target: PoseSequence)
         mean = np.where(counts > 0, (distance * both).sum(axis=1) / np.maximum(counts, 1), np.inf)
         nearest[index] = int(np.argmin(mean))
     return nearest
-
-
-# --- background ----------------------------------------------------------------------------
-
-def background_plate(project: Project, config: PlateConfig = PlateConfig(),
-                     force: bool = False) -> PlateResult:
-    """The target's static background at the video's resolution, cached
-    (`videos/<id>/background_plate.npz`): per pixel, the median of the sampled frames where the
-    person's pose cover (`background.cover`) leaves it free; pixels never free are inpainted
-    (`seen` marks the others). `moving_camera` says whether a plate means anything."""
-    target = project.target
-    output = project.paths.background_plate(target.video_id)
-    key = fingerprint("plate", project.stage_fingerprint(f"poses/{target.video_id}"),
-                      dataclasses.asdict(config))
-    stage = f"plate/{target.video_id}"
-    with project.locked("background plate"):
-        if not force and project.is_fresh(stage, key, output):
-            data = load_npz(output, PLATE_FILE_VERSION, "background plate",
-                            "delete it: it is rebuilt from the target video")
-            return PlateResult(data["plate"], data["seen"], bool(data["moving_camera"]),
-                               float(data["camera_motion_score"]), int(data["frames_used"]))
-        check_unchanged(target)
-        poses = load_poses(project, target)
-        size = (target.info.width, target.info.height)
-        frames = (frame.rgb for frame in read_frames(target.info.path, target.start, target.end,
-                                                     fps=timeline_fps(target.info)))
-        result = estimate_plate(frames, pose_covers(poses, size), poses.num_frames, config)
-        save_npz(output, PLATE_FILE_VERSION, plate=result.plate, seen=result.seen,
-                 moving_camera=np.bool_(result.moving_camera),
-                 camera_motion_score=np.float64(result.camera_motion_score),
-                 frames_used=np.int64(result.frames_used))
-        project.mark_done(stage, key)
-    return result

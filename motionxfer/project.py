@@ -67,10 +67,6 @@ class ProjectPaths:
         """MediaPipe's person masks (`extract.PersonMasks`), written when segmentation is on."""
         return self.video_dir(video_id) / "person_masks.npz"
 
-    def background_plate(self, video_id: str) -> Path:
-        """The static background behind the person (`pipeline.background_plate`)."""
-        return self.video_dir(video_id) / "background_plate.npz"
-
     def normalized_poses(self, video_id: str) -> Path:
         return self.video_dir(video_id) / "normalized.npz"
 

@@ -17,12 +17,15 @@ from motionxfer.checkpoint import Checkpoint
 from motionxfer.cli import app, hoist_global_flags
 from motionxfer.inference.export import export_project
 from motionxfer.inference.transfer import TransferConfig, transfer
-from motionxfer.io.video import probe, read_frames
+from motionxfer.io.images import to_images
+from motionxfer.io.video import probe
 from motionxfer.networks.compositing_generator import CompositingGenerator
 from motionxfer.networks.generator import GeneratorConfig
 from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE
-from motionxfer.pipeline import background_plate
+from motionxfer.pipeline import load_poses
+from motionxfer.training.dataset import FrameCache
 from motionxfer.training.losses import person_pixels
+from motionxfer.training.train import compositing_plate, prepare_frames
 
 FIXTURES = Path(__file__).parent / "fixtures"
 torch.set_num_threads(1)
@@ -94,22 +97,22 @@ def project(tmp_path_factory):
     return project, source
 
 
-def test_the_background_plate_is_the_room_without_the_person_and_is_cached(project) -> None:
+def test_the_background_plate_is_the_room_without_the_person(project) -> None:
     project, _ = project
-    plate = background_plate(project)
-    info = project.target.info
-    assert plate.plate.shape == (info.height, info.width, 3) and plate.seen.shape == plate.plate.shape[:2]
-    assert not plate.moving_camera
-    # where the plate was seen, it matches the frames where the cover left the pixel free:
-    # the corners of the room are free in every frame
-    first = next(iter(read_frames(info.path))).rgb.astype(np.float32)
-    corner = np.abs(plate.plate[:16, :16].astype(np.float32) - first[:16, :16]).mean()
+    size = (128, 128)
+    frames = prepare_frames(project, size, None)
+    plate = compositing_plate(frames, load_poses(project, project.target), "target_clip.mp4")
+    assert plate is not None and plate.shape == (1, 3, 128, 128)
+    plate_image = to_images(plate)[0].astype(np.float32)
+    # the corners of the room are free of the person in every frame: the plate is the room there
+    corner = np.abs(plate_image[:16, :16] - frames.frames[0][:16, :16].astype(np.float32)).mean()
     assert corner < 8.0
-    assert plate.seen.mean() > 0.5
-    path = project.paths.background_plate(project.target.video_id)
-    stamp = path.stat().st_mtime_ns
-    again = background_plate(project)
-    assert path.stat().st_mtime_ns == stamp and np.array_equal(again.plate, plate.plate)
+    # a camera that pans: no plate, the whole frame is generated
+    panning = np.stack([np.roll(frame, 3 * index, axis=1)
+                        for index, frame in enumerate(frames.frames)])
+    moved = compositing_plate(FrameCache(Path("memory"), panning),
+                              load_poses(project, project.target), "panning.mp4")
+    assert moved is None
 
 
 def test_training_with_composite_transfers_exports_and_resumes(project, tmp_path: Path) -> None:

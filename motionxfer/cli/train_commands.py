@@ -55,7 +55,7 @@ def train_target(
         typer.Option("--background", help="generate: the generator paints the whole frame; "
                      "composite: it paints the person and a mask over the target's background "
                      "plate (still camera only; a moving one falls back to generate). Default: "
-                     "[train] background of config.toml, else generate."),
+                     "[train] background of config.toml, else composite."),
     ] = None,
     augmentation: Annotated[
         bool | None,

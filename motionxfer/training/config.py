@@ -48,8 +48,9 @@ class TrainConfig:
     face_lr: float = 0.0002
     conditioning: str = "stick_figure"  # the generator's pose input: stick_figure or label_maps
     augmentation: bool = False  # small random zoom, shift and colour changes of training pairs
-    background: str = "generate"  # "generate" the whole frame, or "composite" the person over
-    #                               the target's background plate (a static camera's)
+    background: str = "composite"  # the person painted over the target's background plate
+    #                                (a moving camera falls back to "generate": the whole frame;
+    #                                docs/quality.md has the measurement behind the default)
 
     def __post_init__(self) -> None:
         problems = []

@@ -51,6 +51,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from motionxfer.background.cover import pose_covers
+from motionxfer.background.plate import estimate_plate
 from motionxfer.checkpoint import (
     Checkpoint,
     TrainingState,
@@ -69,12 +71,13 @@ from motionxfer.errors import (
 )
 from motionxfer.evaluation.metrics.image import psnr, ssim
 from motionxfer.io.files import fingerprint
-from motionxfer.io.images import resize_frame, to_images, to_tensor, working_size, write_png
+from motionxfer.io.images import to_images, to_tensor, working_size, write_png
 from motionxfer.io.video import read_frames, timeline_fps
 from motionxfer.networks.face_refiner import face_boxes
 from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE, DEFAULT_ARCHITECTURE
 from motionxfer.networks.vgg import VGG16Features
-from motionxfer.pipeline import background_plate, check_unchanged, load_poses
+from motionxfer.pipeline import check_unchanged, load_poses
+from motionxfer.pose.sequence import PoseSequence
 from motionxfer.presets import DEFAULT_PRESET, Preset, load_preset
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project
@@ -244,18 +247,30 @@ def perceptual_loss(config: TrainConfig, weights: LossWeights, warn: bool = True
     return PerceptualLoss(features, weights.perceptual_layers)
 
 
-def compositing_plate(project: Project, size: tuple[int, int]) -> torch.Tensor | None:
-    """The target's background plate at the working `size`, as (1, 3, H, W) in [-1, 1]; None,
-    with a warning, when the camera moves (there is no one background to composite over: the
-    whole frame is generated)."""
-    result = background_plate(project)
+def trainer_models(trainer: Trainer) -> dict[str, dict[str, torch.Tensor]]:
+    """What a checkpoint's `models` holds: every network's state dict, and the background plate
+    the generator composites over."""
+    models = {name: module.state_dict() for name, module in trainer.modules().items()}
+    if trainer.plate is not None:
+        models["background"] = {"plate": trainer.plate.detach().cpu()}
+    return models
+
+
+def compositing_plate(frames: FrameCache, poses: PoseSequence,
+                      video_name: str) -> torch.Tensor | None:
+    """The target's background plate at the frame cache's (working) size, as (1, 3, H, W) in
+    [-1, 1]: per pixel, the median of 48 cached frames spread over the video where the pose's
+    cover (`background.cover`) leaves it free, inpainted where it never is. None, with a
+    warning, when the camera moves (there is no one background to composite over: the whole
+    frame is generated)."""
+    result = estimate_plate(iter(frames.frames), pose_covers(poses, frames.size), len(frames))
     if result.moving_camera:
         logger.warning(
             "warning: the camera moves in %s (motion score %.2f px): compositing over a "
             "background plate needs a still camera, so the whole frame is generated instead",
-            project.target.info.path.name, result.camera_motion_score)
+            video_name, result.camera_motion_score)
         return None
-    return to_tensor([resize_frame(result.plate, size)])
+    return to_tensor([result.plate])
 
 
 def prepare_frames(project: Project, size: tuple[int, int], progress: ProgressCallback | None,
@@ -360,13 +375,6 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             conditioning = Conditioning.for_skeleton(config.conditioning, poses.skeleton)
             chosen = plan.preset.conditioned(conditioning)
             size = working_size(poses.image_size, chosen.size, chosen.generator.size_multiple)
-            architecture, plate = DEFAULT_ARCHITECTURE, None
-            if config.background == "composite":
-                plate = compositing_plate(project, size)
-            if plate is not None:
-                architecture = COMPOSITING_ARCHITECTURE
-                chosen = dataclasses.replace(chosen, generator=dataclasses.replace(
-                    chosen.generator, extra_outputs=1))
         perceptual = perceptual_loss(config, chosen.losses, warn=processes.is_main,
                                      progress=progress)
         split = split_frames(
@@ -374,6 +382,14 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             config.min_train_seconds, config.min_person_fraction, record.info.path.name,
         )
         cache = prepare_frames(project, size, progress, processes)
+        if resumed is None:
+            architecture, plate = DEFAULT_ARCHITECTURE, None
+            if config.background == "composite":
+                plate = compositing_plate(cache, poses, record.info.path.name)
+            if plate is not None:
+                architecture = COMPOSITING_ARCHITECTURE
+                chosen = dataclasses.replace(chosen, generator=dataclasses.replace(
+                    chosen.generator, extra_outputs=1))
         samples = TrainingSamples(cache, poses, draw or conditioning_drawer(conditioning, poses),
                                   Augmentation() if config.augmentation else None)
 
@@ -422,9 +438,8 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
         def save() -> None:
             if not processes.is_main:
                 return
-            models, optimizers, schedulers, scaler = trainer.state()
-            if trainer.plate is not None:
-                models["background"] = {"plate": trainer.plate.detach().cpu()}
+            _, optimizers, schedulers, scaler = trainer.state()
+            models = trainer_models(trainer)
             Checkpoint(
                 preset=dataclasses.replace(chosen, train=config),
                 project_id=project_id,
@@ -456,9 +471,7 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                         barrier(processes)
                 raise
         save()
-        digests = gather_text(weights_digest(
-            {name: module.state_dict() for name, module in trainer.modules().items()}),
-            processes)
+        digests = gather_text(weights_digest(trainer_models(trainer)), processes)
         if len(set(digests)) > 1:
             raise CheckpointError(
                 f"the {processes.world_size} training processes ended with different weights "
