@@ -39,14 +39,22 @@ run() {  # name, command...: its output to $out/name.md and the terminal; a fail
 
 run dependencies python - <<'EOF'
 import importlib.metadata as metadata, re, tomllib
+try:
+    from packaging.specifiers import SpecifierSet
+except ImportError:  # then only the versions are listed
+    SpecifierSet = None
 pins = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
+print("| package | pyproject.toml | this machine | covered |\n|---|---|---|---|")
 for pin in pins:
     name = re.split(r"[<>=!~ ]", pin, maxsplit=1)[0]
+    specifier = pin[len(name):].split("#")[0].strip()
     try:
         version = metadata.version(name)
+        covered = ("?" if SpecifierSet is None else
+                   "yes" if SpecifierSet(specifier).contains(version, prereleases=True) else "NO")
     except metadata.PackageNotFoundError:
-        version = "not installed"
-    print(f"| {name} | pinned {pin[len(name):] or 'any'} | here {version} |")
+        version, covered = "not installed", "-"
+    print(f"| {name} | {specifier or 'any'} | {version} | {covered} |")
 EOF
 run generator python benchmarks/generator_speed.py --device "$device" --sizes $sizes \
   --batches $batches --modes $modes --seconds "$seconds"
