@@ -58,7 +58,8 @@ from motionxfer.training.train import train_plan, training_setup
 # Each row: the training settings it changes (TrainConfig fields). "retrieval" trains nothing.
 ROWS: dict[str, dict[str, object]] = {
     "retrieval": {},
-    "default": {},
+    "default": {},  # today's defaults (background = composite since docs/quality.md)
+    "generate": {"background": "generate"},  # Everybody Dance Now's whole-frame generation
     "label_maps": {"conditioning": "label_maps"},
     "augmentation": {"augmentation": True},
     "composite": {"background": "composite"},
