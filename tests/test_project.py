@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +120,21 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["data.json"]  # no temp file left
 
 
+@contextlib.contextmanager
+def lock_held_by_a_child(hold, root: Path) -> Iterator[None]:
+    """Another process holds the project's lock (`hold` runs in it) while the block runs."""
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    child = context.Process(target=hold, args=(str(root), ready, release))
+    child.start()
+    try:
+        assert ready.wait(30)
+        yield
+    finally:
+        release.set()
+        child.join(30)
+
+
 def _hold_lock(root: str, ready, release) -> None:  # runs in a child process
     project = Project.open(root)
     with project.locked("test holder"):
@@ -127,18 +144,10 @@ def _hold_lock(root: str, ready, release) -> None:  # runs in a child process
 
 def test_lock_stops_a_second_process(tmp_path: Path) -> None:
     Project.create(tmp_path / "me")
-    context = multiprocessing.get_context("spawn")
-    ready, release = context.Event(), context.Event()
-    child = context.Process(target=_hold_lock, args=(str(tmp_path / "me"), ready, release))
-    child.start()
-    try:
-        assert ready.wait(30)
+    with lock_held_by_a_child(_hold_lock, tmp_path / "me"):
         with pytest.raises(ProjectLocked) as error, Project.open(tmp_path / "me").locked():
             pass
         assert "test holder" in error.value.message and error.value.hint
-    finally:
-        release.set()
-        child.join(30)
     with Project.open(tmp_path / "me").locked():  # free again once the holder is gone
         pass
 
@@ -154,21 +163,13 @@ def test_readers_share_the_lock_and_shut_out_a_writer(tmp_path: Path) -> None:
     """While a transfer holds the lock shared, another reader gets it too, a writer (train-target)
     is refused with a ProjectLocked naming the reader; a writer shuts readers out in turn."""
     Project.create(tmp_path / "me")
-    context = multiprocessing.get_context("spawn")
-    ready, release = context.Event(), context.Event()
-    child = context.Process(target=_hold_shared_lock, args=(str(tmp_path / "me"), ready, release))
-    child.start()
-    try:
-        assert ready.wait(30)
+    with lock_held_by_a_child(_hold_shared_lock, tmp_path / "me"):
         with Project.open(tmp_path / "me").locked("second reader", shared=True):
             pass
         with pytest.raises(ProjectLocked) as error, Project.open(tmp_path / "me").locked(
                 "train-target"):
             pass
         assert "transfer" in error.value.message and error.value.hint
-    finally:
-        release.set()
-        child.join(30)
     writer = Project.open(tmp_path / "me")
     with writer.locked("train-target"):
         with pytest.raises(ProjectLocked, match="train-target"), Project.open(
@@ -195,17 +196,9 @@ def test_train_target_is_refused_while_a_transfer_reads(tmp_path: Path) -> None:
     fixtures = Path(__file__).parent / "fixtures"
     project = init_project(tmp_path / "me", fixtures / "target_clip.mp4")
     import_keypoints(project, project.target, fixtures / "target_clip_keypoints.npz")
-    context = multiprocessing.get_context("spawn")
-    ready, release = context.Event(), context.Event()
-    child = context.Process(target=_hold_shared_lock, args=(str(tmp_path / "me"), ready, release))
-    child.start()
-    try:
-        assert ready.wait(30)
+    with lock_held_by_a_child(_hold_shared_lock, tmp_path / "me"):
         result = CliRunner().invoke(app, ["train-target", str(tmp_path / "me"), "--steps", "1",
                                           "--preset", "tiny", "--no-perceptual"])
-    finally:
-        release.set()
-        child.join(30)
     assert result.exit_code == ProjectLocked.exit_code, result.output
     stderr = "".join(result.stderr.splitlines())
     assert stderr.count("error:") == 1 and "in use by" in stderr and "transfer" in stderr
