@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from motionxfer.conditioning import Conditioning
+from motionxfer.io.frame_cache import FrameCache
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 from motionxfer.presets import load_preset
@@ -59,7 +60,6 @@ from motionxfer.training.batches import (
     on_device,
 )
 from motionxfer.training.dataset import (
-    FrameCache,
     PairBatch,
     PairImages,
     TrainingSamples,

@@ -319,11 +319,11 @@ class Checkpoint:
         """The trained generator in eval mode."""
         generator = build_generator(self.generator, self.architecture)
         self.load_weights(generator, "generator")
-        if self.architecture == COMPOSITING_ARCHITECTURE:
-            plate = self.models.get("background", {}).get("plate")
-            if plate is None:
-                raise CheckpointError(f"{self.path} composites over a background plate but "
-                                      "holds none", hint="delete it and train again")
+        plate = self.models.get("background", {}).get("plate")
+        if self.architecture == COMPOSITING_ARCHITECTURE and plate is None:
+            raise CheckpointError(f"{self.path} composites over a background plate but "
+                                  "holds none", hint="delete it and train again")
+        if plate is not None:
             generator.set_plate(plate)
         return generator.to(device).eval()
 

@@ -10,8 +10,13 @@ benchmark and the ONNX export all draw the same input for the same model:
 
 Every kind encodes one frame's keypoints as an (H, W, C) uint8 image (0 or 255 on strokes, with
 anti-aliased edges), which the networks read as C channels in [-1, 1]. `to_rgb` makes any
-encoding viewable (sample grids, side-by-side videos). A new kind (parsing maps, reference
-textures) adds a branch here and a name to CONDITIONINGS.
+encoding viewable (sample grids, side-by-side videos). A new kind (parsing maps) adds a branch
+here and a name to CONDITIONINGS.
+
+With `texture`, four more channels follow the pose's: the target's own frame nearest in pose,
+re-posed to this pose part by part, and its alpha (`texture.bank.TextureBank`, REMOT's texture
+alignment). Encoding then needs the bank: training passes the reference frame it chose, transfer
+lets the bank pick the nearest.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 from motionxfer.errors import BadInput, CheckpointError
 from motionxfer.pose.render import label_map_channels, render_label_maps, render_stick_figure
 from motionxfer.pose.skeleton import Skeleton
+from motionxfer.texture.bank import TEXTURE_CHANNELS, TextureBank
 
 CONDITIONINGS = ("stick_figure", "label_maps")
 STICK_FIGURE_CHANNELS = 3
@@ -34,56 +40,89 @@ class Conditioning:
     """Which input the generator takes, and how many channels it has."""
 
     kind: str = "stick_figure"
-    channels: int = STICK_FIGURE_CHANNELS
+    channels: int = STICK_FIGURE_CHANNELS  # every channel, the texture's included
+    texture: bool = False  # the re-posed nearest frame of the target follows the pose channels
 
     def __post_init__(self) -> None:
         if self.kind not in CONDITIONINGS:
             raise BadInput(f"unknown conditioning {self.kind!r}",
                            hint=f"choose one of: {', '.join(CONDITIONINGS)}")
-        if self.kind == "stick_figure" and self.channels != STICK_FIGURE_CHANNELS:
+        if self.kind == "stick_figure" and self.pose_channels != STICK_FIGURE_CHANNELS:
             raise BadInput(f"a stick figure has {STICK_FIGURE_CHANNELS} channels, not "
-                           f"{self.channels}", hint="report this as a bug")
+                           f"{self.pose_channels}", hint="report this as a bug")
+
+    @property
+    def pose_channels(self) -> int:
+        """The channels that draw the pose (the texture's come after them)."""
+        return self.channels - (TEXTURE_CHANNELS if self.texture else 0)
 
     @staticmethod
-    def for_skeleton(kind: str, skeleton: Skeleton) -> Conditioning:
-        """The conditioning `kind` for poses of this joint layout."""
-        if kind == "label_maps":
-            return Conditioning(kind, label_map_channels(skeleton))
-        return Conditioning(kind)
+    def for_skeleton(kind: str, skeleton: Skeleton, texture: bool = False) -> Conditioning:
+        """The conditioning `kind` for poses of this joint layout, with or without texture."""
+        channels = (label_map_channels(skeleton) if kind == "label_maps"
+                    else STICK_FIGURE_CHANNELS)
+        return Conditioning(kind, channels + (TEXTURE_CHANNELS if texture else 0), texture)
+
+    def without_texture(self) -> Conditioning:
+        """The pose channels alone (what a stick-figure drawer makes)."""
+        return Conditioning(self.kind, self.pose_channels)
 
     def encode(self, keypoints: np.ndarray, skeleton: Skeleton, width: int, height: int,
-               source_size: tuple[int, int] | None = None) -> np.ndarray:
-        """One frame's keypoints (J, 3) -> the generator's input, (height, width, C) uint8."""
+               source_size: tuple[int, int] | None = None, texture: TextureBank | None = None,
+               reference: int | None = None) -> np.ndarray:
+        """One frame's keypoints (J, 3) -> the generator's input, (height, width, C) uint8.
+
+        With `self.texture`, `texture` is the target's bank and `reference` the bank frame to
+        re-pose (None: the nearest in pose)."""
         if self.kind == "stick_figure":
-            return render_stick_figure(keypoints, skeleton, width, height, source_size)
-        maps = render_label_maps(keypoints, skeleton, width, height, source_size)  # (C, H, W)
-        if maps.shape[0] != self.channels:
-            raise BadInput(
-                f"the model was trained on label maps of {self.channels} channels, but the "
-                f"'{skeleton.name}' joint layout gives {maps.shape[0]}",
-                hint="drive the model with poses of the joint layout it was trained on",
-            )
-        return np.ascontiguousarray(maps.transpose(1, 2, 0))
+            pose = render_stick_figure(keypoints, skeleton, width, height, source_size)
+        else:
+            maps = render_label_maps(keypoints, skeleton, width, height, source_size)
+            if maps.shape[0] != self.pose_channels:
+                raise BadInput(
+                    f"the model was trained on label maps of {self.pose_channels} channels, but "
+                    f"the '{skeleton.name}' joint layout gives {maps.shape[0]}",
+                    hint="drive the model with poses of the joint layout it was trained on",
+                )
+            pose = np.ascontiguousarray(maps.transpose(1, 2, 0))
+        if not self.texture:
+            return pose
+        if texture is None:
+            raise BadInput("this model takes the target's own frames as texture, and none were "
+                           "given", hint="transfer inside the target's project (its frames are "
+                           "the texture)")
+        if texture.size != (width, height):
+            raise BadInput(f"the texture bank is {texture.size[0]}x{texture.size[1]}, the model "
+                           f"makes {width}x{height}", hint="report this as a bug")
+        reposed = texture.encode(keypoints, source_size or (width, height), reference)
+        return np.concatenate([pose, reposed], axis=-1)
 
     def to_rgb(self, encoded: np.ndarray) -> np.ndarray:
-        """(..., H, W, C) uint8 -> (..., H, W, 3) uint8 for people to look at."""
-        if encoded.shape[-1] == 3 and self.kind == "stick_figure":
-            return encoded
-        palette = _palette(encoded.shape[-1])  # (C, 3)
-        weighted = encoded[..., :, None].astype(np.float32) / 255.0 * palette  # (..., C, 3)
-        return np.clip(weighted.max(axis=-2), 0, 255).astype(np.uint8)
+        """(..., H, W, C) uint8 -> (..., H, W, 3) uint8 for people to look at: the pose, over
+        the re-posed texture at half brightness when there is one."""
+        pose = encoded[..., :self.pose_channels]
+        if pose.shape[-1] == 3 and self.kind == "stick_figure":
+            shown = pose
+        else:
+            palette = _palette(pose.shape[-1])  # (C, 3)
+            weighted = pose[..., :, None].astype(np.float32) / 255.0 * palette  # (..., C, 3)
+            shown = np.clip(weighted.max(axis=-2), 0, 255).astype(np.uint8)
+        if not self.texture:
+            return shown
+        return np.maximum(shown, encoded[..., self.pose_channels:self.pose_channels + 3] // 2)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "channels": self.channels}
+        return {"kind": self.kind, "channels": self.channels, "texture": self.texture}
 
     @staticmethod
     def from_dict(values: dict[str, Any] | None, where: str) -> Conditioning:
         """As saved by `to_dict`; None (checkpoints written before the choice existed): the RGB
-        stick figure, the only input there was."""
+        stick figure, the only input there was. Without "texture": none."""
         if values is None:
             return Conditioning()
         try:
-            return Conditioning(str(values["kind"]), int(values["channels"]))
+            return Conditioning(str(values["kind"]), int(values["channels"]),
+                                bool(values.get("texture", False)))
         except (KeyError, TypeError, ValueError, BadInput) as error:
             raise CheckpointError(f"{where} has an unreadable conditioning: {error}",
                                   hint="delete it and train again") from error

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from motionxfer.checkpoint import Checkpoint
 from motionxfer.errors import BadInput, NoPersonFound, ProjectError
 from motionxfer.io.files import fingerprint, sha256_file
-from motionxfer.io.video import VideoInfo, probe, timeline_fps
+from motionxfer.io.frame_cache import FrameCache, build_frame_cache, open_frame_cache
+from motionxfer.io.images import to_images
+from motionxfer.io.video import VideoInfo, probe, read_frames, timeline_fps
 from motionxfer.pose.extract import ExtractConfig, extract_video
 from motionxfer.pose.keypoint_import import load_keypoints
 from motionxfer.pose.normalization import NormalizeConfig, normalize_poses
@@ -27,6 +30,7 @@ from motionxfer.pose.smoothing import SmoothingConfig, smooth_poses
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import MANIFEST_NAME, Project, VideoRecord, config_from_project
 from motionxfer.settings import config_template
+from motionxfer.texture.bank import TextureBank, body_joints, nearest_frames
 
 # Extraction fails for a target seen in fewer frames than this share (a source only needs one):
 MIN_TARGET_PRESENCE = 0.5
@@ -336,20 +340,47 @@ def nearest_target_frames(normalized_source: PoseSequence, target: PoseSequence)
     """For each source frame, the target frame whose body pose is closest. # (T_source,) int
 
     Both are in the target's image coordinates (the source is normalized), so the distance is
-    the mean over body joints visible in both of the pixel distance.
+    the mean over body joints visible in both of the pixel distance (`texture.bank`).
     """
-    body = normalized_source.skeleton.group("body") if normalized_source.skeleton.has_group(
-        "body") else slice(None)
-    source_xy = normalized_source.xy[:, body]  # (S, J, 2)
-    target_xy = target.xy[:, body]  # (T, J, 2)
-    source_ok = normalized_source.visibility[:, body] > 0.5
-    target_ok = (target.visibility[:, body] > 0.5) & target.person_present[:, None]
-    nearest = np.zeros(normalized_source.num_frames, np.int64)
-    target_xy = np.nan_to_num(target_xy)
-    for index in range(normalized_source.num_frames):
-        both = source_ok[index][None, :] & target_ok  # (T, J)
-        distance = np.linalg.norm(target_xy - np.nan_to_num(source_xy[index])[None], axis=-1)
-        counts = both.sum(axis=1)
-        mean = np.where(counts > 0, (distance * both).sum(axis=1) / np.maximum(counts, 1), np.inf)
-        nearest[index] = int(np.argmin(mean))
-    return nearest
+    body = body_joints(normalized_source)
+    nearest = nearest_frames(
+        normalized_source.xy[:, body], normalized_source.visibility[:, body] > 0.5,
+        target.xy[:, body], (target.visibility[:, body] > 0.5) & target.person_present[:, None])
+    return np.maximum(nearest, 0)
+
+
+# --- the target's frames at the working size -----------------------------------------------------
+
+def frame_cache_key(project: Project, size: tuple[int, int]) -> tuple[Path, tuple[int, int], str]:
+    """(path, size, source key) of the target's frame cache at `size` (`io.frame_cache`)."""
+    record = project.target
+    rate = timeline_fps(record.info)  # a variable frame rate: resampled as the poses were
+    source_key = fingerprint("frames", record.info.sha256, record.start, record.end,
+                             *(() if rate is None else (("constant rate", rate),)))
+    return project.paths.frames_cache(record.video_id, size[1]), size, source_key
+
+
+def target_frames(project: Project, size: tuple[int, int],
+                  progress: ProgressCallback | None = None) -> FrameCache:
+    """The target's frames at `size` (width, height), decoded once into the frame cache and
+    memory-mapped (reused while the video is unchanged): training's pairs and the texture bank."""
+    path, size, source_key = frame_cache_key(project, size)
+    cache = open_frame_cache(path, size, source_key)
+    if cache is not None:
+        return cache
+    record = project.target
+    check_unchanged(record)  # a target replaced since its poses were extracted
+    frames = (frame.rgb for frame in read_frames(record.info.path, record.start, record.end,
+                                                 fps=timeline_fps(record.info)))
+    total = round(((record.end or record.info.duration) - (record.start or 0.0)) * record.info.fps)
+    return build_frame_cache(frames, path, size, source_key, total=total, progress=progress)
+
+
+def texture_bank(project: Project, checkpoint: Checkpoint,
+                 progress: ProgressCallback | None = None) -> TextureBank:
+    """The target's frames as the texture a model takes (`Conditioning.texture`): its frame
+    cache at the model's working size, its poses and the model's background plate."""
+    frames = target_frames(project, checkpoint.working_size, progress)
+    plate = checkpoint.models.get("background", {}).get("plate")
+    return TextureBank(frames.frames, load_poses(project, project.target),
+                       None if plate is None else to_images(plate.reshape(1, *plate.shape[-3:]))[0])

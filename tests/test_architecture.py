@@ -145,6 +145,7 @@ ALLOWED = {
     "networks": ("errors", "progress", "io", "pose", "model_cache"),
     "parsing": ("errors", "progress", "io"),
     "background": ("errors", "progress", "io", "pose"),
+    "texture": ("errors", "progress", "io", "pose", "parsing", "background"),
     "animation": ("errors", "progress", "io", "networks"),
 }
 FORBIDDEN = {

@@ -17,13 +17,13 @@ from motionxfer.checkpoint import Checkpoint
 from motionxfer.cli import app, hoist_global_flags
 from motionxfer.inference.export import export_project
 from motionxfer.inference.transfer import TransferConfig, transfer
+from motionxfer.io.frame_cache import FrameCache
 from motionxfer.io.images import to_images
 from motionxfer.io.video import probe
 from motionxfer.networks.compositing_generator import CompositingGenerator
 from motionxfer.networks.generator import GeneratorConfig
 from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE
 from motionxfer.pipeline import load_poses
-from motionxfer.training.dataset import FrameCache
 from motionxfer.training.losses import person_pixels
 from motionxfer.training.train import compositing_plate, prepare_frames
 

@@ -22,20 +22,20 @@ from typer.testing import CliRunner
 from motionxfer.checkpoint import new_payload, save_checkpoint
 from motionxfer.cli import app, commands  # noqa: F401
 from motionxfer.errors import DiskFull
+from motionxfer.io import frame_cache as frame_cache_module
 from motionxfer.io.files import (
     atomic_path,
     atomic_write,
     current_umask,
     remove_stale_temporaries,
 )
+from motionxfer.io.frame_cache import build_frame_cache, sidecar_path
 from motionxfer.io.video import VideoWriter
 from motionxfer.pipeline import init_project
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 from motionxfer.project import Project
 from motionxfer.settings import config_template
-from motionxfer.training import dataset as dataset_module
-from motionxfer.training.dataset import build_frame_cache, sidecar_path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 FIXTURES = REPOSITORY / "tests" / "fixtures"
@@ -194,7 +194,7 @@ def test_a_full_disk_while_caching_frames_leaves_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "frames_64.u8"
     frames = [np.zeros((64, 64, 3), np.uint8)] * 10
-    monkeypatch.setattr(dataset_module, "open",
+    monkeypatch.setattr(frame_cache_module, "open",
                         lambda name, mode: _FillingFile(open(name, mode), 5 * 64 * 64 * 3),
                         raising=False)
     with pytest.raises(DiskFull) as error:
@@ -212,7 +212,7 @@ def test_a_full_disk_at_the_frame_cache_sidecar_removes_the_cache(
             handle.write("{")
             raise no_space()
 
-    monkeypatch.setattr(dataset_module, "write_json", sidecar_fills_up)
+    monkeypatch.setattr(frame_cache_module, "write_json", sidecar_fills_up)
     with pytest.raises(DiskFull):
         build_frame_cache([np.zeros((64, 64, 3), np.uint8)] * 4, path, (64, 64), "ab" * 32)
     assert list(tmp_path.iterdir()) == []  # not 49 kB of frames that no sidecar vouches for

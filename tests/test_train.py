@@ -31,6 +31,7 @@ from motionxfer.checkpoint import (
 from motionxfer.conditioning import Conditioning
 from motionxfer.errors import BadInput, CheckpointError, MissingDependency, NoPersonFound
 from motionxfer.io.files import fingerprint
+from motionxfer.io.frame_cache import FrameCache, build_frame_cache, open_frame_cache
 from motionxfer.io.images import to_tensor, working_size
 from motionxfer.io.video import VideoInfo
 from motionxfer.pose.sequence import PoseSequence
@@ -42,11 +43,8 @@ from motionxfer.training.batches import batch_indices, batch_maker, on_device
 from motionxfer.training.config import TrainConfig
 from motionxfer.training.dataset import (
     Augmentation,
-    FrameCache,
     PairBatch,
     TrainingSamples,
-    build_frame_cache,
-    open_frame_cache,
     split_frames,
 )
 from motionxfer.training.distributed import SINGLE_PROCESS

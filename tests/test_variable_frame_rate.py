@@ -18,12 +18,12 @@ from conftest import write_test_video
 
 from motionxfer.io import video
 from motionxfer.io.files import fingerprint
+from motionxfer.io.frame_cache import sidecar_path
 from motionxfer.pose import extract
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 from motionxfer.project import Project
 from motionxfer.settings import config_template
-from motionxfer.training.dataset import sidecar_path
 from motionxfer.training.distributed import SINGLE_PROCESS
 from motionxfer.training.train import prepare_frames
 

@@ -50,7 +50,7 @@ from motionxfer.io.images import working_size as fit_size
 from motionxfer.io.video import VideoWriter, probe, read_frames
 from motionxfer.networks.face_refiner import FaceRefiner, face_boxes
 from motionxfer.networks.registry import build_generator
-from motionxfer.pipeline import load_poses
+from motionxfer.pipeline import load_poses, texture_bank
 from motionxfer.pose.extract import ExtractConfig, extract_from_frames
 from motionxfer.pose.normalization import NormalizeConfig, normalize_poses
 from motionxfer.pose.parallel_extract import extract_video_parallel
@@ -60,6 +60,7 @@ from motionxfer.pose.smoothing import SmoothingConfig, smooth_poses
 from motionxfer.presets import Preset, load_preset
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project
+from motionxfer.texture.bank import TextureBank
 
 
 def random_checkpoint(path: str | os.PathLike[str], preset: str | Preset,
@@ -216,13 +217,15 @@ def run_benchmark(
     project_id: str | None = None, target_poses: PoseSequence | None = None,
     exports_dir: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None, log: Callable[[str], None] | None = None,
+    texture: TextureBank | None = None,
 ) -> BenchReport:
     """Time every stage of a transfer of the first `config.seconds` of `video`.
 
     `checkpoint`: the model (a project's); None builds one with random weights from
     `config.preset` in `workdir`. `target_poses`: the target's poses for normalization (None:
     the source's own, the timing is the same). Videos go to `workdir`, ONNX exports to
-    `exports_dir` (default: `workdir`/exports).
+    `exports_dir` (default: `workdir`/exports). `texture`: the target's frames, for a model that
+    takes them (re-posing them is part of the render stage).
     """
     say = log or (lambda message: None)
     workdir = Path(workdir)
@@ -276,8 +279,10 @@ def run_benchmark(
     model = Checkpoint.load(checkpoint, project_id)
     width, height = model.working_size
     say("render")
-    sticks, seconds = _timed(_render_all, model.conditioning, normalized, width, height)
-    rows.append(StageSpeed("render", "", count, seconds, f"stick figures at {width}x{height}"))
+    sticks, seconds = _timed(_render_all, model.conditioning, normalized, width, height,
+                             texture)
+    rows.append(StageSpeed("render", "", count, seconds, f"stick figures at {width}x{height}"
+                           + (", re-posed texture" if texture is not None else "")))
     boxes = face_boxes(normalized, (width, height))
     with_face = int(np.isfinite(boxes).all(axis=1).sum())
 
@@ -347,11 +352,13 @@ def _normalize(poses: PoseSequence, target: PoseSequence) -> tuple[PoseSequence,
                            smooth_poses(target, SmoothingConfig()), NormalizeConfig())
 
 
-def _render_all(conditioning: Conditioning, poses: PoseSequence, width: int,
-                height: int) -> np.ndarray:  # (T, H, W, C)
-    return np.stack([conditioning.encode(poses.keypoints[index], poses.skeleton, width, height,
-                                         source_size=poses.image_size)
-                     for index in range(poses.num_frames)])
+def _render_all(conditioning: Conditioning, poses: PoseSequence, width: int, height: int,
+                texture: TextureBank | None = None) -> np.ndarray:  # (T, H, W, C)
+    references = texture.references(poses) if texture is not None else None
+    return np.stack([conditioning.encode(
+        poses.keypoints[index], poses.skeleton, width, height, source_size=poses.image_size,
+        texture=texture, reference=None if references is None else int(references[index]))
+        for index in range(poses.num_frames)])
 
 
 def _generate_all(backend: FrameGenerator, sticks: np.ndarray,
@@ -421,10 +428,15 @@ def bench_project(project: Project, config: BenchConfig, source: str | os.PathLi
     if project.paths.poses(project.target.video_id).exists():
         target_poses = load_poses(project, project.target)
     trained = model.is_file()
+    texture = None
+    if trained:
+        loaded = Checkpoint.load(model, project.target.info.sha256)
+        if loaded.conditioning.texture:
+            texture = texture_bank(project, loaded, progress)
     with tempfile.TemporaryDirectory(prefix="motionxfer-bench-") as folder:
         return run_benchmark(video, folder, config, model if trained else None,
                              project.target.info.sha256, target_poses,
-                             project.paths.exports if trained else None, progress, log)
+                             project.paths.exports if trained else None, progress, log, texture)
 
 
 def generator_speed(checkpoint: str | os.PathLike[str], config: BackendConfig, frames: int,

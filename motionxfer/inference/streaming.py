@@ -46,6 +46,7 @@ from motionxfer.inference.frame_generator import FrameGenerator, Recurrence
 from motionxfer.io.images import fit_into
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.progress import ProgressCallback, RateMeter
+from motionxfer.texture.bank import TextureBank
 
 
 class FrameSink(Protocol):
@@ -80,6 +81,17 @@ class VideoJob:
     face_boxes: np.ndarray
     open_sink: Callable[[], AbstractContextManager[FrameSink]]
     source_frames: Callable[[], Iterator[np.ndarray]] | None = None
+    texture: TextureBank | None = None  # the model takes the target's re-posed frames
+    references: np.ndarray | None = None  # (frame_count,) the bank frame of each frame
+
+
+    def pose_input(self, conditioning: Conditioning, index: int, width: int,
+                   height: int) -> np.ndarray:
+        """Frame `index`'s generator input (`Conditioning.encode`), texture included."""
+        return conditioning.encode(
+            self.poses.keypoints[index], self.poses.skeleton, width, height,
+            source_size=self.poses.image_size, texture=self.texture,
+            reference=None if self.references is None else int(self.references[index]))
 
 
 @dataclass(frozen=True)
@@ -239,8 +251,7 @@ def _render_stage(stages: _Stages, size: tuple[int, int], conditioning: Conditio
     try:
         for index in range(job.frame_count):
             working = time.perf_counter()
-            stick = conditioning.encode(poses.keypoints[index], poses.skeleton, width, height,
-                                        source_size=poses.image_size)
+            stick = job.pose_input(conditioning, index, width, height)
             source_frame = next(source, None) if source is not None else None
             stages.add_busy("render", time.perf_counter() - working)
             stages.put(rendered, (stick, job.face_boxes[index], source_frame))

@@ -47,10 +47,11 @@ from motionxfer.io.video import (
     timeline_fps,
 )
 from motionxfer.networks.face_refiner import face_boxes
-from motionxfer.pipeline import normalize_source, transfer_record
+from motionxfer.pipeline import normalize_source, texture_bank, transfer_record
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.project import Project, VideoRecord
+from motionxfer.texture.bank import TextureBank
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class PersonalModel:
         self.checkpoint = checkpoint
         self.checkpoint_stat = _file_identity(checkpoint.path)  # to notice a replaced file
         self.backend: FrameGenerator = open_backend(checkpoint, config, exports_dir)
+        self.texture: TextureBank | None = None  # set by `transfer` when the model takes one
         self.reset()
 
     @property
@@ -289,6 +291,8 @@ def transfer_many(
     normalized = [normalize_source(project, record, progress=progress)[0] for record in records]
     with project.locked("transfer", shared=True):
         _warn_if_replaced(project, model)
+        if model.checkpoint.conditioning.texture and model.texture is None:
+            model.texture = texture_bank(project, model.checkpoint, progress)
         size = output_size(config, model.size, project.target.info)
         jobs = [video_job(model, record, poses, output, config, size,
                           info.path if info else None)
@@ -409,8 +413,10 @@ def video_job(model: PersonalModel, source: VideoRecord, normalized: PoseSequenc
         return (frame.rgb for frame in read_frames(source.info.path, source.start, end,
                                                     fps=timeline_fps(source.info)))
 
+    texture = model.texture
     return VideoJob(source.info.path.name, normalized, frame_count, boxes, open_sink,
-                    source_frames if config.side_by_side else None)
+                    source_frames if config.side_by_side else None, texture,
+                    None if texture is None else texture.references(normalized)[:frame_count])
 
 
 def write_sequentially(model: PersonalModel, job: VideoJob,
@@ -424,8 +430,7 @@ def write_sequentially(model: PersonalModel, job: VideoJob,
     source_frames = job.source_frames() if job.source_frames is not None else None
     with job.open_sink() as writer:
         for index in range(job.frame_count):
-            stick = conditioning.encode(normalized.keypoints[index], normalized.skeleton,
-                                        width, height, source_size=normalized.image_size)
+            stick = job.pose_input(conditioning, index, width, height)
             box = job.face_boxes[index] if np.isfinite(job.face_boxes[index]).all() else None
             generated = model.step(stick, box)
             if source_frames is not None:

@@ -14,9 +14,11 @@ from torch import nn
 from motionxfer.errors import BadInput
 from motionxfer.networks.compositing_generator import CompositingGenerator
 from motionxfer.networks.generator import Generator, GeneratorConfig
+from motionxfer.networks.texture_generator import TextureGenerator
 
 DEFAULT_ARCHITECTURE = "pix2pixhd"
 COMPOSITING_ARCHITECTURE = "pix2pixhd_composite"
+TEXTURE_ARCHITECTURE = "pix2pixhd_texture"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ ARCHITECTURES = {
     # the person and a mask, composited over the target's background plate
     COMPOSITING_ARCHITECTURE: Architecture(COMPOSITING_ARCHITECTURE, GeneratorConfig,
                                            CompositingGenerator),
+    # the target's re-posed texture blended in, over the plate when there is one
+    TEXTURE_ARCHITECTURE: Architecture(TEXTURE_ARCHITECTURE, GeneratorConfig, TextureGenerator),
 }
 
 

@@ -48,6 +48,8 @@ class TrainConfig:
     face_lr: float = 0.0002
     conditioning: str = "stick_figure"  # the generator's pose input: stick_figure or label_maps
     augmentation: bool = False  # small random zoom, shift and colour changes of training pairs
+    texture: bool = False  # the target's frame nearest in pose, re-posed, joins the pose input
+    #                        and is blended into the output (REMOT's texture alignment)
     background: str = "composite"  # the person painted over the target's background plate
     #                                (a moving camera falls back to "generate": the whole frame;
     #                                docs/quality.md has the measurement behind the default)

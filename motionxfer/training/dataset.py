@@ -7,12 +7,8 @@ the generator would have to learn to paint, and a portrait phone video (9:16) wo
 half of the square. Rounding the width stretches the picture by at most half a multiple (under 2%
 at 512 px); the stick figures are drawn with the same scaling, so they stay aligned.
 
-Frame cache. The frames of the (trimmed) target video are decoded once, resized with
-cv2.INTER_AREA (INTER_CUBIC when enlarging) and stored raw as a (T, H, W, 3) uint8 file that
-training memory-maps: `ProjectPaths.frames_cache(video_id, height)`, with a JSON sidecar
-(`<cache>.json`) that records the shape and the source's sha256. The sidecar is written last, so a
-cache without a matching sidecar is rebuilt, never trusted. Disk use: T x H x W x 3 bytes (3
-minutes at 30 fps and 256x256: 1.06 GB; at 512x512: 4.2 GB).
+Frames come from the frame cache (`io.frame_cache`, `pipeline.target_frames`): the target's
+frames decoded once at the working size and memory-mapped.
 
 Samples. The last part of the video (`holdout_fraction`, at least `min_holdout_seconds`) is held
 out for validation. A training sample is a frame t whose frame t-1 also shows the person (both are
@@ -21,11 +17,9 @@ needed: the generator is conditioned on the previous frame), drawn from before t
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -33,90 +27,13 @@ import torch
 
 from motionxfer.conditioning import Conditioning
 from motionxfer.errors import BadInput, NoPersonFound, ProjectError
-from motionxfer.io.files import atomic_path, write_json
-from motionxfer.io.images import images_to_tensor, resize_frame
+from motionxfer.io.frame_cache import FrameCache
+from motionxfer.io.images import images_to_tensor
 from motionxfer.pose.sequence import PoseSequence
-from motionxfer.progress import ProgressCallback, RateMeter
-
-CACHE_FORMAT = "motionxfer-frame-cache"
-CACHE_VERSION = 1
+from motionxfer.texture.bank import TextureBank
 
 # draw(keypoints (J, 3), width, height) -> (H, W, C) uint8: the generator's pose input
 DrawFunction = Callable[[np.ndarray, int, int], np.ndarray]
-
-
-# --- frame cache ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class FrameCache:
-    path: Path
-    frames: np.ndarray  # (T, H, W, 3) uint8, memory-mapped read-only
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return int(self.frames.shape[2]), int(self.frames.shape[1])
-
-    def __len__(self) -> int:
-        return int(self.frames.shape[0])
-
-
-def sidecar_path(cache_path: Path) -> Path:
-    return cache_path.with_name(cache_path.name + ".json")
-
-
-def open_frame_cache(path: str | Path, size: tuple[int, int],
-                     source_sha256: str) -> FrameCache | None:
-    """The cache at `path` when it is complete and made from that source at that size."""
-    path = Path(path)
-    sidecar = sidecar_path(path)
-    if not (path.is_file() and sidecar.is_file()):
-        return None
-    try:
-        header = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(header, dict):
-        return None
-    frames = header.get("frames")
-    shape = (frames, size[1], size[0], 3)
-    if (header.get("format") != CACHE_FORMAT or header.get("version") != CACHE_VERSION
-            or header.get("source_sha256") != source_sha256
-            or header.get("shape") != list(shape) or not isinstance(frames, int) or frames < 1
-            or path.stat().st_size != math.prod(shape)):
-        return None
-    return FrameCache(path, np.memmap(path, dtype=np.uint8, mode="r", shape=shape))
-
-
-def build_frame_cache(frames: Iterable[np.ndarray], path: str | Path, size: tuple[int, int],
-                      source_sha256: str, total: int | None = None,
-                      progress: ProgressCallback | None = None) -> FrameCache:
-    """Resize and store `frames` (each (H, W, 3) uint8 RGB) as a raw uint8 cache, atomically."""
-    path = Path(path)
-    meter = RateMeter(progress, "caching frames", total)
-    count = 0
-    with atomic_path(path, ".u8") as temporary, open(temporary, "wb") as handle:
-        for rgb in frames:
-            handle.write(resize_frame(rgb, size).tobytes())
-            count += 1
-            meter.advance()
-    meter.finish()
-    if count == 0:
-        path.unlink(missing_ok=True)
-        raise BadInput(f"no frames to cache for {path.name}", hint="check the video and its trim")
-    try:
-        write_json(sidecar_path(path), {
-            "format": CACHE_FORMAT, "version": CACHE_VERSION, "frames": count,
-            "shape": [count, size[1], size[0], 3], "dtype": "uint8",
-            "source_sha256": source_sha256, "resize": "INTER_AREA",
-        })
-    except BaseException:
-        path.unlink(missing_ok=True)  # never trusted without its sidecar: do not keep its bytes
-        raise
-    cache = open_frame_cache(path, size, source_sha256)
-    if cache is None:
-        raise ProjectError(f"the frame cache {path} could not be read back after writing",
-                           hint=f"check the disk, delete {path} and try again")
-    return cache
 
 
 # --- train / validation split --------------------------------------------------------------------
@@ -207,11 +124,13 @@ class PairImages:
 
 
 def conditioning_drawer(conditioning: Conditioning, poses: PoseSequence) -> DrawFunction:
-    """The default drawing: `conditioning`'s encoding of `poses`' keypoints."""
+    """The default drawing: `conditioning`'s encoding of `poses`' keypoints (its pose channels:
+    `TrainingSamples` adds the texture)."""
+    pose_only = conditioning.without_texture()
 
     def draw(keypoints: np.ndarray, width: int, height: int) -> np.ndarray:
-        return conditioning.encode(keypoints, poses.skeleton, width, height,
-                                   source_size=poses.image_size)
+        return pose_only.encode(keypoints, poses.skeleton, width, height,
+                                source_size=poses.image_size)
 
     return draw
 
@@ -244,12 +163,23 @@ def zoom_and_shift(size: tuple[int, int], zoom: float, shift_x: float,
                      [0.0, zoom, (1 - zoom) * height / 2 + shift_y * height]])
 
 
+@dataclass(frozen=True)
+class TextureInputs:
+    """The texture channels of the pose inputs: `bank`'s frame `references[t]` re-posed to the
+    pose of frame t (`TextureBank.training_references`: never t's own neighbours)."""
+
+    bank: TextureBank
+    references: np.ndarray  # (T,) int64, -1: the bank's nearest
+
+
 class TrainingSamples:
-    """Frames from the cache and stick figures drawn from `poses` at the cache's size;
-    `augmentation` changes each training pair a little (never the validation frames)."""
+    """Frames from the cache and stick figures drawn from `poses` at the cache's size, followed
+    by the re-posed texture with `texture`; `augmentation` changes each training pair a little
+    (never the validation frames)."""
 
     def __init__(self, frames: FrameCache, poses: PoseSequence, draw: DrawFunction,
-                 augmentation: Augmentation | None = None) -> None:
+                 augmentation: Augmentation | None = None,
+                 texture: TextureInputs | None = None) -> None:
         if len(frames) != poses.num_frames:
             raise ProjectError(
                 f"the target's frame cache has {len(frames)} frames but its poses have "
@@ -260,14 +190,24 @@ class TrainingSamples:
         self.poses = poses
         self.draw = draw
         self.augmentation = augmentation
+        self.texture = texture
 
     @property
     def size(self) -> tuple[int, int]:
         return self.frames.size
 
-    def stick_figure(self, index: int) -> np.ndarray:  # (H, W, 3) uint8
+    def stick_figure(self, index: int) -> np.ndarray:  # (H, W, C) uint8
+        """Frame `index`'s pose input (the stick figure, and the texture when there is one)."""
+        return self._pose_input(self.poses.keypoints[index], index)
+
+    def _pose_input(self, keypoints: np.ndarray, index: int) -> np.ndarray:
         width, height = self.size
-        return self.draw(self.poses.keypoints[index], width, height)
+        drawn = self.draw(keypoints, width, height)
+        if self.texture is None:
+            return drawn
+        reposed = self.texture.bank.encode(keypoints, self.poses.image_size,
+                                           int(self.texture.references[index]))
+        return np.concatenate([drawn, reposed], axis=-1)
 
     def frame(self, index: int) -> np.ndarray:  # (H, W, 3) uint8
         return np.asarray(self.frames.frames[index])
@@ -304,7 +244,7 @@ class TrainingSamples:
         for index in (t - 1, t):
             keypoints = self.poses.keypoints[index].copy()
             keypoints[:, :2] = keypoints[:, :2] @ on_poses[:, :2].T + on_poses[:, 2]
-            inputs.append(self.draw(keypoints, width, height))
+            inputs.append(self._pose_input(keypoints, index))
         frames = [np.clip(cv2.warpAffine(self.frame(index), on_frames, (width, height),
                                          flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REFLECT101) * gain + offset,

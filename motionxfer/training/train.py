@@ -70,17 +70,21 @@ from motionxfer.errors import (
     ProjectError,
 )
 from motionxfer.evaluation.metrics.image import psnr, ssim
-from motionxfer.io.files import fingerprint
+from motionxfer.io.frame_cache import FrameCache, open_frame_cache
 from motionxfer.io.images import to_images, to_tensor, working_size, write_png
-from motionxfer.io.video import read_frames, timeline_fps
 from motionxfer.networks.face_refiner import face_boxes
-from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE, DEFAULT_ARCHITECTURE
+from motionxfer.networks.registry import (
+    COMPOSITING_ARCHITECTURE,
+    DEFAULT_ARCHITECTURE,
+    TEXTURE_ARCHITECTURE,
+)
 from motionxfer.networks.vgg import VGG16Features
-from motionxfer.pipeline import check_unchanged, load_poses
+from motionxfer.pipeline import frame_cache_key, load_poses, target_frames
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.presets import DEFAULT_PRESET, Preset, load_preset
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project
+from motionxfer.texture.bank import TEXTURE_GAP_SECONDS, TextureBank
 from motionxfer.training.batches import (
     FACE_STAGE,
     GENERATOR_STAGE,
@@ -92,12 +96,10 @@ from motionxfer.training.config import TrainConfig
 from motionxfer.training.dataset import (
     Augmentation,
     DrawFunction,
-    FrameCache,
     FrameSplit,
+    TextureInputs,
     TrainingSamples,
-    build_frame_cache,
     conditioning_drawer,
-    open_frame_cache,
     split_frames,
 )
 from motionxfer.training.distributed import (
@@ -273,35 +275,32 @@ def compositing_plate(frames: FrameCache, poses: PoseSequence,
     return to_tensor([result.plate])
 
 
+def texture_inputs(frames: FrameCache, poses: PoseSequence, plate: torch.Tensor | None,
+                   split: FrameSplit) -> TextureInputs:
+    """The texture of every frame: the training frame nearest in pose at least
+    `TEXTURE_GAP_SECONDS` away (never a held-out frame), re-posed (`texture.bank`)."""
+    allowed = np.zeros(poses.num_frames, bool)
+    allowed[:split.holdout_start] = True
+    bank = TextureBank(frames.frames, poses, None if plate is None else to_images(plate)[0],
+                       allowed)
+    gap = max(1, round(TEXTURE_GAP_SECONDS * poses.fps))
+    return TextureInputs(bank, bank.training_references(gap))
+
+
 def prepare_frames(project: Project, size: tuple[int, int], progress: ProgressCallback | None,
                    processes: Processes = SINGLE_PROCESS) -> FrameCache:
     """The target's frame cache at `size`, decoded once (reused while the video is unchanged).
 
     With several processes rank 0 builds it while the others wait; they then open it read-only.
     """
-    record = project.target
-    rate = timeline_fps(record.info)  # a variable frame rate: resampled as the poses were
-    source_key = fingerprint("frames", record.info.sha256, record.start, record.end,
-                             *(() if rate is None else (("constant rate", rate),)))
-    path = project.paths.frames_cache(record.video_id, size[1])
-    cache = None
-    if processes.is_main:
-        cache = open_frame_cache(path, size, source_key)
-        if cache is None:
-            check_unchanged(record)  # a target replaced since its poses were extracted
-            frames = (frame.rgb for frame in read_frames(record.info.path, record.start,
-                                                         record.end, fps=rate))
-            total = round(((record.end or record.info.duration) - (record.start or 0.0))
-                          * record.info.fps)
-            cache = build_frame_cache(frames, path, size, source_key, total=total,
-                                      progress=progress)
+    cache = target_frames(project, size, progress) if processes.is_main else None
     barrier(processes)
     if cache is None:
-        cache = open_frame_cache(path, size, source_key)
+        cache = open_frame_cache(*frame_cache_key(project, size))
         if cache is None:
             raise ProjectError(
                 f"process {processes.rank} cannot read the frame cache that process 0 wrote "
-                f"({path})",
+                f"({frame_cache_key(project, size)[0]})",
                 hint="with several machines the project folder must be on a file system that "
                 "every machine mounts at the same path",
             )
@@ -372,7 +371,8 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             size, architecture = resumed.working_size, resumed.architecture
             plate = resumed.models.get("background", {}).get("plate")
         else:
-            conditioning = Conditioning.for_skeleton(config.conditioning, poses.skeleton)
+            conditioning = Conditioning.for_skeleton(config.conditioning, poses.skeleton,
+                                                     config.texture)
             chosen = plan.preset.conditioned(conditioning)
             size = working_size(poses.image_size, chosen.size, chosen.generator.size_multiple)
         perceptual = perceptual_loss(config, chosen.losses, warn=processes.is_main,
@@ -386,12 +386,17 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             architecture, plate = DEFAULT_ARCHITECTURE, None
             if config.background == "composite":
                 plate = compositing_plate(cache, poses, record.info.path.name)
-            if plate is not None:
+            if conditioning.texture:
+                architecture = TEXTURE_ARCHITECTURE
+            elif plate is not None:
                 architecture = COMPOSITING_ARCHITECTURE
+            if architecture != DEFAULT_ARCHITECTURE:
                 chosen = dataclasses.replace(chosen, generator=dataclasses.replace(
-                    chosen.generator, extra_outputs=1))
+                    chosen.generator, extra_outputs=2 if conditioning.texture else 1))
+        texture = (texture_inputs(cache, poses, plate, split) if conditioning.texture
+                   else None)
         samples = TrainingSamples(cache, poses, draw or conditioning_drawer(conditioning, poses),
-                                  Augmentation() if config.augmentation else None)
+                                  Augmentation() if config.augmentation else None, texture)
 
         use_face = config.face_refiner and config.face_refiner_steps > 0
         if use_face and not poses.skeleton.has_face:

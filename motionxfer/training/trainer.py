@@ -78,9 +78,9 @@ class Trainer:
         self.architecture = architecture
         self.generator = build_generator(preset.generator, architecture).to(device)
         self.plate = None  # (1, 3, H, W) in [-1, 1]: compositing over the target's background
-        if architecture == COMPOSITING_ARCHITECTURE:
-            if plate is None:
-                raise ValueError("the compositing generator needs the background plate")
+        if architecture == COMPOSITING_ARCHITECTURE and plate is None:
+            raise ValueError("the compositing generator needs the background plate")
+        if plate is not None:
             self.generator.set_plate(plate)
             self.plate = self.generator.plate
         self.discriminator = MultiScaleDiscriminator(preset.discriminator).to(device)

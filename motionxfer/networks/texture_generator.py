@@ -1,0 +1,78 @@
+"""pix2pixHD that starts from the target's real texture: REMOT's texture alignment, per pixel.
+
+The pose input ends with four texture channels (`conditioning.Conditioning.texture`): the
+target's training frame nearest in pose, re-posed to this pose part by part, and its alpha. The
+generator (motionxfer.networks.generator, with `extra_outputs = 2`) reads pose and texture
+together and paints colours, a person mask and a blend weight; the person is the texture where
+the network trusts it and its own painting elsewhere, and the frame is that person over the
+background plate when there is one:
+
+    person = blend * alpha_texture * texture + (1 - blend * alpha_texture) * painted
+    frame  = mask * person + (1 - mask) * plate        (no plate: frame = person)
+
+Copying sharp detail through pix2pixHD's bottleneck takes many steps; the blend passes the
+texture to the output directly, so from the first steps the model shows the person's real
+clothes and face where the warp put them well, and learns to paint only what the warp got wrong
+(joints, folds, what the reference frame did not show).
+
+The plate is a buffer set with `set_plate` (a checkpoint stores it beside the weights, as the
+compositing generator's); `last_mask` holds the mask of the latest call when there is a plate.
+The call signature is the generator's, so every backend and the ONNX export run it unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from motionxfer.networks.generator import Generator, GeneratorConfig
+
+TEXTURE_CHANNELS = 4  # RGB and alpha: the pose input's last channels (texture.bank makes them)
+
+
+class TextureGenerator(nn.Module):
+    """frame_t = composite(blend(G(pose and texture t, t-1, frame t-1), texture t), plate)."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__()
+        if config.pose_channels <= TEXTURE_CHANNELS:
+            raise ValueError(f"the pose input needs more than the {TEXTURE_CHANNELS} texture "
+                             f"channels, got {config.pose_channels}")
+        self.config = dataclasses.replace(config, extra_outputs=2)
+        self.generator = Generator(self.config)
+        self.register_buffer("plate", torch.zeros(1, config.image_channels, 1, 1),
+                             persistent=False)
+        self.composites = False  # True once a plate is set
+        self.last_mask: torch.Tensor | None = None  # (B, 1, H, W) in [0, 1]
+
+    def set_plate(self, plate: torch.Tensor) -> None:
+        """(3, H, W) or (1, 3, H, W) in [-1, 1]: the background the person is painted over."""
+        plate = plate.reshape(1, *plate.shape[-3:]).to(self.plate.device, torch.float32)
+        if plate.shape[1] != self.config.image_channels:
+            raise ValueError(f"the plate has {plate.shape[1]} channels, the images "
+                             f"{self.config.image_channels}")
+        self.plate = plate
+        self.composites = True
+
+    def forward(self, pose: torch.Tensor, previous_pose: torch.Tensor,
+                previous_frame: torch.Tensor) -> torch.Tensor:
+        channels = self.config.image_channels
+        painted = self.generator(pose, previous_pose, previous_frame)  # (B, 5, H, W) in [-1, 1]
+        texture = pose[:, -TEXTURE_CHANNELS:-1]
+        alpha = (pose[:, -1:] + 1) * 0.5
+        blend = (painted[:, channels + 1:channels + 2] + 1) * 0.5 * alpha
+        person = blend * texture + (1 - blend) * painted[:, :channels]
+        if not self.composites:
+            self.last_mask = None
+            return person
+        mask = (painted[:, channels:channels + 1] + 1) * 0.5
+        plate = functional.interpolate(self.plate, size=pose.shape[-2:], mode="bilinear",
+                                       align_corners=False).to(person.dtype)
+        self.last_mask = mask
+        return mask * person + (1 - mask) * plate
+
+    def first_frame_inputs(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.generator.first_frame_inputs(pose)
