@@ -15,7 +15,9 @@ face refiner `--face-steps`), and two protocols:
   ground truth of that target really performing it (`gt/targetI_sourceJ`).
 
 The `retrieval` row trains nothing: for every driving frame it shows the target's training frame
-whose normalized pose is nearest (the floor any learned method must clear). Scores: SSIM, PSNR,
+whose normalized pose is nearest (the floor any learned method must clear). The `reposed` row
+trains nothing either: that frame re-posed part by part to the driving pose (`texture.bank`, what
+the `texture` row's generator starts from), over the background plate. Scores: SSIM, PSNR,
 Mask-SSIM (with the data's person masks), LPIPS, TCM, AKD and MKR of the body (MediaPipe on both
 videos), and FID with `--fid` (equal frame counts; slow on a CPU). Generated videos are compared
 at the model's working size (the reference is resized to it). Prints the command, the machine,
@@ -40,7 +42,7 @@ import torch
 from motionxfer.evaluation.evaluate import EvaluateConfig, evaluate_videos
 from motionxfer.inference.frame_generator import BackendConfig
 from motionxfer.inference.transfer import PersonalModel, TransferConfig, transfer
-from motionxfer.io.images import resize_frame, working_size
+from motionxfer.io.images import resize_frame, to_images, working_size
 from motionxfer.io.video import VideoWriter, probe, read_frames
 from motionxfer.pipeline import (
     extract_poses,
@@ -50,14 +52,20 @@ from motionxfer.pipeline import (
     nearest_target_frames,
     normalize_source,
     source_record,
+    target_frames,
 )
 from motionxfer.presets import load_preset
 from motionxfer.project import Project
-from motionxfer.training.train import train_plan, training_setup
+from motionxfer.texture.bank import TextureBank
+from motionxfer.training.train import compositing_plate, train_plan, training_setup
 
-# Each row: the training settings it changes (TrainConfig fields). "retrieval" trains nothing.
+# Each row: the training settings it changes (TrainConfig fields). "retrieval" and "reposed"
+# train nothing.
+UNTRAINED = ("retrieval", "reposed")
 ROWS: dict[str, dict[str, object]] = {
     "retrieval": {},
+    "reposed": {},
+    "texture": {"texture": True},  # REMOT's texture alignment (with today's compositing)
     "default": {},  # today's defaults (background = composite since docs/quality.md)
     "generate": {"background": "generate"},  # Everybody Dance Now's whole-frame generation
     "label_maps": {"conditioning": "label_maps"},
@@ -96,6 +104,31 @@ def retrieval_video(project: Project, driver: Path, output: Path, size: tuple[in
     with VideoWriter(output, fps=normalized.fps, width=size[0], height=size[1]) as writer:
         for index in nearest:
             writer.write(frames[int(index)])
+    return count
+
+
+def reposed_video(project: Project, driver: Path, output: Path, size: tuple[int, int],
+                  seconds: float) -> int:
+    """For each driving frame, the bank's reference frame re-posed to it, over the plate."""
+    record = source_record(project, driver)
+    normalized, _ = normalize_source(project, record)
+    count = min(normalized.num_frames, int(round(seconds * normalized.fps)))
+    poses = load_poses(project, project.target)
+    frames = target_frames(project, size)
+    plate = compositing_plate(frames, poses, project.target.info.path.name)
+    plate_image = None if plate is None else to_images(plate)[0]
+    bank = TextureBank(frames.frames, poses, plate_image)
+    driving = normalized.slice(0, count)
+    references = bank.references(driving)
+    background = (plate_image if plate_image is not None
+                  else np.zeros((size[1], size[0], 3), np.uint8)).astype(np.float32)
+    with VideoWriter(output, fps=normalized.fps, width=size[0], height=size[1]) as writer:
+        for index in range(count):
+            reposed = bank.encode(driving.keypoints[index], driving.image_size,
+                                  int(references[index]))
+            alpha = reposed[..., 3:].astype(np.float32) / 255.0
+            writer.write(np.clip(reposed[..., :3] + (1 - alpha) * background + 0.5, 0,
+                                 255).astype(np.uint8))
     return count
 
 
@@ -170,7 +203,7 @@ def main() -> None:
         for row in args.rows:
             row_dir = args.workdir / f"target{target}" / row
             budget = {"minutes": 0.0, "steps": 0}
-            if row != "retrieval":
+            if row not in UNTRAINED:
                 if row_dir.exists():
                     shutil.rmtree(row_dir)
                 shutil.copytree(project.root, row_dir)
@@ -195,6 +228,8 @@ def main() -> None:
                 output = row_dir / f"{clip}.mp4"
                 if row == "retrieval":
                     retrieval_video(project, driver, output, size, args.eval_seconds)
+                elif row == "reposed":
+                    reposed_video(project, driver, output, size, args.eval_seconds)
                 else:
                     transfer(row_project, driver, output,
                              TransferConfig(BackendConfig(device=args.device),

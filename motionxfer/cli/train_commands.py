@@ -62,6 +62,14 @@ def train_target(
         typer.Option("--augmentation/--no-augmentation",
                      help="Small random zoom, shift and colour changes of the training pairs."),
     ] = None,
+    texture: Annotated[
+        bool | None,
+        typer.Option("--texture/--no-texture",
+                     help="Give the generator the target's own frame nearest in pose, re-posed "
+                     "part by part to the driving pose, and let it blend that real texture into "
+                     "what it paints (REMOT's texture alignment; transfer then reads the "
+                     "target's frames from the project). Default: [train] texture."),
+    ] = None,
     max_minutes: Annotated[
         float | None,
         typer.Option("--max-minutes", min=0, help="Stop the generator stage after this many "
@@ -92,6 +100,7 @@ def train_target(
         project, preset, resume, steps=steps, batch_size=batch_size, device=device, amp=amp,
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
         conditioning=conditioning, background=background, augmentation=augmentation,
+        texture=texture,
     )
     chosen, config = plan.preset, plan.config
     batch = f"batch {config.batch_size}"
