@@ -62,6 +62,15 @@ def train_target(
         typer.Option("--augmentation/--no-augmentation",
                      help="Small random zoom, shift and colour changes of the training pairs."),
     ] = None,
+    replay: Annotated[
+        bool | None,
+        typer.Option("--replay/--no-replay",
+                     help="Episodic memory (Do as I Do): remember each training frame's error "
+                     "and fill about a quarter of every generator batch with the frames it "
+                     "renders worst, after a warm-up. Frames are then drawn step by step, not "
+                     "ahead. One process only. Share, pool and warm-up: replay_share, "
+                     "replay_pool, replay_warmup in [train] of config.toml."),
+    ] = None,
     max_minutes: Annotated[
         float | None,
         typer.Option("--max-minutes", min=0, help="Stop the generator stage after this many "
@@ -92,9 +101,13 @@ def train_target(
         project, preset, resume, steps=steps, batch_size=batch_size, device=device, amp=amp,
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
         conditioning=conditioning, background=background, augmentation=augmentation,
+        replay=replay,
     )
     chosen, config = plan.preset, plan.config
     batch = f"batch {config.batch_size}"
+    if config.replay:
+        batch += (f", replaying the worst frames ({config.replay_share:.0%} of each batch "
+                  f"from step {config.replay_warmup})")
     if processes.distributed:
         batch += (f" per process x {processes.world_size} processes = "
                   f"{config.batch_size * processes.world_size}")
