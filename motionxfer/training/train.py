@@ -23,7 +23,10 @@ from, so a resumed run logs each step once); a PNG grid (stick figure | generate
 
 Exact resumption: the batches of step k are drawn from a generator seeded with (seed, stage, k),
 and the checkpoint holds models, optimizers, schedulers, the GradScaler and every random state, so
-`--resume` from the checkpoint of step k continues as the uninterrupted run would have.
+`--resume` from the checkpoint of step k continues as the uninterrupted run would have. With
+replay (`TrainConfig.replay`) the generator's batches are drawn from the episodic memory of each
+training frame's error (`ReplayDraws`, in the training thread, after the previous step reported its
+errors), and the memory is in the checkpoint too.
 
 Several processes (`torchrun --nproc-per-node N`, see motionxfer.training.distributed): each process trains
 on its own device with its own `batch_size` pairs per step, drawn with DistributedSampler's
