@@ -17,6 +17,8 @@ tensors), so it loads with `torch.load(..., weights_only=True)` and unpickles no
     models                  state dicts by name ("generator", "discriminator", ...)
     optimizers, schedulers, scaler      their state dicts (absent in an inference export)
     rng                     python, numpy, torch CPU and CUDA states, and the sampler's state
+    episodic_memory         with replay (train.replay): the memory of each training frame's
+                            error that the next batches are drawn from (else None or absent)
 
 `Checkpoint` is the typed value a command reads once (`Checkpoint.load`) and passes down:
 resuming takes everything from it, `build_generator()` rebuilds the generator with no other
@@ -183,6 +185,9 @@ class TrainingState:
     schedulers: dict[str, Any]
     scaler: dict[str, Any]
     rng: dict[str, Any]  # capture_rng_state() of rank 0
+    # EpisodicMemory.state_dict() (plain tensors) when the run replays its worst frames
+    # (TrainConfig.replay); None otherwise and in checkpoints from before replay
+    episodic_memory: dict[str, torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -249,7 +254,8 @@ class Checkpoint:
         width, height = payload["working_size"]
         training = None
         if all(key in payload for key in TRAINING_KEYS):
-            training = TrainingState(*(payload[key] for key in TRAINING_KEYS))
+            training = TrainingState(*(payload[key] for key in TRAINING_KEYS),
+                                     episodic_memory=payload.get("episodic_memory"))
         try:
             architecture(str(payload.get("architecture", DEFAULT_ARCHITECTURE)))
         except BadInput as error:

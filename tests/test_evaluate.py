@@ -12,6 +12,7 @@ import pytest
 from motionxfer import model_cache
 from motionxfer.errors import BadInput
 from motionxfer.evaluation.evaluate import EvaluateConfig, evaluate_videos, self_reconstruction
+from motionxfer.evaluation.metrics.image import worst_fraction_mean
 from motionxfer.io.video import VideoWriter
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
@@ -79,6 +80,32 @@ def test_flicker_is_seen(videos):
     assert result.metric("warp_error").value > 5 * result.metric("warp_error_reference").value
     assert 20 < result.metric("psnr").value < 30
     assert result.metric("ssim").value < 0.999  # SSIM barely sees a uniform brightness change
+
+
+def test_the_worst_decile_is_the_mean_of_the_worst_tenth_of_the_frames():
+    values = np.arange(20, dtype=np.float64)[::-1]  # any order
+    assert worst_fraction_mean(values, 0.1) == 18.5  # frames 18 and 19: lower is better
+    assert worst_fraction_mean(values, 0.1, higher_is_better=True) == 0.5
+    assert worst_fraction_mean(np.array([0.2, np.nan, 0.4, np.inf]), 0.1) == 0.4  # finite only
+    assert worst_fraction_mean(np.array([0.3, 0.1, 0.2]), 0.1) == 0.3  # at least one frame
+    assert worst_fraction_mean(np.arange(21.0), 0.1) == 19.0  # ceil(2.1) = 3 frames: 18..20
+    assert worst_fraction_mean(np.array([np.nan]), 0.1) is None
+    with pytest.raises(ValueError):
+        worst_fraction_mean(values, 0.0)
+
+
+def test_lpips_worst_decile_is_summarised_from_the_per_frame_lpips(videos):
+    """8 flickering frames: the worst decile is the single worst frame's LPIPS."""
+    result = evaluate_videos(videos["flicker"], videos["reference"],
+                             EvaluateConfig(**{**OFF, "lpips": True}))
+    if not result.has("lpips_alex"):
+        pytest.skip("the LPIPS weights are not cached: " + dict(result.skipped)["lpips_alex"])
+    per_frame = result.metric("lpips_alex").per_frame
+    worst = result.metric("lpips_alex_worst_decile")
+    assert worst.value == pytest.approx(float(per_frame.max()))
+    assert worst.value > result.metric("lpips_alex").value  # the frames differ
+    assert worst.per_frame is None and "worst 1 of 8" in worst.note
+    assert result.summary()["lpips_alex_worst_decile"] == worst.value
 
 
 def test_masked_metrics_use_the_mask_video(videos, clip):

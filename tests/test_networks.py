@@ -201,6 +201,29 @@ def test_generator_objective_has_each_weighted_term_and_drops_zero_weights() -> 
     assert "temporal_adversarial" not in spatial_only.terms and "l1" not in spatial_only.terms
 
 
+def test_generator_objective_reports_each_samples_error_for_the_episodic_memory() -> None:
+    """sample_errors (B,): the unweighted perceptual term of each sample's two frames, averaged;
+    the pixels' L1 without the perceptual loss. A sample rendered exactly has error 0."""
+    reals = [stick(3, 8, 8), stick(3, 8, 8)]  # frames t-1 and t of 3 samples
+    fakes = [frame.clone() for frame in reals]
+    fakes[0][0] += 0.5  # sample 0 is off in both frames, sample 2 in frame t only
+    fakes[1][0] -= 0.5
+    fakes[1][2] += 0.2
+    plain = generator_objective(LossWeights(), "lsgan", scores(0.3), scores(0.9), None, None,
+                                fakes, reals, None)
+    assert plain.sample_errors is not None
+    assert plain.sample_errors.tolist() == pytest.approx([0.5, 0.0, 0.1], abs=1e-6)
+    loss = PerceptualLoss(TinyFeatures(), LossWeights().perceptual_layers)
+    with_vgg = generator_objective(LossWeights(), "lsgan", scores(0.3), scores(0.9), None, None,
+                                   fakes, reals, loss)
+    per_image = loss.per_sample(torch.cat(fakes), torch.cat(reals)).detach()  # (6,)
+    assert with_vgg.sample_errors is not None
+    assert torch.allclose(with_vgg.sample_errors, per_image.reshape(2, 3).mean(0))
+    assert float(with_vgg.sample_errors[1]) == 0.0 and float(with_vgg.sample_errors[0]) > 0
+    assert float(with_vgg.terms["perceptual"]) == pytest.approx(
+        LossWeights().perceptual * float(loss(torch.cat(fakes), torch.cat(reals))), rel=1e-5)
+
+
 # --- face refiner --------------------------------------------------------------------------------
 
 def test_face_refiner_starts_as_the_identity_and_learns_a_residual() -> None:

@@ -70,6 +70,15 @@ def train_target(
                      "what it paints (REMOT's texture alignment; transfer then reads the "
                      "target's frames from the project). Default: [train] texture."),
     ] = None,
+    replay: Annotated[
+        bool | None,
+        typer.Option("--replay/--no-replay",
+                     help="Episodic memory (Do as I Do): remember each training frame's error "
+                     "and fill about a quarter of every generator batch with the frames it "
+                     "renders worst, after a warm-up. Frames are then drawn step by step, not "
+                     "ahead. One process only. Share, pool and warm-up: replay_share, "
+                     "replay_pool, replay_warmup in [train] of config.toml."),
+    ] = None,
     max_minutes: Annotated[
         float | None,
         typer.Option("--max-minutes", min=0, help="Stop the generator stage after this many "
@@ -101,9 +110,13 @@ def train_target(
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
         conditioning=conditioning, background=background, augmentation=augmentation,
         texture=texture,
+        replay=replay,
     )
     chosen, config = plan.preset, plan.config
     batch = f"batch {config.batch_size}"
+    if config.replay:
+        batch += (f", replaying the worst frames ({config.replay_share:.0%} of each batch "
+                  f"from step {config.replay_warmup})")
     if processes.distributed:
         batch += (f" per process x {processes.world_size} processes = "
                   f"{config.batch_size * processes.world_size}")

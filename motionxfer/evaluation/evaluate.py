@@ -387,9 +387,14 @@ def evaluate_videos(
     metrics = _image_metrics(values, config, skipped)
     for backbone in models.lpips:
         per_frame = np.concatenate(lpips_values[backbone])
-        metrics.append(MetricResult(
-            f"lpips_{backbone}", f"LPIPS ({'AlexNet' if backbone == 'alex' else 'VGG'})",
-            float(per_frame.mean()), per_frame, False))
+        label = f"LPIPS ({'AlexNet' if backbone == 'alex' else 'VGG'})"
+        metrics.append(MetricResult(f"lpips_{backbone}", label, float(per_frame.mean()),
+                                    per_frame, False))
+        worst = max(1, math.ceil(0.1 * per_frame.size - 1e-9))
+        metrics.append(MetricResult(  # the per-frame values are lpips_{backbone}'s
+            f"lpips_{backbone}_worst_decile", f"{label}, worst 10% of frames",
+            image.worst_fraction_mean(per_frame, 0.1), None, False,
+            note=f"mean of the worst {worst} of {per_frame.size} frames"))
     if models.fid is not None:
         metrics.append(_fid_metric(features, frames_seen, warnings))
     if config.temporal:

@@ -2,6 +2,12 @@
 
 The frames of step k are a pure function of (seed, stage, k) (and with several processes of the
 rank and world size), so resuming from the checkpoint of step k replays the same batches.
+
+With replay (`TrainConfig.replay`, the episodic memory of `motionxfer.training.episodic_memory`)
+the generator's frames of step k are a function of (seed, k, memory state), and the memory holds
+the errors of steps up to k - 1: `ReplayDraws` draws them in the training thread when step k asks
+for its batch (`ReplayBatchQueue`; nothing is drawn ahead), and the memory state travels in the
+checkpoint, so resuming replays the same batches here too.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data.distributed import DistributedSampler
 
+from motionxfer.training.config import TrainConfig
 from motionxfer.training.dataset import PairBatch, PairImages, TrainingSamples
 from motionxfer.training.distributed import Processes
+from motionxfer.training.episodic_memory import EpisodicMemory, MemoryConfig
 
 GENERATOR_STAGE = "generator"
 FACE_STAGE = "face_refiner"
@@ -88,26 +96,98 @@ class BatchQueue:
             self.executor.shutdown(wait=True)
 
 
-def batch_maker(samples: TrainingSamples, candidates: np.ndarray, batch_size: int, seed: int,
-                stage: str, processes: Processes,
-                device: torch.device) -> Callable[[int], PairBatch | PairImages]:
-    """What the batch-making threads run for step k (`BatchQueue`): this process's frames of the
-    step, made into a PairBatch for the CPU; for a GPU only stacked as uint8 and pinned, so that
-    the copy is a quarter of the bytes, runs while the GPU computes, and the conversion to floats
-    happens on the GPU (`on_device`)."""
+def batch_builder(samples: TrainingSamples, seed: int, stage: str,
+                  device: torch.device) -> Callable[[np.ndarray, int], PairBatch | PairImages]:
+    """Builds the batch of frames `indices` (B,) for step k: a PairBatch for the CPU; for a GPU
+    only stacked as uint8 and pinned, so that the copy is a quarter of the bytes, runs while the
+    GPU computes, and the conversion to floats happens on the GPU (`on_device`)."""
 
-    def make(step: int) -> PairBatch | PairImages:
-        if processes.distributed:
-            indices = shard_batch_indices(candidates, batch_size, seed, stage, step, processes)
-        else:
-            indices = batch_indices(candidates, batch_size, seed, stage, step)
+    def build(indices: np.ndarray, step: int) -> PairBatch | PairImages:
         augmentation_seed = (seed * 1_000_003 + (0 if stage == GENERATOR_STAGE else 1) * 7_919
                              + step) % 2**63
         if device.type == "cuda":
             return samples.pair_images(indices, augmentation_seed).pin_memory()
         return samples.pairs(indices, augmentation_seed)
 
+    return build
+
+
+def batch_maker(samples: TrainingSamples, candidates: np.ndarray, batch_size: int, seed: int,
+                stage: str, processes: Processes,
+                device: torch.device) -> Callable[[int], PairBatch | PairImages]:
+    """What the batch-making threads run for step k (`BatchQueue`): this process's frames of the
+    step (`batch_indices`, `shard_batch_indices`), built by `batch_builder`."""
+    build = batch_builder(samples, seed, stage, device)
+
+    def make(step: int) -> PairBatch | PairImages:
+        if processes.distributed:
+            indices = shard_batch_indices(candidates, batch_size, seed, stage, step, processes)
+        else:
+            indices = batch_indices(candidates, batch_size, seed, stage, step)
+        return build(indices, step)
+
     return make
+
+
+# --- replay: draws that depend on the errors seen so far ----------------------------------------
+
+def memory_config(config: TrainConfig) -> MemoryConfig:
+    """The episodic memory's settings from the training settings (`replay*`)."""
+    return MemoryConfig(enabled=config.replay, replay_fraction=config.replay_share,
+                        pool_fraction=config.replay_pool, ema=config.replay_ema,
+                        warmup_steps=config.replay_warmup)
+
+
+class ReplayDraws:
+    """The generator's frames per step from an episodic memory over `candidates` (the training
+    frames, ascending): memory slot i is frame candidates[i]. `draw` gives frame indices; `report`
+    takes the frames' errors back (frame indices, as a batch carries them)."""
+
+    def __init__(self, memory: EpisodicMemory, candidates: np.ndarray) -> None:
+        candidates = np.asarray(candidates, np.int64)
+        if len(candidates) != memory.frame_count or (np.diff(candidates) <= 0).any():
+            raise ValueError("the memory needs one slot per training frame, frames ascending")
+        self.memory = memory
+        self.candidates = candidates
+
+    def draw(self, batch_size: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame indices (B,) of step `step` and which of them are replays (B,) bool."""
+        slots, replayed = self.memory.draw(batch_size, step)
+        return self.candidates[slots.numpy()], replayed.numpy()
+
+    def report(self, frame_indices: np.ndarray, errors: torch.Tensor, step: int) -> None:
+        """Record each frame's error (B,) of step `step` (frames from `draw`)."""
+        frame_indices = np.asarray(frame_indices, np.int64)
+        slots = np.searchsorted(self.candidates, frame_indices)
+        if (slots >= len(self.candidates)).any() or (
+                self.candidates[np.minimum(slots, len(self.candidates) - 1)]
+                != frame_indices).any():
+            raise ValueError(f"frames {frame_indices.tolist()} are not all training frames")
+        self.memory.update(torch.from_numpy(slots), errors, step)
+
+
+class ReplayBatchQueue:
+    """`BatchQueue`'s interface for replay: the frames of step k are drawn in the calling thread
+    when training asks for them, after step k - 1 has reported its errors, then built there (the
+    draw depends on those errors, so nothing can be prepared ahead). `last_replayed`: how many
+    frames of the last batch were replays."""
+
+    def __init__(self, draws: ReplayDraws, build: Callable[[np.ndarray, int], Any],
+                 first_step: int, batch_size: int) -> None:
+        self.draws = draws
+        self.build = build
+        self.next_step = first_step
+        self.batch_size = batch_size
+        self.last_replayed = 0
+
+    def get(self) -> Any:
+        indices, replayed = self.draws.draw(self.batch_size, self.next_step)
+        self.last_replayed = int(replayed.sum())
+        self.next_step += 1
+        return self.build(indices, self.next_step - 1)
+
+    def close(self) -> None:
+        pass  # no threads
 
 
 def on_device(made: PairBatch | PairImages, device: torch.device) -> PairBatch:

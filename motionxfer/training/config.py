@@ -37,6 +37,11 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
     seed: int = 0
     num_workers: int = 2  # threads preparing the next batches
+    replay: bool = False  # episodic memory: re-show the generator its worst frames (Do as I Do)
+    replay_share: float = 0.25  # of each generator batch drawn from the worst frames, on average
+    replay_pool: float = 0.1  # the worst fraction of the frames seen so far that replay draws from
+    replay_warmup: int = 1000  # generator steps before replay starts (early errors mean little)
+    replay_ema: float = 0.0  # 0: a frame's last error; else error <- ema * old + (1 - ema) * new
     holdout_fraction: float = 0.1
     min_holdout_seconds: float = 1.0
     min_train_seconds: float = 2.0
@@ -79,6 +84,11 @@ class TrainConfig:
             problems.append("min_person_fraction must be in [0, 1]")
         if self.num_workers < 0 or self.validation_frames < 0:
             problems.append("num_workers and validation_frames cannot be negative")
+        if not (0 <= self.replay_share <= 1 and 0 < self.replay_pool <= 1):
+            problems.append("replay_share must be in [0, 1] and replay_pool in (0, 1] (shares "
+                            "of the batch and of the frames seen, e.g. 0.25 and 0.1)")
+        if self.replay_warmup < 0 or not 0 <= self.replay_ema < 1:
+            problems.append("replay_warmup cannot be negative and replay_ema must be in [0, 1)")
         if self.background not in BACKGROUNDS:
             problems.append(f"background must be one of {', '.join(BACKGROUNDS)}")
         if self.conditioning not in CONDITIONINGS:

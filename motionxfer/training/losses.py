@@ -103,6 +103,10 @@ class PerceptualLoss(nn.Module):
         return self
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return self.per_sample(fake, real).mean()
+
+    def per_sample(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """The loss of each image (N,) of fake and real (N, 3, H, W); their mean is `forward`."""
         fake_features = self.features(fake)
         with torch.no_grad():
             real_features = self.features(real)
@@ -111,18 +115,21 @@ class PerceptualLoss(nn.Module):
                 f"the perceptual loss has {len(self.layer_weights)} layer weights but the feature "
                 f"network returned {len(fake_features)} maps"
             )
-        total = fake.new_zeros((), dtype=torch.float32)
+        total = fake.new_zeros(fake.shape[0], dtype=torch.float32)
         for weight, fake_map, real_map in zip(self.layer_weights, fake_features, real_features):
-            total = total + weight * functional.l1_loss(fake_map.float(), real_map.float())
+            total = total + weight * (fake_map.float() - real_map.float()).abs().mean((1, 2, 3))
         return total
 
 
 @dataclass
 class LossTerms:
-    """The weighted terms of one objective; `total` is what is back-propagated."""
+    """The weighted terms of one objective; `total` is what is back-propagated. `sample_errors`:
+    each sample's own error (B,), detached, where the objective gives one (see
+    `generator_objective`), for the episodic memory."""
 
     total: torch.Tensor
     terms: dict[str, torch.Tensor]
+    sample_errors: torch.Tensor | None = None
 
     def as_floats(self, prefix: str) -> dict[str, float]:
         values = {f"{prefix}{name}": float(value.detach()) for name, value in self.terms.items()}
@@ -173,15 +180,22 @@ def generator_objective(
             weights.temporal_feature_matching, feature_matching_loss(fake_temporal, real_temporal)
         )
     # The frames are the same size: one batch through VGG gives the mean over frames at once.
-    all_fakes, all_reals = torch.cat(fake_frames), torch.cat(real_frames)
+    all_fakes, all_reals = torch.cat(fake_frames), torch.cat(real_frames)  # (count * B, 3, H, W)
     if perceptual is not None and weights.perceptual:
-        terms["perceptual"] = (weights.perceptual, perceptual(all_fakes, all_reals))
+        per_image = perceptual.per_sample(all_fakes, all_reals)  # (count * B,)
+        terms["perceptual"] = (weights.perceptual, per_image.mean())
+    else:  # without the VGG: the pixels' L1, a cheap stand-in for the sample errors
+        per_image = (all_fakes.detach().float() - all_reals.float()).abs().mean((1, 2, 3))
     if weights.l1:
         terms["l1"] = (weights.l1, functional.l1_loss(all_fakes.float(), all_reals.float()))
     if masks is not None and plate is not None and weights.mask:
         wanted = person_pixels(all_reals, plate)
         terms["mask"] = (weights.mask, functional.l1_loss(torch.cat(masks).float(), wanted))
-    return _weighted(terms)
+    objective = _weighted(terms)
+    # Each sample's error: the unweighted perceptual term (else the pixels' L1) averaged over its
+    # frames (the pair t-1, t of EDN's step).
+    objective.sample_errors = per_image.detach().float().reshape(count, -1).mean(0)  # (B,)
+    return objective
 
 
 def person_pixels(frames: torch.Tensor, plate: torch.Tensor, threshold: float = 0.06,

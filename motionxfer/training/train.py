@@ -23,7 +23,10 @@ from, so a resumed run logs each step once); a PNG grid (stick figure | generate
 
 Exact resumption: the batches of step k are drawn from a generator seeded with (seed, stage, k),
 and the checkpoint holds models, optimizers, schedulers, the GradScaler and every random state, so
-`--resume` from the checkpoint of step k continues as the uninterrupted run would have.
+`--resume` from the checkpoint of step k continues as the uninterrupted run would have. With
+replay (`TrainConfig.replay`) the generator's batches are drawn from the episodic memory of each
+training frame's error (`ReplayDraws`, in the training thread, after the previous step reported its
+errors), and the memory is in the checkpoint too.
 
 Several processes (`torchrun --nproc-per-node N`, see motionxfer.training.distributed): each process trains
 on its own device with its own `batch_size` pairs per step, drawn with DistributedSampler's
@@ -89,7 +92,11 @@ from motionxfer.training.batches import (
     FACE_STAGE,
     GENERATOR_STAGE,
     BatchQueue,
+    ReplayBatchQueue,
+    ReplayDraws,
+    batch_builder,
     batch_maker,
+    memory_config,
     on_device,
 )
 from motionxfer.training.config import TrainConfig
@@ -114,6 +121,7 @@ from motionxfer.training.distributed import (
     process_seed,
     processes_from_environment,
 )
+from motionxfer.training.episodic_memory import EpisodicMemory
 from motionxfer.training.interrupt import Interrupted, StopRequest, deferred_interrupt
 from motionxfer.training.logs import append_log, drop_steps_after, sample_grid
 from motionxfer.training.losses import LossWeights, PerceptualLoss
@@ -334,6 +342,12 @@ def train_plan(project: Project, plan: TrainingPlan, progress: ProgressCallback 
     """Carry out `plan` (from `training_setup`): what `train_target` does, the checkpoint read
     once."""
     processes = processes_from_environment()
+    if plan.config.replay and processes.distributed:
+        raise BadInput(
+            f"replay (the episodic memory of the worst frames) trains in one process, not "
+            f"{processes.world_size}: each step's frames depend on every earlier step's errors",
+            hint="train without torchrun, or without replay (--no-replay)",
+        )
     device = process_device(plan.config.device, processes)
     with process_group(processes, device):
         return _train(project, plan, progress, draw, processes, device)
@@ -434,6 +448,7 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             _seed_everything(process_seed(config.seed, processes.rank) + 65_537 * (
                 trainer.generator_step_count + trainer.face_refiner_step_count))
 
+        replay = replay_draws(config, split.train, resumed)
         if processes.is_main:  # steps after the starting point are run (and logged) again
             drop_steps_after(project.paths.train_log, {
                 GENERATOR_STAGE: trainer.generator_step_count,
@@ -454,7 +469,9 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                 models=models,
                 conditioning=conditioning,
                 architecture=architecture,
-                training=TrainingState(optimizers, schedulers, scaler, capture_rng_state()),
+                training=TrainingState(
+                    optimizers, schedulers, scaler, capture_rng_state(),
+                    replay.memory.state_dict() if replay is not None else None),
             ).save(checkpoint_path)
 
         steps_done = 0
@@ -462,7 +479,7 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             try:
                 steps_done += _run_stage(
                     GENERATOR_STAGE, trainer, samples, split, boxes, config, project, run,
-                    save, progress, stop, processes,
+                    save, progress, stop, processes, replay=replay,
                 )
                 if use_face:
                     steps_done += _run_stage(
@@ -506,8 +523,10 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
 def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: FrameSplit,
                boxes: np.ndarray, config: TrainConfig, project: Project, run: _RunState,
                save: Callable[[], None], progress: ProgressCallback | None, stop: StopRequest,
-               processes: Processes, face_train: np.ndarray | None = None) -> int:
-    """Run one stage from its current step to its last; returns the steps done."""
+               processes: Processes, face_train: np.ndarray | None = None,
+               replay: ReplayDraws | None = None) -> int:
+    """Run one stage from its current step to its last; returns the steps done. `replay`: the
+    generator's frames come from the episodic memory, which each step's errors go back to."""
     face = stage == FACE_STAGE
     total = config.face_refiner_steps if face else config.steps
     first = trainer.face_refiner_step_count if face else trainer.generator_step_count
@@ -516,9 +535,13 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
     candidates = face_train if face and face_train is not None else split.train
     batch_size = config.face_batch_size if face else config.batch_size
     description = "training face refiner" if face else "training generator"
-    make = batch_maker(samples, candidates, batch_size, config.seed, stage, processes,
-                       trainer.device)
-    queue = BatchQueue(make, first, total, config.num_workers)
+    replay = None if face else replay
+    replay_queue = (ReplayBatchQueue(replay, batch_builder(samples, config.seed, stage,
+                                                           trainer.device), first, batch_size)
+                    if replay is not None else None)
+    queue = replay_queue or BatchQueue(
+        batch_maker(samples, candidates, batch_size, config.seed, stage, processes,
+                    trainer.device), first, total, config.num_workers)
     run.sums, run.count, run.losses = {}, 0, {}
     meter_start, meter_steps = time.perf_counter(), 0
     # The generator stage may end early on a time budget: at a step boundary, finished as its
@@ -534,6 +557,11 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
                 values = trainer.face_refiner_step(batch, torch.from_numpy(boxes[batch.indices]))
             else:
                 values = trainer.generator_step(batch)
+                if replay is not None and replay_queue is not None:  # before a stop can save
+                    if trainer.last_sample_errors is None:
+                        raise RuntimeError("the generator step reported no sample errors")
+                    replay.report(batch.indices, trainer.last_sample_errors, step)
+                    values["replayed"] = float(replay_queue.last_replayed)  # frames of B
             stop.in_step = False
             done = step + 1
             meter_steps += 1
@@ -589,6 +617,20 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
     finally:
         queue.close()
     return done - first
+
+
+def replay_draws(config: TrainConfig, train_frames: np.ndarray,
+                 resumed: Checkpoint | None) -> ReplayDraws | None:
+    """The episodic memory over the training frames when `config.replay`, restored from the
+    checkpoint resumed when it holds one (a run that starts replaying on resume starts with an
+    empty memory); None without replay."""
+    if not config.replay:
+        return None
+    memory = EpisodicMemory(len(train_frames), memory_config(config), seed=config.seed)
+    state = resumed.training.episodic_memory if resumed and resumed.training else None
+    if state is not None:
+        memory.load_state_dict(state)
+    return ReplayDraws(memory, train_frames)
 
 
 def _write_samples(trainer: Trainer, project: Project, stage: str, step: int,

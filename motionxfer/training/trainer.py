@@ -136,6 +136,9 @@ class Trainer:
         self.face_refiner_step_count = 0
         self.last_outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.last_masks: list[torch.Tensor | None] = []  # compositing: of the last pair
+        # (B,) each sample's error in the last generator step (LossTerms.sample_errors), on the
+        # CPU, in batch order: what the loop reports to the episodic memory
+        self.last_sample_errors: torch.Tensor | None = None
 
     def _descend(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """One optimizer step on `loss` through the GradScaler (`scaler.update()` follows once
@@ -213,6 +216,8 @@ class Trainer:
         self.schedulers["discriminator"].step()
         self.generator_step_count += 1
         self.last_outputs = (batch.pose.detach(), fake.detach(), batch.frame.detach())
+        errors = generator_losses.sample_errors
+        self.last_sample_errors = errors.cpu() if errors is not None else None
         values = generator_losses.as_floats("G_")
         values["D_spatial"] = float(spatial.detach())
         if temporal is not None:

@@ -114,3 +114,19 @@ def finite_mean(values: np.ndarray) -> tuple[float | None, int]:
     finite = values[np.isfinite(values)]
     infinite = int(np.count_nonzero(np.isposinf(values)))
     return (float(finite.mean()) if finite.size else None), infinite
+
+
+def worst_fraction_mean(values: np.ndarray, fraction: float = 0.1,
+                        higher_is_better: bool = False) -> float | None:
+    """The mean of the worst `fraction` of the finite values (at least one value; the largest
+    when lower is better), None when none is finite. With 0.1: the worst decile, which shows the
+    frames a mean over all of them hides (replay aims at exactly those)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], not {fraction}")
+    values = np.asarray(values, np.float64)
+    finite = np.sort(values[np.isfinite(values)])  # ascending
+    if finite.size == 0:
+        return None
+    count = max(1, math.ceil(fraction * finite.size - 1e-9))
+    worst = finite[:count] if higher_is_better else finite[-count:]
+    return float(worst.mean())
