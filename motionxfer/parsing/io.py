@@ -125,6 +125,16 @@ class ParsingSequence:
             raise BadInput(f"parsing labels hold {int(labels.max())}; the six classes are 0..5",
                            hint="map external labels with map_labels first")
 
+    @property
+    def frames_with_person(self) -> int:
+        """Frames with at least one pixel that is not background."""
+        return int(self.labels.reshape(len(self.labels), -1).any(axis=1).sum())
+
+    def pixels_per_class(self) -> dict[str, int]:
+        """Pixel count of each class over the whole video, by class name."""
+        counts = np.bincount(self.labels.ravel(), minlength=NUM_CLASSES)
+        return {name: int(count) for name, count in zip(CLASS_NAMES, counts)}
+
     def save(self, path: str | Path) -> None:
         """Write a compressed .npz (labels, method, fps, inputs, class names, schema version),
         atomically: a failed write leaves the previous file."""
