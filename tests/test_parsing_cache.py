@@ -172,6 +172,8 @@ def test_extract_parsing_through_the_cli_is_near_the_truth_and_cached(project, c
     assert agree > 0.55, agree
     again = json.loads(invoke("extract-parsing", project.root, "--json").stdout)
     assert again["cached"] is True
+    project = Project.open(project.root)  # the manifest as the commands left it
+    assert np.array_equal(load_parsing(project, project.target).labels, labels)
     import_keypoints(project, project.target, clip["moved"])
     assert load_parsing(project, project.target) is None  # stale: the poses changed
 
