@@ -22,6 +22,7 @@ from motionxfer.io.files import fingerprint, sha256_file
 from motionxfer.io.video import VideoInfo, probe, read_frames, timeline_fps
 from motionxfer.parsing.colour_model import ParserConfig
 from motionxfer.parsing.geometry import JointLayout
+from motionxfer.parsing.global_alignment import LayoutExtent, layout_extent
 from motionxfer.parsing.io import ParsingSequence, read_label_folder
 from motionxfer.parsing.video import parse_video
 from motionxfer.pose.extract import ExtractConfig, PersonMasks, extract_video
@@ -441,7 +442,10 @@ def normalize_source(
 ) -> tuple[PoseSequence, StageResult]:
     """Map a source's poses onto the target (EDN global pose normalization) and cache them.
 
-    Poses that are not extracted yet are extracted first with the project's settings.
+    With `method = "layout"` in [normalize] it is REMOT's global alignment instead, measured on
+    the parsing maps when the target and the source both have a current parsing cache
+    (extract-parsing / import-parsing), else on the joints. Poses that are not extracted yet
+    are extracted first with the project's settings.
     """
     config = config or config_from_project(NormalizeConfig, project, "normalize")
     smoothing = smoothing or config_from_project(SmoothingConfig, project, "smoothing")
@@ -464,7 +468,9 @@ def normalize_source(
             return PoseSequence.load(output), StageResult(output, reused=True)
         source_poses = load_poses(project, source, smoothing)
         target_poses = load_poses(project, target, smoothing)
-        normalized, _ = normalize_poses(source_poses, target_poses, config)
+        source_layout, target_layout = _layout_extents(project, source, config)
+        normalized, _ = normalize_poses(source_poses, target_poses, config, source_layout,
+                                        target_layout)
         normalized.save(output)
         project.mark_done(stage, key)
     return normalized, StageResult(output, reused=False)
@@ -475,17 +481,40 @@ def _poses_recorded(project: Project, record: VideoRecord) -> bool:
             and project.paths.poses(record.video_id).exists())
 
 
+def _uses_parsing(project: Project, source: VideoRecord, config: NormalizeConfig) -> bool:
+    """The "layout" normalization measures heights on the parsing maps when both the target
+    and the source have a current parsing cache (else on the joints, both alike)."""
+    if config.method != "layout":
+        return False
+    return all(load_parsing(project, record) is not None for record in (project.target, source))
+
+
+def _layout_extents(project: Project, source: VideoRecord, config: NormalizeConfig,
+                    ) -> tuple[LayoutExtent | None, LayoutExtent | None]:
+    """The source's and the target's extents from their parsing maps, or (None, None)."""
+    if config.method != "layout":
+        return None, None
+    parsings = [load_parsing(project, record) for record in (source, project.target)]
+    if any(parsing is None for parsing in parsings):
+        return None, None
+    return layout_extent(parsings[0].labels), layout_extent(parsings[1].labels)
+
+
 def _normalized_key(project: Project, source: VideoRecord, config: NormalizeConfig,
                     smoothing: SmoothingConfig) -> str | None:
     """The cache key of a source's normalization; None while a video's poses are missing."""
     target = project.target
     if not (_poses_recorded(project, target) and _poses_recorded(project, source)):
         return None
+    parsing = ([project.stage_fingerprint(f"parsing/{record.video_id}")
+                for record in (source, target)]
+               if _uses_parsing(project, source, config) else None)
     return fingerprint(
         "normalized",
         project.stage_fingerprint(f"poses/{source.video_id}"),
         project.stage_fingerprint(f"poses/{target.video_id}"),
         dataclasses.asdict(config), dataclasses.asdict(smoothing),
+        *(() if parsing is None else (parsing,)),
     )
 
 

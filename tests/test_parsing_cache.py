@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from conftest import FIXTURES, write_test_video
 from motionxfer.cli import app, commands, hoist_global_flags  # noqa: F401
 from motionxfer.errors import BadInput, NoPersonFound, ProjectError
+from motionxfer.parsing.global_alignment import layout_extent
 from motionxfer.parsing.io import ParsingSequence
 from motionxfer.pipeline import (
     extract_parsing,
@@ -26,7 +27,12 @@ from motionxfer.pipeline import (
     import_parsing,
     init_project,
     load_parsing,
+    load_poses,
+    normalize_source,
+    source_record,
 )
+from motionxfer.pose.normalization import NormalizeConfig, normalize_poses
+from motionxfer.pose.sequence import PoseSequence
 from motionxfer.project import Project
 
 FRAMES = 30
@@ -195,3 +201,26 @@ def test_import_parsing_cli_prints_the_result_and_refuses_with_the_fix(project, 
     shutil.rmtree(folder)
     result = invoke("import-parsing", project.root, folder, "--labels", "lip")
     assert result.exit_code == 2 and "no folder" in result.stderr
+
+
+def test_layout_normalization_measures_on_the_parsing_when_both_videos_have_it(
+        project, clip, tmp_path) -> None:
+    dancer = tmp_path / "dancer.mp4"
+    shutil.copy(clip["video"], dancer)
+    source = source_record(project, dancer)
+    import_keypoints(project, source, clip["keypoints"])
+    config = NormalizeConfig(method="layout")
+    _, joints = normalize_source(project, source, config)  # no parsing: the joints' extents
+    import_parsing(project, project.target, write_maps(tmp_path / "t", clip["truth"]), "six")
+    # The source's maps without the shoes: a shorter person, so a larger scale.
+    no_shoes = np.where(clip["truth"] == 4, 0, clip["truth"])
+    import_parsing(project, source, write_maps(tmp_path / "s", no_shoes), "six")
+    normalized, result = normalize_source(project, source, config)
+    assert result.reused is False  # the parsing entered the cache key
+    poses = [load_poses(project, record) for record in (source, project.target)]  # smoothed
+    expected, alignment = normalize_poses(*poses, config, layout_extent(no_shoes),
+                                          layout_extent(clip["truth"]))
+    assert alignment.scale[0] > 1.01
+    np.testing.assert_allclose(normalized.xy, expected.xy, atol=1e-3)
+    assert not np.allclose(PoseSequence.load(joints.path).xy, normalized.xy, atol=0.5)
+    assert normalize_source(project, source, config)[1].reused is True
