@@ -13,16 +13,15 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import FIXTURES, write_test_video
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, write_test_video
 from motionxfer.cli import app, commands, hoist_global_flags  # noqa: F401
 from motionxfer.errors import BadInput, NoPersonFound, ProjectError
 from motionxfer.parsing.global_alignment import layout_extent
 from motionxfer.parsing.io import ParsingSequence
 from motionxfer.pipeline import (
-    extract_parsing,
     import_keypoints,
     import_parsing,
     init_project,

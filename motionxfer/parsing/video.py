@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from motionxfer.errors import BadInput
-from motionxfer.parsing.colour_model import ColourModel, ParserConfig, fit_colour_model, refine_parse
+from motionxfer.parsing.colour_model import (
+    ColourModel,
+    ParserConfig,
+    fit_colour_model,
+    refine_parse,
+)
 from motionxfer.parsing.geometry import JointLayout
 from motionxfer.progress import ProgressCallback, RateMeter
 
@@ -42,7 +47,7 @@ def parse_video(
     keypoints: np.ndarray,
     present: np.ndarray,
     layout: JointLayout,
-    config: ParserConfig = ParserConfig(),
+    config: ParserConfig | None = None,
     fit_frames: int = 60,
     progress: ProgressCallback | None = None,
 ) -> VideoParse:
@@ -53,6 +58,7 @@ def parse_video(
     (T, J, 2) pixels; present: (T, J) bool, the joints seen. Raises BadInput when the frame
     count differs from the keypoints' or no frame can fit the colour model.
     """
+    config = config or ParserConfig()
     count = len(keypoints)
     if fit_frames < 1:
         raise BadInput(f"fit_frames must be at least 1, got {fit_frames}", hint="use e.g. 60")
