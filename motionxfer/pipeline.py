@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from motionxfer.parsing.colour_model import ParserConfig
 from motionxfer.parsing.geometry import JointLayout
 from motionxfer.parsing.global_alignment import LayoutExtent, layout_extent
 from motionxfer.parsing.io import ParsingSequence, read_label_folder
+from motionxfer.parsing.labels import label_table
 from motionxfer.parsing.video import parse_video
 from motionxfer.pose.extract import ExtractConfig, PersonMasks, extract_video
 from motionxfer.pose.keypoint_import import load_keypoints
@@ -31,9 +34,11 @@ from motionxfer.pose.normalization import NormalizeConfig, normalize_poses
 from motionxfer.pose.parallel_extract import extract_video_parallel
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.smoothing import SmoothingConfig, smooth_poses
-from motionxfer.progress import ProgressCallback
+from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.project import MANIFEST_NAME, Project, VideoRecord, config_from_project
 from motionxfer.settings import config_template
+
+T = TypeVar("T")
 
 # Extraction fails for a target seen in fewer frames than this share (a source only needs one):
 MIN_TARGET_PRESENCE = 0.5
@@ -333,6 +338,13 @@ def check_parsing_presence(labels: np.ndarray, record: VideoRecord, origin: str)
         )
 
 
+def _counted(items: Iterable[T], meter: RateMeter) -> Iterator[T]:
+    """`items`, advancing `meter` by one for each."""
+    for item in items:
+        meter.advance()
+        yield item
+
+
 def _folder_digest(folder: Path) -> str:
     return fingerprint([(path.name, sha256_file(path)) for path in sorted(folder.glob("*.png"))])
 
@@ -347,6 +359,7 @@ def import_parsing(
     (lip, atr, cihp, six) onto the six classes. Nothing is written unless all of it is right.
     """
     folder = Path(folder)
+    label_table(convention)  # an unknown convention is refused before anything is read
     stage = f"parsing/{record.video_id}"
     output = project.paths.parsing(record.video_id)
     with project.locked("import-parsing"):
@@ -407,7 +420,10 @@ def extract_parsing(
             def masks():
                 return (masks_of.full_size(index) > 0.5 for index in range(poses.num_frames))
         else:
-            plate = estimate_plate(frames(), pose_covers(poses, size), poses.num_frames)
+            meter = RateMeter(progress, "parsing: background plate", poses.num_frames)
+            plate = estimate_plate(_counted(frames(), meter), pose_covers(poses, size),
+                                   poses.num_frames)
+            meter.finish()
             if plate.moving_camera:
                 raise BadInput(
                     f"the camera moves in {info.path.name} (motion score "

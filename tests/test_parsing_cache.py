@@ -22,6 +22,7 @@ from motionxfer.errors import BadInput, NoPersonFound, ProjectError
 from motionxfer.parsing.global_alignment import layout_extent
 from motionxfer.parsing.io import ParsingSequence
 from motionxfer.pipeline import (
+    extract_parsing,
     import_keypoints,
     import_parsing,
     init_project,
@@ -223,3 +224,21 @@ def test_layout_normalization_measures_on_the_parsing_when_both_videos_have_it(
     np.testing.assert_allclose(normalized.xy, expected.xy, atol=1e-3)
     assert not np.allclose(PoseSequence.load(joints.path).xy, normalized.xy, atol=0.5)
     assert normalize_source(project, source, config)[1].reused is True
+
+
+def test_an_unknown_convention_is_refused_before_the_folder_is_read(project, tmp_path) -> None:
+    with pytest.raises(BadInput, match="unknown parsing convention 'pascal'") as raised:
+        import_parsing(project, project.target, tmp_path / "nothing", "pascal")
+    assert "atr, cihp, lip" in raised.value.hint
+
+
+def test_extract_parsing_reports_progress_of_each_pass(project) -> None:
+    reports: dict[str, tuple[int, int | None]] = {}
+
+    def progress(description: str, done: int, total: int | None, rate: str) -> None:
+        reports[description] = (done, total)
+
+    parsing, result = extract_parsing(project, project.target, progress=progress)
+    assert result.reused is False and parsing.labels.shape == (FRAMES, 256, 256)
+    for task in ("parsing: background plate", "parsing: colour model", "parsing"):
+        assert reports[task] == (FRAMES, FRAMES), (task, reports)

@@ -83,7 +83,7 @@ def import_parsing(
 
         motionxfer import-parsing ./me ./schp_out --labels lip
 
-        motionxfer import-parsing ./me ./dance_maps --video dance.mp4 --labels atr
+        motionxfer import-parsing ./me maps/ --video dance.mp4 --labels atr
     """
     from motionxfer.pipeline import import_parsing as run_import
     from motionxfer.pipeline import resolve_video
