@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from motionxfer.background.plate import (
-    difference_mask,
     PlateConfig,
+    difference_mask,
     estimate_plate,
     masked_median,
     sample_indices,
