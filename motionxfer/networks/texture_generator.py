@@ -1,19 +1,23 @@
 """pix2pixHD that starts from the target's real texture: REMOT's texture alignment, per pixel.
 
 The pose input ends with four texture channels (`conditioning.Conditioning.texture`): the
-target's training frame nearest in pose, re-posed to this pose part by part, and its alpha. The
+target's training frame nearest in pose, re-posed to this pose part by part, and its alpha a. The
 generator (motionxfer.networks.generator, with `extra_outputs = 2`) reads pose and texture
-together and paints colours, a person mask and a blend weight; the person is the texture where
-the network trusts it and its own painting elsewhere, and the frame is that person over the
-background plate when there is one:
+together and paints colours and two corrections in [-1, 1], m for the person mask and b for the
+blend; the person is the texture where the network trusts it and its own painting elsewhere, and
+the frame is that person over the background plate when there is one:
 
-    person = blend * alpha_texture * texture + (1 - blend * alpha_texture) * painted
+    blend  = a * sigmoid(GAIN * b + 3)
+    person = blend * texture + (1 - blend) * painted
+    mask   = sigmoid(GAIN * (m + a - 0.5))
     frame  = mask * person + (1 - mask) * plate        (no plate: frame = person)
 
 Copying sharp detail through pix2pixHD's bottleneck takes many steps; the blend passes the
-texture to the output directly, so from the first steps the model shows the person's real
-clothes and face where the warp put them well, and learns to paint only what the warp got wrong
-(joints, folds, what the reference frame did not show).
+texture to the output directly. The output layer's weights for m and b start at zero, so a new
+network already shows the re-posed texture over the plate (blend 0.95 and mask 0.95 where the
+texture is, 0.05 elsewhere): training starts from the re-posed frame, which on its own beats a
+retrieval of the nearest frame (docs/quality.md), and learns to paint only what the warp got
+wrong (joints, folds, what the reference frame did not show, where the person really is).
 
 The plate is a buffer set with `set_plate` (a checkpoint stores it beside the weights, as the
 compositing generator's); `last_mask` holds the mask of the latest call when there is a plate.
@@ -31,6 +35,7 @@ from torch.nn import functional
 from motionxfer.networks.generator import Generator, GeneratorConfig
 
 TEXTURE_CHANNELS = 4  # RGB and alpha: the pose input's last channels (texture.bank makes them)
+GAIN = 6.0  # logits per unit of a painted correction (its range: [-6, 6] around the start)
 
 
 class TextureGenerator(nn.Module):
@@ -43,6 +48,10 @@ class TextureGenerator(nn.Module):
                              f"channels, got {config.pose_channels}")
         self.config = dataclasses.replace(config, extra_outputs=2)
         self.generator = Generator(self.config)
+        last = self.generator.network.output[1]  # the 7x7 conv before tanh
+        with torch.no_grad():  # start from the re-posed texture (the corrections m, b = 0)
+            last.weight[config.image_channels:].zero_()
+            last.bias[config.image_channels:].zero_()
         self.register_buffer("plate", torch.zeros(1, config.image_channels, 1, 1),
                              persistent=False)
         self.composites = False  # True once a plate is set
@@ -63,12 +72,12 @@ class TextureGenerator(nn.Module):
         painted = self.generator(pose, previous_pose, previous_frame)  # (B, 5, H, W) in [-1, 1]
         texture = pose[:, -TEXTURE_CHANNELS:-1]
         alpha = (pose[:, -1:] + 1) * 0.5
-        blend = (painted[:, channels + 1:channels + 2] + 1) * 0.5 * alpha
+        blend = alpha * torch.sigmoid(GAIN * painted[:, channels + 1:channels + 2] + 3.0)
         person = blend * texture + (1 - blend) * painted[:, :channels]
         if not self.composites:
             self.last_mask = None
             return person
-        mask = (painted[:, channels:channels + 1] + 1) * 0.5
+        mask = torch.sigmoid(GAIN * (painted[:, channels:channels + 1] + alpha - 0.5))
         plate = functional.interpolate(self.plate, size=pose.shape[-2:], mode="bilinear",
                                        align_corners=False).to(person.dtype)
         self.last_mask = mask

@@ -9,8 +9,8 @@ input: the model starts from the target's real colours and clothes instead of in
 which is how REMOT's texture alignment lets it inherit a retrieval's sharpness.
 
 The person in a bank frame is where the frame differs from the plate by more than 15 grey levels
-inside the pose's cover (`background.cover`, grown by 8%); without a plate (a moving camera) the
-cover alone. Its body segments come from the built-in parser's geometry (`parsing.geometry`),
+inside the pose's cover (`background.cover`, grown by 8%; `background.plate.difference_mask`);
+without a plate (a moving camera) the cover alone. Its body segments come from the built-in parser's geometry (`parsing.geometry`),
 kept for the frames used most recently.
 
 Training takes, for frame t, the nearest frame at least `gap` frames away from t (its neighbours
@@ -24,10 +24,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-import cv2
 import numpy as np
 
 from motionxfer.background.cover import pose_cover
+from motionxfer.background.plate import difference_mask
 from motionxfer.errors import BadInput
 from motionxfer.parsing.geometry import JointLayout, body_field
 from motionxfer.pose.sequence import PoseSequence
@@ -164,12 +164,8 @@ class TextureBank:
                            COVER_MARGIN, MIN_VISIBILITY)
         if self.plate is None:
             return cover
-        difference = np.abs(self.frames[index].astype(np.int16)
-                            - self.plate.astype(np.int16)).max(axis=-1)
-        mask = ((difference > PERSON_THRESHOLD) & cover).astype(np.uint8)
-        kernel = np.ones((3, 3), np.uint8)
-        return cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel),
-                                cv2.MORPH_CLOSE, kernel).astype(bool)
+        return difference_mask(np.asarray(self.frames[index]), self.plate, cover,
+                               PERSON_THRESHOLD, cleanup=1)
 
     def segments(self, index: int) -> np.ndarray:
         """Frame `index`'s body segment per pixel (H, W) int8 (-1 off the person)."""
