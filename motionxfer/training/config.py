@@ -42,6 +42,7 @@ class TrainConfig:
     replay_pool: float = 0.1  # the worst fraction of the frames seen so far that replay draws from
     replay_warmup: int = 1000  # generator steps before replay starts (early errors mean little)
     replay_ema: float = 0.0  # 0: a frame's last error; else error <- ema * old + (1 - ema) * new
+    part_gan: bool = False  # a local GAN per key part: hands, feet, face crops (Do as I Do)
     holdout_fraction: float = 0.1
     min_holdout_seconds: float = 1.0
     min_train_seconds: float = 2.0

@@ -14,6 +14,11 @@ The generator's objective (pix2pixHD + Everybody Dance Now):
 
 The face refiner's objective has the same terms on the face crop, with their own weights.
 
+With the part GANs (`TrainConfig.part_gan`, `training.part_gan`) the generator's objective adds,
+per part group (hands, feet, face), the adversarial and feature-matching terms of that group's
+patch discriminator on the crops of frame t (`part_objective`; weights `part_adversarial`,
+`part_feature_matching`, and `part_l1` for a plain L1 on the crops, off by default).
+
 The adversarial loss is LSGAN's (pix2pixHD's choice: least squares towards 1 for real and 0 for
 fake) or the hinge loss; `gan_mode` chooses. Each discriminator is trained on the mean of its real
 and fake terms.
@@ -47,6 +52,9 @@ class LossWeights:
     face_feature_matching: float = 10.0
     face_perceptual: float = 10.0
     face_l1: float = 0.0
+    part_adversarial: float = 1.0  # part GANs only: fool each part group's discriminator
+    part_feature_matching: float = 10.0  # ... and match its features on the real crops
+    part_l1: float = 0.0  # ... and L1 on the crops' pixels
     mask: float = 1.0  # compositing only: the painted person mask against the person's pixels
 
     def to_dict(self) -> dict[str, Any]:
@@ -241,4 +249,24 @@ def face_objective(
     if weights.face_l1:
         terms["l1"] = (weights.face_l1,
                        functional.l1_loss(refined_crops.float(), real_crops.float()))
+    return _weighted(terms)
+
+
+def part_objective(
+    weights: LossWeights,
+    gan_mode: str,
+    fake_outputs: list[ScaleOutputs],
+    real_outputs: list[ScaleOutputs],
+    fake_crops: torch.Tensor,
+    real_crops: torch.Tensor,
+) -> LossTerms:
+    """The generator's loss on one part group's crops of generated frames (`part_gan`)."""
+    terms: dict[str, tuple[float, torch.Tensor | None]] = {
+        "adversarial": (weights.part_adversarial,
+                        adversarial_loss(fake_outputs, True, gan_mode, False)),
+        "feature_matching": (weights.part_feature_matching,
+                             feature_matching_loss(fake_outputs, real_outputs)),
+    }
+    if weights.part_l1:
+        terms["l1"] = (weights.part_l1, functional.l1_loss(fake_crops.float(), real_crops.float()))
     return _weighted(terms)
