@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.io.images import to_tensor
@@ -158,3 +159,23 @@ def test_training_with_part_gans_logs_saves_and_resumes_exactly(tmp_path: Path) 
         for key, tensor in expected.models[name].items():
             assert torch.equal(tensor, resumed.models[name][key]), f"{name}.{key}"
     assert "part_discriminator_hands" not in resumed.inference_only().models
+
+
+def test_train_target_part_gan_flag_reaches_the_checkpoint(tmp_path: Path) -> None:
+    from motionxfer.cli import (
+        app,
+        commands,  # noqa: F401  (registers the commands)
+    )
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["train-target", "--help"], terminal_width=200)
+    assert "--part-gan" in shown.output and "--no-part-gan" in shown.output
+    project = make_project(tmp_path / "me", size=128)  # the tiny preset's height: cache ready
+    table = ('[train]\npreset = "tiny"\nsteps = 1\nface_refiner = false\n'
+             "validation_frames = 1\nnum_workers = 0\n")
+    project.paths.config.write_text(project.paths.config.read_text().replace("[train]\n", table))
+    result = runner.invoke(app, ["--json", "train-target", str(project.root), "--no-perceptual",
+                                 "--device", "cpu", "--part-gan"])
+    assert result.exit_code == 0, result.output
+    saved = Checkpoint.load(project.paths.checkpoint)
+    assert saved.train.part_gan and "part_discriminator_face" in saved.models
