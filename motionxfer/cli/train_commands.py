@@ -90,6 +90,14 @@ def train_target(
                      "Weights: part_adversarial, part_feature_matching in [losses] of the "
                      "preset. Default: [train] part_gan."),
     ] = None,
+    gw_loss: Annotated[
+        bool | None,
+        typer.Option("--gw-loss/--no-gw-loss",
+                     help="Gromov-Wasserstein structure loss (Do as I Do): the generated frame's "
+                     "VGG features at the body joints must relate to each other as the real "
+                     "frame's do (the perceptual loss's features: needs --perceptual). Weight: "
+                     "gw in [losses] of the preset. Default: [train] gw_loss."),
+    ] = None,
     max_minutes: Annotated[
         float | None,
         typer.Option("--max-minutes", min=0, help="Stop the generator stage after this many "
@@ -121,7 +129,7 @@ def train_target(
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
         conditioning=conditioning, background=background, augmentation=augmentation,
         texture=texture,
-        replay=replay, part_gan=part_gan,
+        replay=replay, part_gan=part_gan, gw_loss=gw_loss,
     )
     chosen, config = plan.preset, plan.config
     batch = f"batch {config.batch_size}"

@@ -11,6 +11,11 @@ The generator's objective (pix2pixHD + Everybody Dance Now):
     perceptual              L1 between VGG16 features of real and generated frames, layers
                             relu1_2..relu5_3 weighted 1/32, 1/16, 1/8, 1/4, 1 (pix2pixHD)
     l1                      plain L1 on pixels (off by default, as in pix2pixHD)
+    gw                      with `TrainConfig.gw_loss`: the entropic Gromov-Wasserstein
+                            discrepancy between the structures of the generated and the real
+                            frame t: pairwise distances between the perceptual loss's VGG
+                            features (relu3_3, `GW_FEATURE_LAYER`) sampled at the body joints
+                            (`gromov_wasserstein.appearance_gw_loss`; no extra VGG pass)
 
 The face refiner's objective has the same terms on the face crop, with their own weights.
 
@@ -35,6 +40,9 @@ from torch.nn import functional
 
 from motionxfer.networks.discriminator import ScaleOutputs
 from motionxfer.training.config import GAN_MODES
+from motionxfer.training.gromov_wasserstein import appearance_gw_loss
+
+GW_FEATURE_LAYER = 2  # of the perceptual loss's five maps: relu3_3, a quarter of the frame's size
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class LossWeights:
     perceptual: float = 10.0
     perceptual_layers: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
     l1: float = 0.0
+    gw: float = 1.0  # gw_loss only: the GW structure term (see the module docstring)
     face_adversarial: float = 1.0
     face_feature_matching: float = 10.0
     face_perceptual: float = 10.0
@@ -115,6 +124,12 @@ class PerceptualLoss(nn.Module):
 
     def per_sample(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """The loss of each image (N,) of fake and real (N, 3, H, W); their mean is `forward`."""
+        return self.per_sample_and_features(fake, real)[0]
+
+    def per_sample_and_features(self, fake: torch.Tensor, real: torch.Tensor,
+                                ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """`per_sample`'s loss (N,) and the feature maps it compared: fake (with the graph) and
+        real (without), each one (N, C, h, w) per layer."""
         fake_features = self.features(fake)
         with torch.no_grad():
             real_features = self.features(real)
@@ -126,7 +141,7 @@ class PerceptualLoss(nn.Module):
         total = fake.new_zeros(fake.shape[0], dtype=torch.float32)
         for weight, fake_map, real_map in zip(self.layer_weights, fake_features, real_features):
             total = total + weight * (fake_map.float() - real_map.float()).abs().mean((1, 2, 3))
-        return total
+        return total, list(fake_features), list(real_features)
 
 
 @dataclass
@@ -165,11 +180,13 @@ def generator_objective(
     perceptual: PerceptualLoss | None,
     masks: list[torch.Tensor] | None = None,
     plate: torch.Tensor | None = None,
+    joints: torch.Tensor | None = None,
 ) -> LossTerms:
     """The generator's loss on one or more generated frames (each with its discriminator outputs)
     and, when given, on the temporal discriminator's view of the generated pair. Compositing:
     `masks` are the painted person masks of the frames, `plate` the background they were
-    composited over."""
+    composited over. `joints` (B, J, 3), the last frame's joints in its pixels (x, y,
+    visibility): the GW structure term on that frame (needs the perceptual loss)."""
     count = len(fake_frames)
     adversarial = sum(
         adversarial_loss(fake, True, gan_mode, False) for fake in fake_spatial) / count
@@ -189,9 +206,18 @@ def generator_objective(
         )
     # The frames are the same size: one batch through VGG gives the mean over frames at once.
     all_fakes, all_reals = torch.cat(fake_frames), torch.cat(real_frames)  # (count * B, 3, H, W)
-    if perceptual is not None and weights.perceptual:
-        per_image = perceptual.per_sample(all_fakes, all_reals)  # (count * B,)
-        terms["perceptual"] = (weights.perceptual, per_image.mean())
+    wants_gw = joints is not None and bool(weights.gw)
+    if wants_gw and perceptual is None:
+        raise ValueError("the GW loss reads the perceptual loss's features: train with it")
+    if perceptual is not None and (weights.perceptual or wants_gw):
+        per_image, fake_features, real_features = perceptual.per_sample_and_features(
+            all_fakes, all_reals)  # (count * B,)
+        if weights.perceptual:
+            terms["perceptual"] = (weights.perceptual, per_image.mean())
+        if wants_gw and joints is not None:
+            terms["gw"] = (weights.gw, structure_loss(
+                joints, fake_features[GW_FEATURE_LAYER], real_features[GW_FEATURE_LAYER],
+                frame_size=(all_fakes.shape[-1], all_fakes.shape[-2])))
     else:  # without the VGG: the pixels' L1, a cheap stand-in for the sample errors
         per_image = (all_fakes.detach().float() - all_reals.float()).abs().mean((1, 2, 3))
     if weights.l1:
@@ -204,6 +230,19 @@ def generator_objective(
     # frames (the pair t-1, t of EDN's step).
     objective.sample_errors = per_image.detach().float().reshape(count, -1).mean(0)  # (B,)
     return objective
+
+
+def structure_loss(joints: torch.Tensor, fake_features: torch.Tensor,
+                   real_features: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
+    """The GW structure term on the last frame of each pair: joints (B, J, 3) in pixels of a
+    (width, height) frame, fake and real features (count * B, C, h, w), the last B of which
+    belong to that frame. In float32 outside autocast (the solver's logsumexp needs it)."""
+    batch = joints.shape[0]
+    with torch.autocast(fake_features.device.type, enabled=False):
+        return appearance_gw_loss(
+            joints[..., :2].float(), fake_features[-batch:].float(),
+            real_features[-batch:].float(), visibility=joints[..., 2].float(),
+            image_size=frame_size)
 
 
 def person_pixels(frames: torch.Tensor, plate: torch.Tensor, threshold: float = 0.06,

@@ -9,7 +9,9 @@ starts), then frame t from the stick figures of t and t-1 and its own (detached)
 spatial discriminator judges each (stick figure, frame) pair, the temporal discriminator the pair
 of pairs. Losses: `motionxfer.training.losses` (LSGAN or hinge, feature matching, VGG perceptual).
 With `part_gan`, crops of the hands, feet and face of frame t also go to a patch discriminator per
-part group (`motionxfer.training.part_gan`; one process only).
+part group (`motionxfer.training.part_gan`; one process only). With `gw_loss`, a
+Gromov-Wasserstein term compares the structure of VGG features at the body joints of the
+generated and the real frame t (`losses.structure_loss`).
 
 Stage 2, the face refiner, for `config.face_refiner_steps` steps with the generator frozen: face
 crops of generated frames t, refined against the real crops by the refiner's own discriminator.
@@ -124,6 +126,7 @@ from motionxfer.training.distributed import (
     processes_from_environment,
 )
 from motionxfer.training.episodic_memory import EpisodicMemory
+from motionxfer.training.gromov_wasserstein import structure_joints
 from motionxfer.training.interrupt import Interrupted, StopRequest, deferred_interrupt
 from motionxfer.training.logs import append_log, drop_steps_after, sample_grid
 from motionxfer.training.losses import LossWeights, PerceptualLoss
@@ -420,7 +423,9 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
         texture = (texture_inputs(cache, poses, plate, split) if conditioning.texture
                    else None)
         samples = TrainingSamples(cache, poses, draw or conditioning_drawer(conditioning, poses),
-                                  Augmentation() if config.augmentation else None, texture)
+                                  Augmentation() if config.augmentation else None, texture,
+                                  np.array(structure_joints(poses.skeleton))
+                                  if config.gw_loss else None)
 
         use_face = config.face_refiner and config.face_refiner_steps > 0
         if use_face and not poses.skeleton.has_face:

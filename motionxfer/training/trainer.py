@@ -224,6 +224,7 @@ class Trainer:
                 self.weights, mode, fake_spatial, real_spatial, fake_temporal, real_temporal,
                 fakes, reals, self.perceptual,
                 self.last_masks if self.plate is not None else None, self.plate,
+                batch.joints if self.config.gw_loss else None,
             )
             part_crops, part_real, part_losses = self._part_generator_terms(
                 parts, batch, fake, discriminators)
