@@ -80,6 +80,8 @@ ROWS: dict[str, dict[str, object]] = {
     "replay": {"replay": True, "replay_warmup": 100},
     # a local GAN per key part (hands, feet, face crops): see the lpips_* part columns
     "part_gan": {"part_gan": True},
+    # the Gromov-Wasserstein structure of VGG features at the body joints, generated vs real
+    "gw": {"gw_loss": True},
 }
 METRICS = ("ssim", "psnr", "mask_ssim", "lpips", "lpips_worst_decile", "lpips_hands",
            "lpips_feet", "lpips_face", "fid", "tcm", "akd_body", "mkr_body", "akd_hands",

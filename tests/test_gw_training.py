@@ -71,15 +71,15 @@ def test_the_gw_term_alone_moves_the_generator() -> None:
                       joints=torch.from_numpy(poses.keypoints[2:3, body].copy()))
     only_gw = LossWeights(**{name: 0.0 for name in (
         "adversarial", "temporal_adversarial", "feature_matching", "temporal_feature_matching",
-        "perceptual", "mask")}, gw=1.0)
+        "perceptual", "mask")}, gw=1.0, gw_pose=0.5)
     preset = dataclasses.replace(tiny_preset(), losses=only_gw)
     perceptual = PerceptualLoss(SmallFeatures(), (1.0,) * 5)
     trainer = Trainer(preset, quick_config(perceptual=True, gw_loss=True), torch.device("cpu"),
                       perceptual, False)
     before = [parameter.detach().clone() for parameter in trainer.generator.parameters()]
     values = trainer.generator_step(batch)
-    assert {key for key in values if key.startswith("G_")} == {"G_gw", "G_total"}
-    assert values["G_gw"] > 0 and math.isfinite(values["G_gw"])
+    assert {key for key in values if key.startswith("G_")} == {"G_gw", "G_gw_pose", "G_total"}
+    assert all(values[key] > 0 and math.isfinite(values[key]) for key in ("G_gw", "G_gw_pose"))
     moved = [not torch.equal(old, new)
              for old, new in zip(before, trainer.generator.parameters())]
     assert sum(moved) > 0.9 * len(moved), f"{moved.count(False)} of {len(moved)} did not move"

@@ -16,6 +16,10 @@ The generator's objective (pix2pixHD + Everybody Dance Now):
                             frame t: pairwise distances between the perceptual loss's VGG
                             features (relu3_3, `GW_FEATURE_LAYER`) sampled at the body joints
                             (`gromov_wasserstein.appearance_gw_loss`; no extra VGG pass)
+    gw_pose                 with `gw_loss`, off by default: the paper's pose-to-appearance form,
+                            the joints' pairwise distances against those of the generated
+                            frame's features at them (`pose_appearance_gw_loss`); its minimum is
+                            not 0 for the real frame, which is why `gw` compares with the real
 
 The face refiner's objective has the same terms on the face crop, with their own weights.
 
@@ -40,7 +44,7 @@ from torch.nn import functional
 
 from motionxfer.networks.discriminator import ScaleOutputs
 from motionxfer.training.config import GAN_MODES
-from motionxfer.training.gromov_wasserstein import appearance_gw_loss
+from motionxfer.training.gromov_wasserstein import appearance_gw_loss, pose_appearance_gw_loss
 
 GW_FEATURE_LAYER = 2  # of the perceptual loss's five maps: relu3_3, a quarter of the frame's size
 
@@ -57,6 +61,7 @@ class LossWeights:
     perceptual_layers: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
     l1: float = 0.0
     gw: float = 1.0  # gw_loss only: the GW structure term (see the module docstring)
+    gw_pose: float = 0.0  # gw_loss only: the pose-to-appearance GW term (off)
     face_adversarial: float = 1.0
     face_feature_matching: float = 10.0
     face_perceptual: float = 10.0
@@ -206,7 +211,7 @@ def generator_objective(
         )
     # The frames are the same size: one batch through VGG gives the mean over frames at once.
     all_fakes, all_reals = torch.cat(fake_frames), torch.cat(real_frames)  # (count * B, 3, H, W)
-    wants_gw = joints is not None and bool(weights.gw)
+    wants_gw = joints is not None and bool(weights.gw or weights.gw_pose)
     if wants_gw and perceptual is None:
         raise ValueError("the GW loss reads the perceptual loss's features: train with it")
     if perceptual is not None and (weights.perceptual or wants_gw):
@@ -214,10 +219,14 @@ def generator_objective(
             all_fakes, all_reals)  # (count * B,)
         if weights.perceptual:
             terms["perceptual"] = (weights.perceptual, per_image.mean())
-        if wants_gw and joints is not None:
+        frame_size = (all_fakes.shape[-1], all_fakes.shape[-2])
+        if wants_gw and joints is not None and weights.gw:
             terms["gw"] = (weights.gw, structure_loss(
                 joints, fake_features[GW_FEATURE_LAYER], real_features[GW_FEATURE_LAYER],
-                frame_size=(all_fakes.shape[-1], all_fakes.shape[-2])))
+                frame_size))
+        if wants_gw and joints is not None and weights.gw_pose:
+            terms["gw_pose"] = (weights.gw_pose, pose_structure_loss(
+                joints, fake_features[GW_FEATURE_LAYER], frame_size))
     else:  # without the VGG: the pixels' L1, a cheap stand-in for the sample errors
         per_image = (all_fakes.detach().float() - all_reals.float()).abs().mean((1, 2, 3))
     if weights.l1:
@@ -243,6 +252,16 @@ def structure_loss(joints: torch.Tensor, fake_features: torch.Tensor,
             joints[..., :2].float(), fake_features[-batch:].float(),
             real_features[-batch:].float(), visibility=joints[..., 2].float(),
             image_size=frame_size)
+
+
+def pose_structure_loss(joints: torch.Tensor, fake_features: torch.Tensor,
+                        frame_size: tuple[int, int]) -> torch.Tensor:
+    """The pose-to-appearance GW term on the last frame of each pair (as `structure_loss`)."""
+    batch = joints.shape[0]
+    with torch.autocast(fake_features.device.type, enabled=False):
+        return pose_appearance_gw_loss(
+            joints[..., :2].float(), fake_features[-batch:].float(),
+            visibility=joints[..., 2].float(), image_size=frame_size)
 
 
 def person_pixels(frames: torch.Tensor, plate: torch.Tensor, threshold: float = 0.06,
