@@ -14,6 +14,10 @@ import torch
 from typer.testing import CliRunner
 
 from motionxfer.checkpoint import Checkpoint
+from motionxfer.cli import (
+    app,
+    commands,  # noqa: F401  (registers the commands)
+)
 from motionxfer.errors import BadInput
 from motionxfer.io.frame_cache import FrameCache
 from motionxfer.io.images import to_tensor
@@ -128,11 +132,6 @@ def test_training_with_gw_loss_logs_g_gw(
 
 
 def test_train_target_gw_loss_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from motionxfer.cli import (
-        app,
-        commands,  # noqa: F401  (registers the commands)
-    )
-
     monkeypatch.setattr(vgg.VGG16Features, "from_cache",
                         classmethod(lambda cls, **options: SmallFeatures()))
     runner = CliRunner()

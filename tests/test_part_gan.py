@@ -13,6 +13,10 @@ import torch
 from typer.testing import CliRunner
 
 from motionxfer.checkpoint import Checkpoint
+from motionxfer.cli import (
+    app,
+    commands,  # noqa: F401  (registers the commands)
+)
 from motionxfer.io.images import to_tensor
 from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC, Skeleton
 from motionxfer.training.dataset import PairBatch
@@ -159,14 +163,16 @@ def test_training_with_part_gans_logs_saves_and_resumes_exactly(tmp_path: Path) 
         for key, tensor in expected.models[name].items():
             assert torch.equal(tensor, resumed.models[name][key]), f"{name}.{key}"
     assert "part_discriminator_hands" not in resumed.inference_only().models
+    # going on without the part GANs keeps them as they were
+    train_target(interrupted, quick_config(steps=5, face_refiner=False), None, resume=True,
+                 draw=draw_joints)
+    kept = Checkpoint.load(interrupted.paths.checkpoint)
+    assert kept.generator_step == 5 and not kept.train.part_gan
+    for key, tensor in resumed.models["part_discriminator_feet"].items():
+        assert torch.equal(tensor, kept.models["part_discriminator_feet"][key]), key
 
 
 def test_train_target_part_gan_flag_reaches_the_checkpoint(tmp_path: Path) -> None:
-    from motionxfer.cli import (
-        app,
-        commands,  # noqa: F401  (registers the commands)
-    )
-
     runner = CliRunner()
     shown = runner.invoke(app, ["train-target", "--help"], terminal_width=200)
     assert "--part-gan" in shown.output and "--no-part-gan" in shown.output

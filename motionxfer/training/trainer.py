@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import warnings
 from typing import Any
 
 import torch
@@ -251,9 +252,14 @@ class Trainer:
         self._descend(discriminator_total, self.discriminator_optimizer)
         part_discriminator_losses = self._part_discriminator_steps(part_crops, part_real)
         self.scaler.update()
-        for name, scheduler in self.schedulers.items():
-            if name not in ("face_refiner", "face_discriminator"):
-                scheduler.step()  # the generator stage's: generator and every discriminator
+        with warnings.catch_warnings():
+            # A part discriminator whose group no frame showed yet has not stepped; its rate
+            # still follows the generator's step (torch would warn that it skips a value).
+            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before",
+                                    UserWarning)
+            for name, scheduler in self.schedulers.items():
+                if name not in ("face_refiner", "face_discriminator"):
+                    scheduler.step()  # the generator stage's: generator and every discriminator
         self.generator_step_count += 1
         self.last_outputs = (batch.pose.detach(), fake.detach(), batch.frame.detach())
         errors = generator_losses.sample_errors
