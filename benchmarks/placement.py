@@ -9,6 +9,11 @@ motion. Per choice of `NormalizeConfig.horizontal` and `scale_model`: the mean j
 (px), the mean horizontal and vertical offset of the figure's centre (signed, px), and the size
 ratio (normalized / ground truth, RMS spread of the joints). The ground-truth joints are the
 input, so the table measures the normalization alone, not pose detection.
+
+Two rows are REMOT's global alignment (`NormalizeConfig.method = "layout"`, source_position
+placement): its heights measured on the joints' extent, and on the data set's ground-truth
+parsing maps (`masks.npz`; what a project's parsing cache holds). `--pair I J` runs one
+target <- source pair only.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from motionxfer.parsing.global_alignment import LayoutExtent, layout_extent
 from motionxfer.pose.normalization import (
     NormalizeConfig,
     ankle_statistics,
     apply_normalization,
     fit_normalization,
+    normalize_poses,
 )
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.skeleton import Skeleton
@@ -35,6 +42,12 @@ CHOICES = {
     "target_median, edn": {"horizontal": "target_median", "scale_model": "edn"},
     "source_position, edn": {"horizontal": "source_position", "scale_model": "edn"},
 }
+LAYOUT_CHOICES = ("layout (REMOT), joints", "layout (REMOT), parsing maps")
+
+
+def parsing_extent(folder: Path) -> LayoutExtent:
+    with np.load(folder / "masks.npz") as data:
+        return layout_extent(data["parsing"])
 
 
 def load(folder: Path, fps: float = 30.0) -> PoseSequence:
@@ -62,33 +75,47 @@ def scores(moved: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--pair", type=int, nargs=2, metavar=("TARGET", "SOURCE"),
+                        help="only this target <- source pair (e.g. 0 0)")
     args = parser.parse_args()
+    pairs = [tuple(args.pair)] if args.pair else [(0, 0), (0, 1), (1, 0), (1, 1)]
     studio = args.data / "studio"
     print(f"python benchmarks/placement.py --data {args.data}   (nproc {os.cpu_count()}, "
           f"load {os.getloadavg()[0]:.1f}; ground-truth joints in, synthetic studio data)\n")
     print("| target <- source | placement, scale model | joint error px | centre dx px | "
           "centre dy px | size ratio |")
     print("|---|---|---:|---:|---:|---:|")
-    totals: dict[str, list[float]] = {label: [] for label in CHOICES}
-    for target in (0, 1):
+    totals: dict[str, list[float]] = {label: [] for label in (*CHOICES, *LAYOUT_CHOICES)}
+    for target, source in pairs:
         target_poses = load(studio / f"target{target}" / "train")
-        for source in (0, 1):
-            source_poses = load(studio / f"source{source}")
-            truth = load(studio / "gt" / f"target{target}_source{source}").xy.astype(np.float64)
-            raw = scores(source_poses.xy.astype(np.float64), truth)
-            print(f"| target{target} <- source{source} | no normalization | {raw[0]:.2f} | "
-                  f"{raw[1]:+.2f} | {raw[2]:+.2f} | {raw[3]:.3f} |")
-            for label, changes in CHOICES.items():
-                config = dataclasses.replace(NormalizeConfig(), **changes)
-                normalization = fit_normalization(
-                    source_poses, ankle_statistics(source_poses, config),
-                    ankle_statistics(target_poses, config), config)
-                moved = apply_normalization(source_poses, normalization, target_poses.image_size)
-                error, dx, dy, ratio = scores(moved.xy.astype(np.float64), truth)
-                totals[label].append(error)
-                print(f"| target{target} <- source{source} | {label} | {error:.2f} | {dx:+.2f} | "
-                      f"{dy:+.2f} | {ratio:.3f} |")
-    print("\n| placement, scale model | mean joint error over the 4 pairs, px |")
+        source_poses = load(studio / f"source{source}")
+        truth = load(studio / "gt" / f"target{target}_source{source}").xy.astype(np.float64)
+        raw = scores(source_poses.xy.astype(np.float64), truth)
+        print(f"| target{target} <- source{source} | no normalization | {raw[0]:.2f} | "
+              f"{raw[1]:+.2f} | {raw[2]:+.2f} | {raw[3]:.3f} |")
+        for label, changes in CHOICES.items():
+            config = dataclasses.replace(NormalizeConfig(), **changes)
+            normalization = fit_normalization(
+                source_poses, ankle_statistics(source_poses, config),
+                ankle_statistics(target_poses, config), config)
+            moved = apply_normalization(source_poses, normalization, target_poses.image_size)
+            error, dx, dy, ratio = scores(moved.xy.astype(np.float64), truth)
+            totals[label].append(error)
+            print(f"| target{target} <- source{source} | {label} | {error:.2f} | {dx:+.2f} | "
+                  f"{dy:+.2f} | {ratio:.3f} |")
+        config = NormalizeConfig(method="layout")
+        extents = {"layout (REMOT), joints": (None, None),
+                   "layout (REMOT), parsing maps": (
+                       parsing_extent(studio / f"source{source}"),
+                       parsing_extent(studio / f"target{target}" / "train"))}
+        for label, (source_extent, target_extent) in extents.items():
+            moved, _ = normalize_poses(source_poses, target_poses, config, source_extent,
+                                       target_extent)
+            error, dx, dy, ratio = scores(moved.xy.astype(np.float64), truth)
+            totals[label].append(error)
+            print(f"| target{target} <- source{source} | {label} | {error:.2f} | {dx:+.2f} | "
+                  f"{dy:+.2f} | {ratio:.3f} |")
+    print(f"\n| placement, scale model | mean joint error over the {len(pairs)} pair(s), px |")
     print("|---|---:|")
     for label, errors in totals.items():
         print(f"| {label} | {np.mean(errors):.2f} |")

@@ -10,27 +10,39 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+from motionxfer.background.cover import pose_covers
+from motionxfer.background.plate import difference_mask, estimate_plate
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.errors import BadInput, NoPersonFound, ProjectError
 from motionxfer.io.files import fingerprint, sha256_file
 from motionxfer.io.frame_cache import FrameCache, build_frame_cache, open_frame_cache
 from motionxfer.io.images import to_images
 from motionxfer.io.video import VideoInfo, probe, read_frames, timeline_fps
-from motionxfer.pose.extract import ExtractConfig, extract_video
+from motionxfer.parsing.colour_model import ParserConfig
+from motionxfer.parsing.geometry import JointLayout
+from motionxfer.parsing.global_alignment import LayoutExtent, layout_extent
+from motionxfer.parsing.io import ParsingSequence, read_label_folder
+from motionxfer.parsing.labels import label_table
+from motionxfer.parsing.video import parse_video
+from motionxfer.pose.extract import ExtractConfig, PersonMasks, extract_video
 from motionxfer.pose.keypoint_import import load_keypoints
 from motionxfer.pose.normalization import NormalizeConfig, normalize_poses
 from motionxfer.pose.parallel_extract import extract_video_parallel
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.smoothing import SmoothingConfig, smooth_poses
-from motionxfer.progress import ProgressCallback
+from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.project import MANIFEST_NAME, Project, VideoRecord, config_from_project
 from motionxfer.settings import config_template
 from motionxfer.texture.bank import TextureBank, body_joints, nearest_frames
+
+T = TypeVar("T")
 
 # Extraction fails for a target seen in fewer frames than this share (a source only needs one):
 MIN_TARGET_PRESENCE = 0.5
@@ -279,6 +291,168 @@ def load_poses(project: Project, record: VideoRecord, smoothing: SmoothingConfig
     return smooth_poses(PoseSequence.load(path), smoothing)
 
 
+# --- parsing -------------------------------------------------------------------------------
+
+# The built-in parser fits the person's colour model on this many frames spread over the video.
+PARSING_FIT_FRAMES = 60
+# A pixel belongs to the person where it differs from the background plate by more than this.
+PARSING_PLATE_THRESHOLD = 30.0
+
+
+def parsing_inputs(project: Project, record: VideoRecord) -> str | None:
+    """The fingerprint of what a video's parsing depends on: the video's content and trim and
+    its poses (extracted or imported). None while the video has no poses."""
+    if not _poses_recorded(project, record):
+        return None
+    return fingerprint("parsing-inputs", record.info.sha256, record.start, record.end,
+                       project.stage_fingerprint(f"poses/{record.video_id}"))
+
+
+def load_parsing(project: Project, record: VideoRecord) -> ParsingSequence | None:
+    """The cached parsing of a video when it is current (made for the video's content and
+    poses as they are now), else None: none made yet, or stale since the poses or the video
+    changed."""
+    path = project.paths.parsing(record.video_id)
+    inputs = parsing_inputs(project, record)
+    if inputs is None or not path.is_file() or project.stage_fingerprint(
+            f"parsing/{record.video_id}") is None:
+        return None
+    parsing = ParsingSequence.load(path)
+    return parsing if parsing.inputs == inputs else None
+
+
+def _poses_for_parsing(project: Project, record: VideoRecord, command: str) -> PoseSequence:
+    if not _poses_recorded(project, record):
+        which = "" if record.role == "target" else f" --source {record.info.path}"
+        raise ProjectError(
+            f"{command} needs the poses of {record.info.path.name}, and there are none yet",
+            hint=f"run: motionxfer extract-poses {project.root}{which} (or import-keypoints)",
+        )
+    return PoseSequence.load(project.paths.poses(record.video_id))
+
+
+def check_parsing_presence(labels: np.ndarray, record: VideoRecord, origin: str) -> None:
+    """A parsing with no person in any frame is refused (wrong convention, another video)."""
+    if not labels.any():
+        raise NoPersonFound(
+            f"{origin} shows no person in any of the {len(labels)} frames of "
+            f"{record.info.path.name}",
+            hint="check that the maps belong to this video and that --labels names the "
+            "parser's convention (lip, atr, cihp, six)",
+        )
+
+
+def _counted(items: Iterable[T], meter: RateMeter) -> Iterator[T]:
+    """`items`, advancing `meter` by one for each."""
+    for item in items:
+        meter.advance()
+        yield item
+
+
+def _folder_digest(folder: Path) -> str:
+    return fingerprint([(path.name, sha256_file(path)) for path in sorted(folder.glob("*.png"))])
+
+
+def import_parsing(
+    project: Project, record: VideoRecord, folder: str | os.PathLike[str], convention: str,
+) -> tuple[ParsingSequence, StageResult]:
+    """Use an external parser's label maps (one PNG per frame) as the parsing of `record`.
+
+    The maps are checked against the video's poses (one map per pose frame, the video's size:
+    maps of the same aspect ratio are resized nearest-neighbour) and mapped from `convention`
+    (lip, atr, cihp, six) onto the six classes. Nothing is written unless all of it is right.
+    """
+    folder = Path(folder)
+    label_table(convention)  # an unknown convention is refused before anything is read
+    stage = f"parsing/{record.video_id}"
+    output = project.paths.parsing(record.video_id)
+    with project.locked("import-parsing"):
+        poses = _poses_for_parsing(project, record, "import-parsing")
+        check_unchanged(record)
+        width, height = poses.image_size
+        labels = read_label_folder(folder, poses.num_frames, (height, width), convention)
+        check_parsing_presence(labels, record, f"the label maps in {folder}")
+        inputs = parsing_inputs(project, record)
+        assert inputs is not None  # the poses are recorded
+        parsing = ParsingSequence(labels, f"import:{convention.lower()}", poses.fps, inputs)
+        parsing.save(output)
+        project.mark_done(stage, fingerprint("parsing", inputs, "import", convention.lower(),
+                                             _folder_digest(folder)))
+    return parsing, StageResult(output, reused=False)
+
+
+def extract_parsing(
+    project: Project, record: VideoRecord, config: ParserConfig | None = None,
+    force: bool = False, progress: ProgressCallback | None = None,
+) -> tuple[ParsingSequence, StageResult]:
+    """Parse every frame of one video with the built-in parser and cache it
+    (`videos/<id>/parsing.npz`).
+
+    The person mask of each frame is MediaPipe's (when extract-poses kept it: `segmentation`
+    in [extract]) or, otherwise, the frame's difference to the video's background plate inside
+    the pose's cover, which needs a still camera; then the geometric parse from mask and pose,
+    refined by the person's colour model fitted over the video (`parsing.video.parse_video`).
+    """
+    config = config or ParserConfig()
+    stage = f"parsing/{record.video_id}"
+    output = project.paths.parsing(record.video_id)
+    with project.locked("extract-parsing"):
+        poses = _poses_for_parsing(project, record, "extract-parsing")
+        masks_path = project.paths.person_masks(record.video_id)
+        person_masks = PersonMasks.load(masks_path) if masks_path.is_file() else None
+        if person_masks is not None and person_masks.num_frames != poses.num_frames:
+            person_masks = None  # from other poses than these: use the background plate
+        inputs = parsing_inputs(project, record)
+        key = fingerprint("parsing", inputs, "builtin", dataclasses.asdict(config),
+                          PARSING_FIT_FRAMES, PARSING_PLATE_THRESHOLD,
+                          "mediapipe" if person_masks is not None else "plate")
+        if not force and project.is_fresh(stage, key, output):
+            cached = load_parsing(project, record)
+            if cached is not None:
+                return cached, StageResult(output, reused=True)
+        check_unchanged(record)
+        info = record.info
+
+        def frames():
+            return (frame.rgb for frame in read_frames(info.path, record.start, record.end,
+                                                       timeline_fps(info)))
+
+        size = poses.image_size  # (width, height)
+        if person_masks is not None:
+            masks_of = person_masks
+
+            def masks():
+                return (masks_of.full_size(index) > 0.5 for index in range(poses.num_frames))
+        else:
+            meter = RateMeter(progress, "parsing: background plate", poses.num_frames)
+            plate = estimate_plate(_counted(frames(), meter), pose_covers(poses, size),
+                                   poses.num_frames)
+            meter.finish()
+            if plate.moving_camera:
+                raise BadInput(
+                    f"the camera moves in {info.path.name} (motion score "
+                    f"{plate.camera_motion_score:.2f} px): the built-in parser finds the "
+                    "person against a still background",
+                    hint="keep MediaPipe's masks (segmentation = true in [extract], then "
+                    "extract-poses --force), or run an external parser and import-parsing",
+                )
+
+            def masks():
+                return (difference_mask(frame, plate.plate, cover, PARSING_PLATE_THRESHOLD)
+                        for frame, cover in zip(frames(), pose_covers(poses, size)))
+
+        seen = (poses.visibility >= 0.5) & np.isfinite(poses.xy).all(axis=-1)
+        seen &= poses.person_present[:, None]
+        result = parse_video(frames, masks, poses.xy.astype(np.float64), seen,
+                             JointLayout.from_names(poses.skeleton.joint_names), config,
+                             PARSING_FIT_FRAMES, progress)
+        check_parsing_presence(result.labels, record, "the built-in parser")
+        parsing = ParsingSequence(result.labels, "colour_model", poses.fps, inputs or "")
+        parsing.save(output)
+        project.mark_done(stage, key)
+    return parsing, StageResult(output, reused=False)
+
+
 # --- normalization -------------------------------------------------------------------------
 
 def normalize_source(
@@ -288,7 +462,10 @@ def normalize_source(
 ) -> tuple[PoseSequence, StageResult]:
     """Map a source's poses onto the target (EDN global pose normalization) and cache them.
 
-    Poses that are not extracted yet are extracted first with the project's settings.
+    With `method = "layout"` in [normalize] it is REMOT's global alignment instead, measured on
+    the parsing maps when the target and the source both have a current parsing cache
+    (extract-parsing / import-parsing), else on the joints. Poses that are not extracted yet
+    are extracted first with the project's settings.
     """
     config = config or config_from_project(NormalizeConfig, project, "normalize")
     smoothing = smoothing or config_from_project(SmoothingConfig, project, "smoothing")
@@ -311,7 +488,9 @@ def normalize_source(
             return PoseSequence.load(output), StageResult(output, reused=True)
         source_poses = load_poses(project, source, smoothing)
         target_poses = load_poses(project, target, smoothing)
-        normalized, _ = normalize_poses(source_poses, target_poses, config)
+        source_layout, target_layout = _layout_extents(project, source, config)
+        normalized, _ = normalize_poses(source_poses, target_poses, config, source_layout,
+                                        target_layout)
         normalized.save(output)
         project.mark_done(stage, key)
     return normalized, StageResult(output, reused=False)
@@ -322,17 +501,40 @@ def _poses_recorded(project: Project, record: VideoRecord) -> bool:
             and project.paths.poses(record.video_id).exists())
 
 
+def _uses_parsing(project: Project, source: VideoRecord, config: NormalizeConfig) -> bool:
+    """The "layout" normalization measures heights on the parsing maps when both the target
+    and the source have a current parsing cache (else on the joints, both alike)."""
+    if config.method != "layout":
+        return False
+    return all(load_parsing(project, record) is not None for record in (project.target, source))
+
+
+def _layout_extents(project: Project, source: VideoRecord, config: NormalizeConfig,
+                    ) -> tuple[LayoutExtent | None, LayoutExtent | None]:
+    """The source's and the target's extents from their parsing maps, or (None, None)."""
+    if config.method != "layout":
+        return None, None
+    parsings = [load_parsing(project, record) for record in (source, project.target)]
+    if any(parsing is None for parsing in parsings):
+        return None, None
+    return layout_extent(parsings[0].labels), layout_extent(parsings[1].labels)
+
+
 def _normalized_key(project: Project, source: VideoRecord, config: NormalizeConfig,
                     smoothing: SmoothingConfig) -> str | None:
     """The cache key of a source's normalization; None while a video's poses are missing."""
     target = project.target
     if not (_poses_recorded(project, target) and _poses_recorded(project, source)):
         return None
+    parsing = ([project.stage_fingerprint(f"parsing/{record.video_id}")
+                for record in (source, target)]
+               if _uses_parsing(project, source, config) else None)
     return fingerprint(
         "normalized",
         project.stage_fingerprint(f"poses/{source.video_id}"),
         project.stage_fingerprint(f"poses/{target.video_id}"),
         dataclasses.asdict(config), dataclasses.asdict(smoothing),
+        *(() if parsing is None else (parsing,)),
     )
 
 

@@ -4,7 +4,8 @@
       motionxfer.json        manifest: schema and tool versions, the videos, stage fingerprints
       config.toml            the user's overrides, one table per stage
       .motionxfer.lock       held while a process writes (or, shared, reads) the project
-      videos/<video id>/     per-video cache: poses.npz, normalized.npz, frames cache, ...
+      videos/<video id>/     per-video cache: poses.npz, parsing.npz, normalized.npz,
+                             frames cache, ...
       checkpoints/           the personal model
       exports/               ONNX files
       logs/                  training logs and sample grids
@@ -69,6 +70,11 @@ class ProjectPaths:
 
     def normalized_poses(self, video_id: str) -> Path:
         return self.video_dir(video_id) / "normalized.npz"
+
+    def parsing(self, video_id: str) -> Path:
+        """The six-class parsing of every frame (`parsing.io.ParsingSequence`): from
+        extract-parsing (the built-in parser) or import-parsing (an external parser's maps)."""
+        return self.video_dir(video_id) / "parsing.npz"
 
     def frames_cache(self, video_id: str, size: int) -> Path:
         return self.video_dir(video_id) / f"frames_{size}.u8"

@@ -8,6 +8,7 @@ import pytest
 
 from motionxfer.background.plate import (
     PlateConfig,
+    difference_mask,
     estimate_plate,
     masked_median,
     sample_indices,
@@ -92,3 +93,22 @@ def test_bad_inputs_are_refused():
         estimate_plate(frames[:1], masks[:1], 1)
     with pytest.raises(BadInput, match="uint8"):
         estimate_plate([f.astype(np.float32) for f in frames], masks, 3)
+
+
+def test_difference_mask_finds_the_person_inside_the_cover_and_fills_holes():
+    rng = np.random.default_rng(0)
+    plate = rng.integers(60, 120, (64, 64, 3)).astype(np.uint8)
+    frame = plate.copy()
+    frame[10:50, 20:40] = 220  # the person
+    frame[25:30, 28:32] = plate[25:30, 28:32]  # a patch of clothes of the wall's colour
+    frame[55:60, 2:8] = 250  # something else that moved, away from the person
+    cover = np.zeros((64, 64), bool)
+    cover[5:55, 15:45] = True  # where the pose says the person may be
+    mask = difference_mask(frame, plate, cover, threshold=30.0)
+    person = np.zeros((64, 64), bool)
+    person[10:50, 20:40] = True
+    assert mask[25:30, 28:32].all()  # the hole is filled
+    assert not mask[50:, :15].any()  # the change outside the cover is cut away
+    assert (mask ^ person).sum() <= 8  # the opening rounds the box's four corners, no more
+    assert not difference_mask(plate, plate, cover).any()
+

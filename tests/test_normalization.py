@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from motionxfer.errors import BadInput, NoPersonFound
+from motionxfer.parsing.global_alignment import LayoutExtent
 from motionxfer.pose.normalization import (
     AnkleStatistics,
     NormalizeConfig,
@@ -436,3 +437,39 @@ def test_bounding_box_normalization_needs_enough_frames():
     keypoints[10:, 1:] = (np.nan, np.nan, 0.0)  # one point left after frame 10: no box
     with pytest.raises(NoPersonFound, match="at least two joints"):
         box_statistics(dataclasses.replace(poses, keypoints=keypoints))
+
+
+# --- REMOT's global alignment as a method ------------------------------------------------------
+
+def test_layout_method_places_the_studio_source_near_the_truth():
+    # Joint extents (no parsing maps here): 2.6 px measured against the ground truth, 2.9 px
+    # for the ankles method with the same horizontal placement, 7.7 px without normalization.
+    source = load_fixture("norm_studio_source0")
+    target_training = load_fixture("norm_studio_target0")
+    truth = load_fixture("norm_studio_target0_source0")
+    normalized, normalization = normalize_poses(source, target_training,
+                                                NormalizeConfig(method="layout"))
+    assert normalization.method == "layout" and normalization.single_scale
+    error = np.nanmean(np.linalg.norm(normalized.xy - truth.xy, axis=-1))
+    assert error < 3.5
+
+
+def test_layout_method_maps_a_scaled_copy_back_and_uses_given_extents(tall_body):
+    copy = tall_body.keypoints.copy()
+    copy[..., :2] = copy[..., :2] * 0.7 + np.array([31.0, -17.5], np.float32)
+    source = moved(tall_body, copy)
+    config = dataclasses.replace(TARGET_MEDIAN, method="layout")
+    normalized, normalization = normalize_poses(source, tall_body, config)
+    np.testing.assert_allclose(normalization.scale, 1 / 0.7, rtol=1e-4)
+    np.testing.assert_allclose(normalized.xy, tall_body.xy, atol=0.5)
+    # Layout extents given (as from parsing maps): their heights set the scale, not the joints'.
+    frames = source.num_frames
+    short = LayoutExtent(top=np.full(frames, 100.0), bottom=np.full(frames, 149.0),
+                         centre_x=np.full(frames, 50.0), centre_y=np.full(frames, 125.0),
+                         height=np.full(frames, 50.0))
+    tall = LayoutExtent(top=np.full(frames, 50.0), bottom=np.full(frames, 149.0),
+                        centre_x=np.full(frames, 60.0), centre_y=np.full(frames, 100.0),
+                        height=np.full(frames, 100.0))
+    _, given = normalize_poses(source, tall_body, config, short, tall)
+    np.testing.assert_allclose(given.scale, 2.0)
+    np.testing.assert_allclose(given.offset[0], [60.0 - 2.0 * 50.0, 149.0 - 2.0 * 149.0])

@@ -169,3 +169,25 @@ def estimate_plate(
     score = camera_motion_score(stack, covered, config.motion_width)
     return PlateResult(plate=plate, seen=seen, moving_camera=score > config.motion_threshold,
                        camera_motion_score=score, frames_used=len(kept_frames))
+
+
+def difference_mask(frame: np.ndarray, plate: np.ndarray, cover: np.ndarray,
+                    threshold: float = 30.0, cleanup: int = 2) -> np.ndarray:
+    """The person's mask in one frame of a still camera: pixels whose colour differs from the
+    background plate by more than `threshold` grey levels (the largest channel difference),
+    inside `cover` (where the pose says the person may be, `cover.pose_cover`), cleaned by a
+    morphological opening then closing of `cleanup` pixels and with its holes filled.
+
+    frame, plate: (H, W, 3) uint8; cover: (H, W) bool. Returns (H, W) bool. Clothes of the
+    wall's colour leave holes the closing cannot bridge; a person's shadow on the floor outside
+    the cover is cut away by the cover."""
+    difference = np.abs(frame.astype(np.int16) - plate.astype(np.int16)).max(axis=2)
+    mask = ((difference > threshold) & np.asarray(cover, dtype=bool)).astype(np.uint8)
+    if cleanup > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cleanup + 1, 2 * cleanup + 1))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(mask)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled > 0

@@ -4,6 +4,7 @@
 import motionxfer.cli.animation_commands
 import motionxfer.cli.evaluate_commands
 import motionxfer.cli.model_commands
+import motionxfer.cli.parsing_commands
 import motionxfer.cli.project_commands
 import motionxfer.cli.speed_commands
 import motionxfer.cli.train_commands

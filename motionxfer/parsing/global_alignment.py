@@ -35,19 +35,17 @@ from motionxfer.errors import BadInput
 
 @dataclass(frozen=True)
 class LayoutExtent:
-    """Per-frame extent of the person: top, bottom (rows, pixel-centre coordinates of the
-    top-most and bottom-most foreground pixels), centre_x, centre_y (bounding-box centre);
-    each (T,) float64, nan where the frame has no foreground."""
+    """Per-frame extent of the person: top, bottom (rows: of a layout, the pixel-centre
+    coordinates of the top-most and bottom-most foreground pixels; of keypoints, the highest
+    and lowest joints), centre_x, centre_y (bounding-box centre), height (pixels: a layout's
+    bottom - top + 1, the rows it covers; keypoints' bottom - top); each (T,) float64, nan
+    where the frame has no person."""
 
     top: np.ndarray
     bottom: np.ndarray
     centre_x: np.ndarray
     centre_y: np.ndarray
-
-    @property
-    def height(self) -> np.ndarray:
-        """(T,) person height in pixels (bottom - top + 1), nan where empty."""
-        return self.bottom - self.top + 1.0
+    height: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,55 @@ def layout_extent(layouts: np.ndarray) -> LayoutExtent:
     top, bottom = first(rows_any) + 0.5, last(rows_any) + 0.5
     left, right = first(cols_any) + 0.5, last(cols_any) + 0.5
     return LayoutExtent(top=top, bottom=bottom, centre_x=(left + right) / 2,
-                        centre_y=(top + bottom) / 2)
+                        centre_y=(top + bottom) / 2, height=bottom - top + 1.0)
+
+
+def keypoint_extent(keypoints: np.ndarray, seen: np.ndarray) -> LayoutExtent:
+    """The person's extent from joints instead of a layout: top and bottom are the highest and
+    lowest seen joints' rows, the centre that of their bounding box.
+
+    keypoints: (T, J, 2) pixels (x, y); seen: (T, J) bool. Frames with fewer than two joints
+    seen are nan. Joints stop short of the outline (the crown above the highest face point,
+    the soles below the ankles or heels), so heights read smaller than a layout's: compare
+    extents of one kind only."""
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    seen = np.asarray(seen, dtype=bool) & np.isfinite(keypoints).all(axis=-1)
+    enough = seen.sum(axis=1) >= 2  # (T,)
+    x = np.where(seen, keypoints[..., 0], np.nan)
+    y = np.where(seen, keypoints[..., 1], np.nan)
+    nan = np.full(len(keypoints), np.nan)
+    top, bottom, left, right = nan.copy(), nan.copy(), nan.copy(), nan.copy()
+    top[enough], bottom[enough] = np.nanmin(y[enough], axis=1), np.nanmax(y[enough], axis=1)
+    left[enough], right[enough] = np.nanmin(x[enough], axis=1), np.nanmax(x[enough], axis=1)
+    return LayoutExtent(top=top, bottom=bottom, centre_x=(left + right) / 2,
+                        centre_y=(top + bottom) / 2, height=bottom - top)
+
+
+def align_extents(
+    source: LayoutExtent,
+    target: LayoutExtent,
+    height_percentile: float = 90.0,
+    anchor: str = "feet",
+) -> GlobalAlignment:
+    """`global_alignment` from extents already measured (of layouts or of keypoints, the same
+    kind for both): scale (Ts,) and offset (Ts, 2), Ts the source's frames."""
+    if anchor not in ("feet", "centre"):
+        raise BadInput(f"unknown anchor {anchor!r}", hint="use 'feet' or 'centre'")
+    for name, extent in (("source", source), ("target", target)):
+        if not np.isfinite(extent.height).any():
+            raise BadInput(f"the {name} layouts hold no person in any frame",
+                           hint="check the masks or parsing maps of that video")
+    scale = (np.nanpercentile(target.height, height_percentile)
+             / np.nanpercentile(source.height, height_percentile))
+    source_x, target_x = np.nanmedian(source.centre_x), np.nanmedian(target.centre_x)
+    if anchor == "feet":
+        source_y, target_y = np.nanmedian(source.bottom), np.nanmedian(target.bottom)
+    else:
+        source_y, target_y = np.nanmedian(source.centre_y), np.nanmedian(target.centre_y)
+    # The source's median anchor lands on the target's; motion around it is kept, scaled.
+    count = len(source.height)
+    offset = np.tile([target_x - scale * source_x, target_y - scale * source_y], (count, 1))
+    return GlobalAlignment(scale=np.full(count, scale), offset=offset)
 
 
 def global_alignment(
@@ -100,19 +146,5 @@ def global_alignment(
     """
     if anchor not in ("feet", "centre"):
         raise BadInput(f"unknown anchor {anchor!r}", hint="use 'feet' or 'centre'")
-    source, target = layout_extent(source_layouts), layout_extent(target_layouts)
-    for name, extent in (("source", source), ("target", target)):
-        if not np.isfinite(extent.height).any():
-            raise BadInput(f"the {name} layouts hold no person in any frame",
-                           hint="check the masks or parsing maps of that video")
-    scale = (np.nanpercentile(target.height, height_percentile)
-             / np.nanpercentile(source.height, height_percentile))
-    source_x, target_x = np.nanmedian(source.centre_x), np.nanmedian(target.centre_x)
-    if anchor == "feet":
-        source_y, target_y = np.nanmedian(source.bottom), np.nanmedian(target.bottom)
-    else:
-        source_y, target_y = np.nanmedian(source.centre_y), np.nanmedian(target.centre_y)
-    # The source's median anchor lands on the target's; motion around it is kept, scaled.
-    count = len(source.height)
-    offset = np.tile([target_x - scale * source_x, target_y - scale * source_y], (count, 1))
-    return GlobalAlignment(scale=np.full(count, scale), offset=offset)
+    return align_extents(layout_extent(source_layouts), layout_extent(target_layouts),
+                         height_percentile, anchor)

@@ -2,7 +2,7 @@
 
 A folder holds one single-channel PNG per frame (palette or 8-bit greyscale, values = label
 indices), sorted by file name; `read_label_folder` checks it against the video (frame count and
-size) and maps it onto the six classes. A `ParsingSequence` is the six-class result for a whole
+size, resizing nearest-neighbour when only the scale differs) and maps it onto the six classes. A `ParsingSequence` is the six-class result for a whole
 video, saved as one compressed .npz.
 """
 
@@ -13,11 +13,58 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from motionxfer.errors import BadInput
+from motionxfer.io.files import atomic_path
 from motionxfer.parsing.labels import CLASS_NAMES, NUM_CLASSES, map_labels
 
 SCHEMA_VERSION = 1
+
+
+def read_label_map(path: str | Path) -> np.ndarray:
+    """One label-map PNG as an (H, W) integer array of label indices.
+
+    Palette PNGs (what Self-Correction-Human-Parsing and most parsers write) are read as their
+    indices, not their colours: OpenCV would expand the palette to RGB, so Pillow reads them.
+    Raises BadInput for an unreadable file or one with colour channels.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            values = np.array(image)
+    except (OSError, ValueError) as error:
+        raise BadInput(f"cannot read {path}: {error}", hint="re-export it as an 8-bit PNG") from None
+    if values.ndim == 3 or mode in ("RGB", "RGBA", "LA", "PA"):
+        channels = values.shape[2] if values.ndim == 3 else 2
+        raise BadInput(
+            f"{path.name} has {channels} channels; label maps need one",
+            hint="save the label indices (a palette or greyscale PNG), not the colour preview",
+        )
+    if values.dtype == bool:
+        values = values.astype(np.uint8)
+    return values
+
+
+def fit_label_map(labels: np.ndarray, size: tuple[int, int], name: str = "a label map"
+                  ) -> np.ndarray:
+    """A label map (h, w) at the video's size (height, width): as it is when it already has
+    that size, resized nearest-neighbour (labels are never blended) when only the scale differs
+    (same aspect ratio, to a pixel), else BadInput."""
+    height, width = size
+    got_height, got_width = labels.shape
+    if (got_height, got_width) == (height, width):
+        return labels
+    if abs(got_width * height / got_height - width) > 1.0:
+        raise BadInput(
+            f"{name} is {got_width}x{got_height} but the video is {width}x{height} (another "
+            "aspect ratio: a crop, not a resize)",
+            hint="run the parser on full, uncropped frames of this video",
+        )
+    resized = cv2.resize(labels.astype(np.uint16 if labels.max() > 255 else np.uint8),
+                         (width, height), interpolation=cv2.INTER_NEAREST)
+    return resized.astype(labels.dtype)
 
 
 def read_label_folder(
@@ -28,9 +75,11 @@ def read_label_folder(
 ) -> np.ndarray:
     """Read a folder of label-map PNGs as a (T, H, W) uint8 array in the six classes.
 
-    expected_size: (height, width) of the video. Raises BadInput when the folder is missing or
-    holds no PNGs, when the count or a size differs from the video, when a PNG has colour
-    channels, or when a label is not in `convention` (lip, atr, cihp, remot).
+    expected_size: (height, width) of the video. Maps at another size with the video's aspect
+    ratio are resized nearest-neighbour (`fit_label_map`). Raises BadInput when the folder is
+    missing or holds no PNGs, when the count differs from the video's frames, when a map has
+    another aspect ratio or colour channels, or when a label is not in `convention` (lip, atr,
+    cihp, remot / six).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -45,26 +94,11 @@ def read_label_folder(
             f"{folder} holds {len(paths)} label maps but the video has {expected_frames} frames",
             hint="parse every frame of the video (no skipped or extra frames), one PNG each",
         )
-    height, width = expected_size
-    out = np.zeros((len(paths), height, width), np.uint8)
+    out = np.zeros((len(paths),) + tuple(expected_size), np.uint8)
     for index, path in enumerate(paths):
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # palette PNGs read as indices
-        if image is None:
-            raise BadInput(f"cannot read {path}", hint="re-export it as an 8-bit PNG")
-        if image.ndim == 3:
-            raise BadInput(
-                f"{path.name} has {image.shape[2]} channels; label maps need one",
-                hint="save the label indices (a palette or greyscale PNG), not the colour preview",
-            )
-        if image.shape != (height, width):
-            raise BadInput(
-                f"{path.name} is {image.shape[1]}x{image.shape[0]} but the video is "
-                f"{width}x{height}",
-                hint="run the parser on full frames at the video's resolution, or resize the "
-                "maps with nearest-neighbour interpolation",
-            )
+        labels = fit_label_map(read_label_map(path), expected_size, path.name)
         try:
-            out[index] = map_labels(image, convention)
+            out[index] = map_labels(labels, convention)
         except BadInput as error:
             raise BadInput(f"{path.name}: {error.message}", hint=error.hint) from None
     return out
@@ -73,11 +107,14 @@ def read_label_folder(
 @dataclass(frozen=True)
 class ParsingSequence:
     """Six-class parsing of a whole video: labels (T, H, W) uint8, the method that made it
-    (`geometry`, `colour_model`, `import:lip`, ...), and the video's fps."""
+    (`geometry`, `colour_model`, `import:lip`, ...), the video's fps, and `inputs`: the
+    fingerprint of the video and poses it was made for (a project's cache compares it with the
+    current one; empty outside a project)."""
 
     labels: np.ndarray
     method: str
     fps: float
+    inputs: str = ""
 
     def __post_init__(self) -> None:
         labels = np.asarray(self.labels)
@@ -88,12 +125,25 @@ class ParsingSequence:
             raise BadInput(f"parsing labels hold {int(labels.max())}; the six classes are 0..5",
                            hint="map external labels with map_labels first")
 
+    @property
+    def frames_with_person(self) -> int:
+        """Frames with at least one pixel that is not background."""
+        return int(self.labels.reshape(len(self.labels), -1).any(axis=1).sum())
+
+    def pixels_per_class(self) -> dict[str, int]:
+        """Pixel count of each class over the whole video, by class name."""
+        counts = np.bincount(self.labels.ravel(), minlength=NUM_CLASSES)
+        return {name: int(count) for name, count in zip(CLASS_NAMES, counts)}
+
     def save(self, path: str | Path) -> None:
-        """Write a compressed .npz (labels, method, fps, class names, schema version)."""
-        np.savez_compressed(
-            Path(path), labels=self.labels, method=np.array(self.method), fps=np.array(self.fps),
-            class_names=np.array(CLASS_NAMES), schema_version=np.array(SCHEMA_VERSION),
-        )
+        """Write a compressed .npz (labels, method, fps, inputs, class names, schema version),
+        atomically: a failed write leaves the previous file."""
+        with atomic_path(path, ".npz") as temporary, open(temporary, "wb") as handle:
+            np.savez_compressed(
+                handle, labels=self.labels, method=np.array(self.method),
+                fps=np.array(self.fps), inputs=np.array(self.inputs),
+                class_names=np.array(CLASS_NAMES), schema_version=np.array(SCHEMA_VERSION),
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> ParsingSequence:
@@ -113,4 +163,6 @@ class ParsingSequence:
             if tuple(str(n) for n in data["class_names"]) != CLASS_NAMES:
                 raise BadInput(f"{path} uses classes {list(data['class_names'])}",
                                hint="recompute the parsing in REMOT's six classes")
-            return cls(labels=data["labels"], method=str(data["method"]), fps=float(data["fps"]))
+            inputs = str(data["inputs"]) if "inputs" in data.files else ""
+            return cls(labels=data["labels"], method=str(data["method"]), fps=float(data["fps"]),
+                       inputs=inputs)

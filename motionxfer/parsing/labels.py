@@ -65,6 +65,7 @@ CONVENTIONS: dict[str, tuple[str, ...]] = {
     "atr": ATR_LABELS,
     "cihp": CIHP_LABELS,
     "remot": CLASS_NAMES,
+    "six": CLASS_NAMES,  # the same: label maps already in the six classes
 }
 
 
@@ -80,7 +81,7 @@ def label_table(convention: str) -> np.ndarray:
             f"unknown parsing convention {convention!r}",
             hint=f"use one of {', '.join(sorted(CONVENTIONS))}",
         )
-    if key == "remot":
+    if key in ("remot", "six"):
         return np.arange(NUM_CLASSES, dtype=np.uint8)
     return np.array([_NAME_TO_CLASS[name] for name in CONVENTIONS[key]], dtype=np.uint8)
 

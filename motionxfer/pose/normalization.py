@@ -27,6 +27,13 @@ on a floor this way. They are normalized by their bounding box (`method = "bound
 automatically when the layout has no ankles): one scale, the target's typical box size over the
 source's (a quantile of the per-frame box diagonals, which a rotating body does not change), and
 one translation that puts the source's typical bottom-centre of the box on the target's.
+
+`method = "layout"` is REMOT's Global Alignment Module (`parsing.global_alignment`): one scale,
+the ratio of the two people's standing heights (a high quantile of each video's per-frame
+person height, top-most to bottom-most pixel), and the source's median feet row onto the
+target's. The heights come from the parsing maps (hair to soles) when the caller passes both
+videos' layout extents (the pipeline does when both videos have a current parsing cache), and
+from the extent of the seen joints otherwise (head top or eyes to heels or toes).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from motionxfer.errors import BadInput, NoPersonFound
+from motionxfer.parsing.global_alignment import LayoutExtent, align_extents, keypoint_extent
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.skeleton import Skeleton
 
@@ -44,7 +52,7 @@ from motionxfer.pose.skeleton import Skeleton
 HEAD_JOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 HORIZONTAL_MODES = ("target_median", "source_position")
 SCALE_MODELS = ("heights", "edn")
-METHODS = ("auto", "ankles", "bounding_box")
+METHODS = ("auto", "ankles", "bounding_box", "layout")
 ANKLE_JOINTS = ("left_ankle", "right_ankle")
 
 
@@ -95,7 +103,12 @@ class NormalizeConfig:
     method: "ankles" (EDN's, above), "bounding_box" (one scale from the bounding boxes' sizes,
         for layouts without ankles: animals, custom markers; it uses min_visibility,
         height_quantile as the quantile of the box sizes, min_frames and horizontal), or "auto":
-        ankles when the layout has both, else the bounding box.
+        ankles when the layout has both, else the bounding box; "layout": REMOT's global
+        alignment (one scale from the standing heights, `layout_height_quantile`, feet row
+        onto feet row; it uses min_visibility, min_frames and horizontal), from parsing maps
+        when the pipeline has both videos' parsing, else from the joints' extent.
+    layout_height_quantile: the quantile of the per-frame person heights taken as the standing
+        height by the "layout" method (REMOT's 90th percentile ignores crouches).
     """
 
     min_visibility: float = 0.5
@@ -113,6 +126,7 @@ class NormalizeConfig:
     scale_model: str = "heights"
     horizontal: str = "source_position"
     method: str = "auto"
+    layout_height_quantile: float = 0.9
 
     def __post_init__(self) -> None:
         def require(condition: bool, setting: str, what: str) -> None:
@@ -139,6 +153,8 @@ class NormalizeConfig:
         require(self.horizontal in HORIZONTAL_MODES, "horizontal",
                 f"must be one of {', '.join(HORIZONTAL_MODES)}")
         require(self.method in METHODS, "method", f"must be one of {', '.join(METHODS)}")
+        require(0.0 <= self.layout_height_quantile <= 1.0, "layout_height_quantile",
+                "must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -199,7 +215,7 @@ class Normalization:
     depth_fraction: np.ndarray  # (T,) between the source's far (0) and close (1); NaN if single
     interpolated: np.ndarray  # (T,) bool, True where the ground point was interpolated in time
     single_scale: bool  # True when the source hardly moved in depth (see min_depth_range)
-    method: str = "ankles"  # "ankles" or "bounding_box" (NormalizeConfig.method, resolved)
+    method: str = "ankles"  # "ankles", "bounding_box" or "layout" (NormalizeConfig.method)
 
     @property
     def num_frames(self) -> int:
@@ -571,6 +587,55 @@ def fit_box_normalization(source_poses: PoseSequence, source_statistics: BoxStat
     )
 
 
+# --- REMOT's global alignment: layout heights and feet ------------------------------------------
+
+
+def pose_extent(poses: PoseSequence, min_visibility: float = 0.5) -> LayoutExtent:
+    """The person's extent in each frame from the seen joints (`keypoint_extent`); nan where
+    the person is absent or fewer than two joints are seen."""
+    seen = _seen(poses.keypoints.astype(np.float64), min_visibility) & poses.person_present[:, None]
+    return keypoint_extent(poses.xy, seen)
+
+
+def fit_layout_normalization(source_poses: PoseSequence, source_extent: LayoutExtent,
+                             target_extent: LayoutExtent, target_image_size: tuple[int, int],
+                             config: NormalizeConfig = NormalizeConfig()) -> Normalization:
+    """REMOT's global alignment as a Normalization: one scale, target standing height over the
+    source's (`config.layout_height_quantile` of each video's heights), the source's median
+    feet row onto the target's; the column per `config.horizontal` ("target_median" is
+    REMOT's: the median centres aligned).
+
+    Extents of one kind for both videos (parsing maps, or `pose_extent`). Raises NoPersonFound
+    when either has fewer than `config.min_frames` frames with an extent.
+    """
+    for role, extent in (("source", source_extent), ("target", target_extent)):
+        used = int(np.isfinite(extent.height).sum())
+        if used < config.min_frames:
+            raise NoPersonFound(
+                f"only {used} frames of the {role} show the person's extent; the layout "
+                f"normalization needs at least {config.min_frames}",
+                hint="track the body in more frames, or lower min_frames in the [normalize] "
+                "table",
+            )
+    alignment = align_extents(source_extent, target_extent,
+                              100.0 * config.layout_height_quantile, "feet")
+    offset = alignment.offset.copy()
+    if config.horizontal == "source_position":
+        source_x = float(np.nanmedian(source_extent.centre_x))
+        target_x = source_x / source_poses.image_size[0] * target_image_size[0]
+        offset[:, 0] = target_x - alignment.scale * source_x
+    if len(offset) != source_poses.num_frames:
+        raise BadInput(f"the source's extent has {len(offset)} frames, its poses "
+                       f"{source_poses.num_frames}",
+                       hint="measure the extent on the same frames as the poses")
+    return Normalization(
+        scale=alignment.scale, offset=offset,
+        depth_fraction=np.full(len(offset), np.nan),
+        interpolated=~np.isfinite(source_extent.height),
+        single_scale=True, method="layout",
+    )
+
+
 def normalization_method(skeleton: Skeleton, config: NormalizeConfig = NormalizeConfig()) -> str:
     """`config.method`, with "auto" resolved: "ankles" when the layout has both ankles, else
     "bounding_box"."""
@@ -580,17 +645,30 @@ def normalization_method(skeleton: Skeleton, config: NormalizeConfig = Normalize
 
 
 def normalize_poses(source: PoseSequence, target: PoseSequence,
-                    config: NormalizeConfig = NormalizeConfig()
+                    config: NormalizeConfig = NormalizeConfig(),
+                    source_layout: LayoutExtent | None = None,
+                    target_layout: LayoutExtent | None = None,
                     ) -> tuple[PoseSequence, Normalization]:
     """Fit on both videos' poses and apply: the source's poses in the target's frame (by the
-    ankles, or by the bounding box: `normalization_method`)."""
+    ankles, by the bounding box, or by REMOT's layout alignment: `normalization_method`).
+
+    source_layout, target_layout: the people's extents from their parsing maps
+    (`parsing.global_alignment.layout_extent`), used by the "layout" method when both are
+    given; without them it measures the extents of the joints."""
     if source.skeleton.joint_names != target.skeleton.joint_names:
         raise BadInput(
             f"the source poses use the layout '{source.skeleton.name}' and the target poses "
             f"'{target.skeleton.name}'",
             hint="extract both videos' poses with the same settings (--hands/--face alike)",
         )
-    if normalization_method(source.skeleton, config) == "bounding_box":
+    method = normalization_method(source.skeleton, config)
+    if method == "layout":
+        if source_layout is None or target_layout is None:
+            source_layout = pose_extent(source, config.min_visibility)
+            target_layout = pose_extent(target, config.min_visibility)
+        normalization = fit_layout_normalization(source, source_layout, target_layout,
+                                                 target.image_size, config)
+    elif method == "bounding_box":
         normalization = fit_box_normalization(
             source, box_statistics(source, config), box_statistics(target, config), config)
     else:
