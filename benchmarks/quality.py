@@ -19,7 +19,9 @@ whose normalized pose is nearest (the floor any learned method must clear). The 
 trains nothing either: that frame re-posed part by part to the driving pose (`texture.bank`, what
 the `texture` row's generator starts from), over the background plate. Scores: SSIM, PSNR,
 Mask-SSIM (with the data's person masks), LPIPS and its mean over the worst 10% of frames
-(`lpips_worst_decile`), TCM, AKD and MKR of the body (MediaPipe on both videos), and FID with
+(`lpips_worst_decile`) and on crops of the hands, feet and face at the ground truth's keypoints
+(`lpips_hands`, `lpips_feet`, `lpips_face`), TCM, AKD and MKR of the body and AKD of the hands
+and feet (MediaPipe's body points on both videos: wrist, fingers' base, ankle, heel, toe), FID with
 `--fid` (equal frame counts; slow on a CPU). Generated videos are compared
 at the model's working size (the reference is resized to it). Prints the command, the machine,
 its load, each row's budget as spent, then a markdown table; `--json` writes every number.
@@ -76,9 +78,14 @@ ROWS: dict[str, dict[str, object]] = {
     # the episodic memory's replay of the worst frames; its warm-up shortened from the default
     # 1000 steps, which a CPU budget of minutes does not reach (about 350 steps in 6 minutes)
     "replay": {"replay": True, "replay_warmup": 100},
+    # a local GAN per key part (hands, feet, face crops): see the lpips_* part columns
+    "part_gan": {"part_gan": True},
+    # the Gromov-Wasserstein structure of VGG features at the body joints, generated vs real
+    "gw": {"gw_loss": True},
 }
-METRICS = ("ssim", "psnr", "mask_ssim", "lpips", "lpips_worst_decile", "fid", "tcm",
-           "akd_body", "mkr_body")
+METRICS = ("ssim", "psnr", "mask_ssim", "lpips", "lpips_worst_decile", "lpips_hands",
+           "lpips_feet", "lpips_face", "fid", "tcm", "akd_body", "mkr_body", "akd_hands",
+           "akd_feet")
 
 
 def mask_video(masks_npz: Path, output: Path, fps: float) -> Path:

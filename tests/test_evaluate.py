@@ -11,7 +11,12 @@ import pytest
 
 from motionxfer import model_cache
 from motionxfer.errors import BadInput
-from motionxfer.evaluation.evaluate import EvaluateConfig, evaluate_videos, self_reconstruction
+from motionxfer.evaluation.evaluate import (
+    EvaluateConfig,
+    PartScores,
+    evaluate_videos,
+    self_reconstruction,
+)
 from motionxfer.evaluation.metrics.image import worst_fraction_mean
 from motionxfer.io.video import VideoWriter
 from motionxfer.pose.sequence import PoseSequence
@@ -191,3 +196,69 @@ def test_report_and_cli(videos, tmp_path):
     assert text.count("data:image/png;base64,") >= 6  # plots and frame panels, embedded
     assert "Best and worst frames by SSIM" in text and "Settings" in text
     assert "<script" not in text and "http" not in text.split("</title>")[1]  # self-contained
+
+
+# --- the key parts ----------------------------------------------------------------------------
+
+def test_part_scores_average_each_groups_crops_per_frame():
+    """A stand-in distance (mean absolute difference of the crops): a change inside the left
+    hand's box scores on the hands only, a frame without a box has no score."""
+    reference = np.full((3, 48, 48, 3), 100, np.uint8)
+    generated = reference.copy()
+    generated[0, :16, :16] = 200  # frame 0: the left hand and around it (bilinear reaches out)
+    nan = [math.nan] * 4
+    boxes = np.array([[[4, 4, 12, 12], [30, 4, 38, 12], [20, 30, 36, 46]],
+                      [[4, 4, 12, 12], nan, [20, 30, 36, 46]],
+                      [nan, nan, nan]], np.float32)  # (T, P, 4)
+
+    def mean_difference(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.abs(first.astype(np.float64) - second).mean(axis=(1, 2, 3))
+
+    scorer = PartScores(("left_hand", "right_hand", "face"), boxes,
+                        {"stand_in": mean_difference}, batch_size=2)
+    for index in range(3):
+        scorer.add(index, reference[index], generated[index])
+    scores = scorer.per_frame(3)
+    assert set(scores) == {("hands", "stand_in"), ("face", "stand_in")}  # no feet in the layout
+    hands, face = scores["hands", "stand_in"], scores["face", "stand_in"]
+    assert hands[0] == pytest.approx(50.0)  # (100 for the left hand + 0 for the right) / 2
+    assert hands[1] == 0.0 and math.isnan(hands[2])
+    assert face[:2].tolist() == [0.0, 0.0] and math.isnan(face[2])
+
+
+def _part_poses(feet_shift: float = 0.0) -> PoseSequence:
+    keypoints = np.full((FRAMES, MEDIAPIPE_HOLISTIC.num_joints, 3), np.nan, np.float32)
+    keypoints[..., 2] = 0.0
+    for name, (x, y) in {"nose": (32, 10), "left_eye": (35, 8), "right_eye": (29, 8),
+                         "left_shoulder": (40, 20), "right_shoulder": (24, 20),
+                         "left_wrist": (16, 40), "right_wrist": (48, 40),
+                         "left_ankle": (24, 58), "right_ankle": (40, 58)}.items():
+        shift = feet_shift if "ankle" in name else 0.0
+        keypoints[:, MEDIAPIPE_HOLISTIC.index(name)] = (x + shift, y, 1.0)
+    return PoseSequence(keypoints, MEDIAPIPE_HOLISTIC, 30.0, (64, 64), np.ones(FRAMES, bool),
+                        np.arange(FRAMES) / 30.0)
+
+
+def test_part_lpips_and_akd_come_from_the_reference_keypoints(clip, tmp_path):
+    frames = clip["frames"]
+    damaged = frames.copy()
+    damaged[:, 34:46, 10:22] = np.random.default_rng(0).integers(0, 256, (FRAMES, 12, 12, 3))
+    reference = _write(tmp_path / "reference.mp4", frames)
+    generated = _write(tmp_path / "damaged_hand.mp4", damaged)
+    result = evaluate_videos(generated, reference,
+                             EvaluateConfig(**{**OFF, "lpips": True, "pose": True}),
+                             reference_poses=_part_poses(), generated_poses=_part_poses(3.0))
+    assert result.metric("akd_feet").value == pytest.approx(3.0)
+    assert result.metric("akd_hands").value == 0.0 and result.metric("mkr_hands").value == 0.0
+    if not result.has("lpips_alex"):
+        pytest.skip("the LPIPS weights are not cached: " + dict(result.skipped)["lpips_alex"])
+    hands, feet, face = (result.metric(f"lpips_alex_{group}") for group in ("hands", "feet",
+                                                                          "face"))
+    assert hands.per_frame.shape == (FRAMES,) and np.isfinite(hands.per_frame).all()
+    assert hands.value > 5 * max(feet.value, face.value)
+    assert result.metric("lpips_alex").value < hands.value  # the damage is a small part
+    without = evaluate_videos(generated, reference,
+                              EvaluateConfig(**{**OFF, "lpips": True, "pose": True,
+                                                "parts": False}),
+                              reference_poses=_part_poses(), generated_poses=_part_poses(3.0))
+    assert not without.has("lpips_alex_hands") and not without.has("akd_feet")

@@ -46,6 +46,9 @@ def evaluate(
     temporal: Annotated[bool | None, _switch("temporal", "TCM and warping error")] = None,
     pose: Annotated[bool | None, _switch("pose", "AKD/MKR of body joints")] = None,
     face: Annotated[bool | None, _switch("face", "AKD/MKR of face landmarks")] = None,
+    parts: Annotated[bool | None, _switch(
+        "parts", "LPIPS on hand, foot and face crops and AKD/MKR of hands and feet (needs the "
+        "keypoints of --pose or --face)")] = None,
     lpips_backbone: Annotated[
         list[str] | None, typer.Option("--lpips-backbone", help="alex (default) and/or vgg; "
                                           "repeat for both.")
@@ -91,7 +94,7 @@ def evaluate(
 
     config = config_from_project(
         EvaluateConfig, None, "evaluate", ssim=ssim, psnr=psnr, masked=masked, lpips=lpips,
-        fid=fid, temporal=temporal, pose=pose, face=face,
+        fid=fid, temporal=temporal, pose=pose, face=face, parts=parts,
         lpips_backbones=tuple(lpips_backbone) if lpips_backbone else None, flow=flow,
         reference_first_frame=reference_start_frame, max_frames=max_frames,
         resize_reference=resize_reference, batch_size=batch_size, device=device,

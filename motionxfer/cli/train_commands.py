@@ -79,6 +79,25 @@ def train_target(
                      "ahead. One process only. Share, pool and warm-up: replay_share, "
                      "replay_pool, replay_warmup in [train] of config.toml."),
     ] = None,
+    part_gan: Annotated[
+        bool | None,
+        typer.Option("--part-gan/--no-part-gan",
+                     help="A local GAN per key part (Do as I Do): crops of the hands, feet and "
+                     "face of each generated frame (boxes from the keypoints, smoothed over "
+                     "time) are judged by a patch discriminator per part, given the pose crop "
+                     "(the face also its landmarks), so the generator sharpens those small "
+                     "parts. A layout without them (animals) trains without. One process only. "
+                     "Weights: part_adversarial, part_feature_matching in [losses] of the "
+                     "preset. Default: [train] part_gan."),
+    ] = None,
+    gw_loss: Annotated[
+        bool | None,
+        typer.Option("--gw-loss/--no-gw-loss",
+                     help="Gromov-Wasserstein structure loss (Do as I Do): the generated frame's "
+                     "VGG features at the body joints must relate to each other as the real "
+                     "frame's do (the perceptual loss's features: needs --perceptual). Weight: "
+                     "gw in [losses] of the preset. Default: [train] gw_loss."),
+    ] = None,
     max_minutes: Annotated[
         float | None,
         typer.Option("--max-minutes", min=0, help="Stop the generator stage after this many "
@@ -110,13 +129,15 @@ def train_target(
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
         conditioning=conditioning, background=background, augmentation=augmentation,
         texture=texture,
-        replay=replay,
+        replay=replay, part_gan=part_gan, gw_loss=gw_loss,
     )
     chosen, config = plan.preset, plan.config
     batch = f"batch {config.batch_size}"
     if config.replay:
         batch += (f", replaying the worst frames ({config.replay_share:.0%} of each batch "
                   f"from step {config.replay_warmup})")
+    if config.part_gan:
+        batch += ", with part GANs (hands, feet, face)"
     if processes.distributed:
         batch += (f" per process x {processes.world_size} processes = "
                   f"{config.batch_size * processes.world_size}")

@@ -28,11 +28,16 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from motionxfer.errors import BadInput, MissingDependency
 from motionxfer.evaluation.metrics import image, temporal
 from motionxfer.evaluation.metrics.fid import RECOMMENDED_MIN_FRAMES, fid_from_features
-from motionxfer.evaluation.metrics.keypoints import KeypointAccuracy, pose_accuracy
+from motionxfer.evaluation.metrics.keypoints import (
+    KeypointAccuracy,
+    keypoint_accuracy,
+    pose_accuracy,
+)
 from motionxfer.evaluation.metrics.perceptual import inception_features, lpips_distances
 from motionxfer.io import video
 from motionxfer.networks.inception_fid import FIDInception
@@ -40,8 +45,12 @@ from motionxfer.networks.lpips import LPIPS
 from motionxfer.pose.extract import ExtractConfig, extract_from_frames
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.progress import ProgressCallback, RateMeter
+from motionxfer.training.part_crops import PART_GROUPS, crop_parts, part_joints
+from motionxfer.training.part_gan import part_tracks
 
 LPIPS_BACKBONES = ("alex", "vgg")
+PART_CROP_SIZE = 64  # pixels: the size of the patches LPIPS was calibrated on
+KEYPOINT_PARTS = ("hands", "feet")  # the part groups with AKD/MKR (a face has its own metrics)
 FPS_TOLERANCE = 0.01  # relative
 
 
@@ -50,7 +59,9 @@ class EvaluateConfig:
     """Settings of `evaluate` (TOML table `[evaluate]`).
 
     ssim, psnr, masked (Mask-SSIM/Mask-PSNR), lpips, fid, temporal (TCM and warping error),
-    pose (AKD/MKR of body joints), face (AKD/MKR of face landmarks): switch each metric on/off.
+    pose (AKD/MKR of body joints), face (AKD/MKR of face landmarks), parts (LPIPS on crops of
+    the hands, feet and face, and AKD/MKR of hand and foot keypoints; only where the evaluation
+    has keypoints: pose or face on, or poses given): switch each metric on/off.
     lpips_backbones: "alex" (the LPIPS authors' choice as a metric; the default) and/or "vgg"
         (about 10x slower: ~2 s per 256x256 frame pair on a busy 2-core CPU).
     flow: optical flow for the temporal metrics, "dis" or "farneback".
@@ -72,6 +83,7 @@ class EvaluateConfig:
     temporal: bool = True
     pose: bool = True
     face: bool = True
+    parts: bool = True
     flow: str = "dis"
     mask_threshold: float = 0.5
     min_visibility: float = 0.5
@@ -254,6 +266,125 @@ def _mask_frames(path: Path, first: int, count: int, size: tuple[int, int],
             yield rgb.max(axis=2) > threshold * 255
 
 
+# --- the key parts: LPIPS on crops --------------------------------------------------------------
+
+def part_crop_images(frame: np.ndarray, boxes: np.ndarray,
+                     size: int = PART_CROP_SIZE) -> np.ndarray:
+    """(P, size, size, 3) uint8 crops of an RGB frame (H, W, 3) uint8 at boxes (P, 4) (x0, y0,
+    x1, y1 in its pixels; `training.part_crops.crop_parts`'s bilinear resampling)."""
+    images = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    crops = crop_parts(images.expand(len(boxes), -1, -1, -1),
+                       torch.from_numpy(np.asarray(boxes, np.float32)), size)
+    return crops.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+class PartScores:
+    """LPIPS of the key parts (`training.part_crops.PART_GROUPS`) of each frame pair: the crops
+    at the reference's part boxes (`boxes` (T, P, 4) of `parts`, NaN where unseen) of both frames,
+    scored in batches by `distance(reference crops, generated crops) -> (N,)` per backbone. A
+    frame's score for a group is the mean over the group's parts seen in it; NaN without any."""
+
+    def __init__(self, parts: tuple[str, ...], boxes: np.ndarray,
+                 distances: dict[str, Any], batch_size: int) -> None:
+        self.boxes = boxes
+        self.distances = distances  # backbone -> callable
+        self.batch_size = batch_size
+        self.columns = {group: [parts.index(part) for part in members if part in parts]
+                        for group, members in PART_GROUPS.items()}
+        self.columns = {group: columns for group, columns in self.columns.items() if columns}
+        self.pending: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {
+            group: [] for group in self.columns}
+        self.scores: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {
+            (group, backbone): [] for group in self.columns for backbone in distances}
+
+    def add(self, index: int, reference: np.ndarray, generated: np.ndarray) -> None:
+        """Frame pair `index` (H, W, 3) uint8 each."""
+        if index >= len(self.boxes):
+            return
+        for group, columns in self.columns.items():
+            boxes = self.boxes[index, columns]  # (p, 4)
+            boxes = boxes[np.isfinite(boxes).all(-1)]
+            if not len(boxes):
+                continue
+            for reference_crop, generated_crop in zip(part_crop_images(reference, boxes),
+                                                      part_crop_images(generated, boxes)):
+                self.pending[group].append((index, reference_crop, generated_crop))
+            if len(self.pending[group]) >= self.batch_size:
+                self._flush(group)
+
+    def _flush(self, group: str) -> None:
+        pending = self.pending[group]
+        if not pending:
+            return
+        frames = np.array([entry[0] for entry in pending])
+        references = np.stack([entry[1] for entry in pending])
+        generated = np.stack([entry[2] for entry in pending])
+        for backbone, distance in self.distances.items():
+            self.scores[group, backbone].append((frames, np.asarray(distance(references,
+                                                                             generated))))
+        pending.clear()
+
+    def per_frame(self, frames: int) -> dict[tuple[str, str], np.ndarray]:
+        """(group, backbone) -> (frames,) float64 scores, for the groups seen at least once."""
+        results = {}
+        for group in self.columns:
+            self._flush(group)
+            for backbone in self.distances:
+                entries = self.scores[group, backbone]
+                if not entries:
+                    continue
+                indices = np.concatenate([entry[0] for entry in entries])
+                values = np.concatenate([entry[1] for entry in entries]).astype(np.float64)
+                sums = np.bincount(indices, values, minlength=frames)[:frames]
+                counts = np.bincount(indices, minlength=frames)[:frames]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    results[group, backbone] = np.where(counts > 0, sums / counts, np.nan)
+        return results
+
+
+def _part_scorer(reference_poses: PoseSequence | None, models: _Models, plan: _Plan,
+                 config: EvaluateConfig, skipped: dict[str, str]) -> PartScores | None:
+    """The part LPIPS of this evaluation, or None (why, in `skipped`)."""
+    if not (config.parts and config.lpips):
+        return None
+    if reference_poses is None:
+        skipped["parts"] = ("no keypoints of the reference (turn on pose or face, or pass "
+                            "reference_poses)")
+        return None
+    if not models.lpips:
+        return None  # each backbone's reason is in `skipped` already
+    tracks = part_tracks(reference_poses, plan.size, min_visibility=config.min_visibility)
+    if not tracks.parts:
+        skipped["parts"] = (f"the layout '{reference_poses.skeleton.name}' has no hands, feet or "
+                            "face")
+        return None
+    distances = {backbone: (lambda references, generated, model=model:
+                            lpips_distances(model, references, generated))
+                 for backbone, model in models.lpips.items()}
+    return PartScores(tracks.parts, tracks.boxes, distances, config.batch_size)
+
+
+def _part_metrics(scorer: PartScores, frames: int,
+                  skipped: dict[str, str]) -> list[MetricResult]:
+    metrics = []
+    scores = scorer.per_frame(frames)
+    for group in PART_GROUPS:
+        for backbone in scorer.distances:
+            per_frame = scores.get((group, backbone))
+            name = f"lpips_{backbone}_{group}"
+            if per_frame is None:
+                if group in scorer.columns:
+                    skipped[name] = f"no {group} in the reference's keypoints"
+                continue
+            seen = int(np.isfinite(per_frame).sum())
+            label = f"LPIPS ({'AlexNet' if backbone == 'alex' else 'VGG'}), {group}"
+            metrics.append(MetricResult(
+                name, label, float(np.nanmean(per_frame)), per_frame, False,
+                note=f"{PART_CROP_SIZE} px crops at the reference's {group} boxes, in {seen} of "
+                     f"{frames} frames"))
+    return metrics
+
+
 # --- the evaluation ----------------------------------------------------------------------------
 
 
@@ -311,6 +442,7 @@ def evaluate_videos(
                 reference_poses = generated_poses = None
 
     models = _load_models(config, skipped, progress)
+    parts = _part_scorer(reference_poses, models, plan, config, skipped)
     values: dict[str, list[float]] = {name: [] for name in
                                       ("ssim", "psnr", "mask_ssim", "mask_psnr", "tcm",
                                        "warp_error", "warp_error_reference")}
@@ -371,6 +503,8 @@ def evaluate_videos(
                     values["warp_error"].append(step.generated_warp_error)
                     values["warp_error_reference"].append(step.reference_warp_error)
                 previous = (reference_rgb, generated_rgb)
+            if parts is not None:
+                parts.add(index, reference_rgb, generated_rgb)
             if models.lpips or models.fid is not None:
                 batch.append((reference_rgb, generated_rgb))
                 if len(batch) >= config.batch_size:
@@ -395,6 +529,8 @@ def evaluate_videos(
             f"lpips_{backbone}_worst_decile", f"{label}, worst 10% of frames",
             image.worst_fraction_mean(per_frame, 0.1), None, False,
             note=f"mean of the worst {worst} of {per_frame.size} frames"))
+    if parts is not None:
+        metrics.extend(_part_metrics(parts, frames_seen, skipped))
     if models.fid is not None:
         metrics.append(_fid_metric(features, frames_seen, warnings))
     if config.temporal:
@@ -543,6 +679,38 @@ def _pose_metrics(reference: PoseSequence, generated: PoseSequence, config: Eval
                          summary["akd_coordinate"], accuracy.akd_coordinate, False, "px",
                          note="the average FOMM's released script computes"),
             MetricResult(f"mkr_{group}", f"MKR {label}", summary["mkr"], accuracy.mkr, False),
+        ])
+    if config.parts:
+        metrics.extend(_part_keypoint_metrics(reference, generated, config, skipped))
+    return metrics
+
+
+def _part_keypoint_metrics(reference: PoseSequence, generated: PoseSequence,
+                           config: EvaluateConfig, skipped: dict[str, str]) -> list[MetricResult]:
+    """AKD and MKR of the hand and foot keypoints (`training.part_crops.part_joints`: the hand
+    points when detected, else the body's wrist, pinky, index and thumb; ankle, heel and toes)."""
+    if reference.skeleton.name != generated.skeleton.name:
+        skipped["akd_hands"] = skipped["akd_feet"] = "the two videos' poses have other layouts"
+        return []
+    joints = part_joints(reference.skeleton)
+    frames = min(reference.num_frames, generated.num_frames)
+    metrics = []
+    for group in KEYPOINT_PARTS:
+        chosen = sorted({joint for part in PART_GROUPS[group] for joint in joints.get(part, [])})
+        if not chosen:
+            skipped[f"akd_{group}"] = f"the poses have no {group} keypoints"
+            continue
+        accuracy = keypoint_accuracy(reference.keypoints[:frames, chosen],
+                                     generated.keypoints[:frames, chosen], config.min_visibility,
+                                     group)
+        if int(accuracy.found_reference.sum()) == 0:
+            skipped[f"akd_{group}"] = f"no {group} keypoints were found in the reference frames"
+            continue
+        summary = accuracy.summary()
+        metrics.extend([
+            MetricResult(f"akd_{group}", f"AKD {group}", summary["akd"], accuracy.akd, False,
+                         "px"),
+            MetricResult(f"mkr_{group}", f"MKR {group}", summary["mkr"], accuracy.mkr, False),
         ])
     return metrics
 

@@ -42,6 +42,9 @@ class TrainConfig:
     replay_pool: float = 0.1  # the worst fraction of the frames seen so far that replay draws from
     replay_warmup: int = 1000  # generator steps before replay starts (early errors mean little)
     replay_ema: float = 0.0  # 0: a frame's last error; else error <- ema * old + (1 - ema) * new
+    part_gan: bool = False  # a local GAN per key part: hands, feet, face crops (Do as I Do)
+    gw_loss: bool = False  # Gromov-Wasserstein between the generated and real frame's structure
+    #                        of VGG features at the body joints (needs perceptual; Do as I Do)
     holdout_fraction: float = 0.1
     min_holdout_seconds: float = 1.0
     min_train_seconds: float = 2.0
@@ -89,6 +92,9 @@ class TrainConfig:
                             "of the batch and of the frames seen, e.g. 0.25 and 0.1)")
         if self.replay_warmup < 0 or not 0 <= self.replay_ema < 1:
             problems.append("replay_warmup cannot be negative and replay_ema must be in [0, 1)")
+        if self.gw_loss and not self.perceptual:
+            problems.append("gw_loss reads the perceptual loss's VGG features: it needs "
+                            "perceptual = true")
         if self.background not in BACKGROUNDS:
             problems.append(f"background must be one of {', '.join(BACKGROUNDS)}")
         if self.conditioning not in CONDITIONINGS:

@@ -78,24 +78,29 @@ def split_frames(person_present: np.ndarray, fps: float, holdout_fraction: float
 
 @dataclass(frozen=True)
 class PairBatch:
-    """Frames t-1 and t with their stick figures; (B, 3, H, W) float32 in [-1, 1]."""
+    """Frames t-1 and t with their stick figures; (B, 3, H, W) float32 in [-1, 1]. `joints`: frame
+    t's keypoints (B, J, 3) x, y in pixels of the frames (augmented as they are), visibility, when
+    the samples carry them (`TrainingSamples(joints=...)`: the Gromov-Wasserstein loss)."""
 
     indices: np.ndarray  # (B,) frame indices t
     previous_pose: torch.Tensor
     pose: torch.Tensor
     previous_frame: torch.Tensor
     frame: torch.Tensor
+    joints: torch.Tensor | None = None  # (B, J, 3) float32
 
     def to(self, device: torch.device) -> PairBatch:
         """On `device`; from pinned memory (`pin_memory`) the copy to a GPU is asynchronous."""
         return PairBatch(self.indices, *(tensor.to(device, non_blocking=True) for tensor in (
-            self.previous_pose, self.pose, self.previous_frame, self.frame)))
+            self.previous_pose, self.pose, self.previous_frame, self.frame)),
+            joints=None if self.joints is None else self.joints.to(device, non_blocking=True))
 
     def pin_memory(self) -> PairBatch:
         """In page-locked memory, so that `to(cuda)` copies while the GPU computes (only useful,
         and only possible, with CUDA)."""
         return PairBatch(self.indices, *(tensor.pin_memory() for tensor in (
-            self.previous_pose, self.pose, self.previous_frame, self.frame)))
+            self.previous_pose, self.pose, self.previous_frame, self.frame)),
+            joints=None if self.joints is None else self.joints.pin_memory())
 
 
 @dataclass(frozen=True)
@@ -111,16 +116,19 @@ class PairImages:
     pose: torch.Tensor
     previous_frame: torch.Tensor
     frame: torch.Tensor
+    joints: torch.Tensor | None = None  # (B, J, 3) float32, as in PairBatch
 
     def pin_memory(self) -> PairImages:
         return PairImages(self.indices, *(tensor.pin_memory() for tensor in (
-            self.previous_pose, self.pose, self.previous_frame, self.frame)))
+            self.previous_pose, self.pose, self.previous_frame, self.frame)),
+            joints=None if self.joints is None else self.joints.pin_memory())
 
     def to_batch(self, device: torch.device) -> PairBatch:
         """The PairBatch on `device` (the same values `TrainingSamples.pairs` makes)."""
         return PairBatch(self.indices, *(
             images_to_tensor(tensor.to(device, non_blocking=True)) for tensor in (
-                self.previous_pose, self.pose, self.previous_frame, self.frame)))
+                self.previous_pose, self.pose, self.previous_frame, self.frame)),
+            joints=None if self.joints is None else self.joints.to(device, non_blocking=True))
 
 
 def conditioning_drawer(conditioning: Conditioning, poses: PoseSequence) -> DrawFunction:
@@ -175,11 +183,13 @@ class TextureInputs:
 class TrainingSamples:
     """Frames from the cache and stick figures drawn from `poses` at the cache's size, followed
     by the re-posed texture with `texture`; `augmentation` changes each training pair a little
-    (never the validation frames)."""
+    (never the validation frames). `joints`: indices of the joints whose keypoints of frame t a
+    pair carries (`PairBatch.joints`, at the cache's size); None: none."""
 
     def __init__(self, frames: FrameCache, poses: PoseSequence, draw: DrawFunction,
                  augmentation: Augmentation | None = None,
-                 texture: TextureInputs | None = None) -> None:
+                 texture: TextureInputs | None = None,
+                 joints: np.ndarray | None = None) -> None:
         if len(frames) != poses.num_frames:
             raise ProjectError(
                 f"the target's frame cache has {len(frames)} frames but its poses have "
@@ -191,6 +201,7 @@ class TrainingSamples:
         self.draw = draw
         self.augmentation = augmentation
         self.texture = texture
+        self.joints = None if joints is None else np.asarray(joints, np.int64)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -227,14 +238,28 @@ class TrainingSamples:
         def stacked(position: int) -> torch.Tensor:  # (B, H, W, C) uint8
             return torch.from_numpy(np.stack([pair[position] for pair in pairs]))
 
+        joints = (None if self.joints is None
+                  else torch.from_numpy(np.stack([pair[4] for pair in pairs])))  # (B, J, 3)
         return PairImages(indices=indices, previous_pose=stacked(0), pose=stacked(1),
-                          previous_frame=stacked(2), frame=stacked(3))
+                          previous_frame=stacked(2), frame=stacked(3), joints=joints)
+
+    def _frame_joints(self, keypoints: np.ndarray) -> np.ndarray:
+        """The chosen joints (J', 3) float32 of keypoints (J, 3) in pixels of the pose's frames:
+        x, y in pixels of the cache's frames, visibility."""
+        if self.joints is None:
+            return np.zeros((0, 3), np.float32)
+        chosen = keypoints[self.joints].astype(np.float32)
+        width, height = self.size
+        source_width, source_height = self.poses.image_size
+        chosen[:, :2] *= np.array([width / source_width, height / source_height], np.float32)
+        return chosen
 
     def _pair(self, t: int, seed: int) -> tuple[np.ndarray, ...]:
-        """(pose input t-1, pose input t, frame t-1, frame t), augmented alike."""
+        """(pose input t-1, pose input t, frame t-1, frame t, frame t's chosen joints), augmented
+        alike."""
         if self.augmentation is None:
             return (self.stick_figure(t - 1), self.stick_figure(t), self.frame(t - 1),
-                    self.frame(t))
+                    self.frame(t), self._frame_joints(self.poses.keypoints[t]))
         zoom, shift_x, shift_y, gain, offset = self.augmentation.draw(
             np.random.default_rng([seed % 2**63, t]))
         width, height = self.size
@@ -245,8 +270,9 @@ class TrainingSamples:
             keypoints = self.poses.keypoints[index].copy()
             keypoints[:, :2] = keypoints[:, :2] @ on_poses[:, :2].T + on_poses[:, 2]
             inputs.append(self._pose_input(keypoints, index))
+        joints = self._frame_joints(keypoints)  # frame t's, moved as its pose input
         frames = [np.clip(cv2.warpAffine(self.frame(index), on_frames, (width, height),
                                          flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REFLECT101) * gain + offset,
                           0, 255).astype(np.uint8) for index in (t - 1, t)]
-        return (*inputs, *frames)
+        return (*inputs, *frames, joints)

@@ -40,6 +40,7 @@ import torch
 from torch.nn import functional
 
 from motionxfer.errors import BadInput
+from motionxfer.pose.skeleton import Skeleton
 
 # log-weight given to points of zero weight: exp(-1e4) is exactly 0 in float32 and float64.
 _LOG_ZERO = -1.0e4
@@ -212,6 +213,16 @@ def entropic_gromov_wasserstein(
 
 
 # --- structure losses ---------------------------------------------------------------------------
+
+def structure_joints(skeleton: Skeleton) -> list[int]:
+    """The joints whose structure the training's GW loss compares: the layout's `body` group when
+    it has one (MediaPipe's 33, OpenPose's 25 or 18: hundreds of face and hand points would make
+    each solve ~100x slower and outweigh the body), else every joint (an animal's few)."""
+    if skeleton.has_group("body"):
+        body = skeleton.group("body")
+        return list(range(body.start, body.stop))
+    return list(range(skeleton.num_joints))
+
 
 def pairwise_distances(points: torch.Tensor) -> torch.Tensor:
     """Euclidean distances (B, J, D) -> (B, J, J), with a zero diagonal and finite gradients."""

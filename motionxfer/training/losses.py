@@ -11,8 +11,22 @@ The generator's objective (pix2pixHD + Everybody Dance Now):
     perceptual              L1 between VGG16 features of real and generated frames, layers
                             relu1_2..relu5_3 weighted 1/32, 1/16, 1/8, 1/4, 1 (pix2pixHD)
     l1                      plain L1 on pixels (off by default, as in pix2pixHD)
+    gw                      with `TrainConfig.gw_loss`: the entropic Gromov-Wasserstein
+                            discrepancy between the structures of the generated and the real
+                            frame t: pairwise distances between the perceptual loss's VGG
+                            features (relu3_3, `GW_FEATURE_LAYER`) sampled at the body joints
+                            (`gromov_wasserstein.appearance_gw_loss`; no extra VGG pass)
+    gw_pose                 with `gw_loss`, off by default: the paper's pose-to-appearance form,
+                            the joints' pairwise distances against those of the generated
+                            frame's features at them (`pose_appearance_gw_loss`); its minimum is
+                            not 0 for the real frame, which is why `gw` compares with the real
 
 The face refiner's objective has the same terms on the face crop, with their own weights.
+
+With the part GANs (`TrainConfig.part_gan`, `training.part_gan`) the generator's objective adds,
+per part group (hands, feet, face), the adversarial and feature-matching terms of that group's
+patch discriminator on the crops of frame t (`part_objective`; weights `part_adversarial`,
+`part_feature_matching`, and `part_l1` for a plain L1 on the crops, off by default).
 
 The adversarial loss is LSGAN's (pix2pixHD's choice: least squares towards 1 for real and 0 for
 fake) or the hinge loss; `gan_mode` chooses. Each discriminator is trained on the mean of its real
@@ -30,6 +44,9 @@ from torch.nn import functional
 
 from motionxfer.networks.discriminator import ScaleOutputs
 from motionxfer.training.config import GAN_MODES
+from motionxfer.training.gromov_wasserstein import appearance_gw_loss, pose_appearance_gw_loss
+
+GW_FEATURE_LAYER = 2  # of the perceptual loss's five maps: relu3_3, a quarter of the frame's size
 
 
 @dataclass(frozen=True)
@@ -43,10 +60,15 @@ class LossWeights:
     perceptual: float = 10.0
     perceptual_layers: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
     l1: float = 0.0
+    gw: float = 1.0  # gw_loss only: the GW structure term (see the module docstring)
+    gw_pose: float = 0.0  # gw_loss only: the pose-to-appearance GW term (off)
     face_adversarial: float = 1.0
     face_feature_matching: float = 10.0
     face_perceptual: float = 10.0
     face_l1: float = 0.0
+    part_adversarial: float = 1.0  # part GANs only: fool each part group's discriminator
+    part_feature_matching: float = 10.0  # ... and match its features on the real crops
+    part_l1: float = 0.0  # ... and L1 on the crops' pixels
     mask: float = 1.0  # compositing only: the painted person mask against the person's pixels
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +129,12 @@ class PerceptualLoss(nn.Module):
 
     def per_sample(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """The loss of each image (N,) of fake and real (N, 3, H, W); their mean is `forward`."""
+        return self.per_sample_and_features(fake, real)[0]
+
+    def per_sample_and_features(self, fake: torch.Tensor, real: torch.Tensor,
+                                ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """`per_sample`'s loss (N,) and the feature maps it compared: fake (with the graph) and
+        real (without), each one (N, C, h, w) per layer."""
         fake_features = self.features(fake)
         with torch.no_grad():
             real_features = self.features(real)
@@ -118,7 +146,7 @@ class PerceptualLoss(nn.Module):
         total = fake.new_zeros(fake.shape[0], dtype=torch.float32)
         for weight, fake_map, real_map in zip(self.layer_weights, fake_features, real_features):
             total = total + weight * (fake_map.float() - real_map.float()).abs().mean((1, 2, 3))
-        return total
+        return total, list(fake_features), list(real_features)
 
 
 @dataclass
@@ -157,11 +185,13 @@ def generator_objective(
     perceptual: PerceptualLoss | None,
     masks: list[torch.Tensor] | None = None,
     plate: torch.Tensor | None = None,
+    joints: torch.Tensor | None = None,
 ) -> LossTerms:
     """The generator's loss on one or more generated frames (each with its discriminator outputs)
     and, when given, on the temporal discriminator's view of the generated pair. Compositing:
     `masks` are the painted person masks of the frames, `plate` the background they were
-    composited over."""
+    composited over. `joints` (B, J, 3), the last frame's joints in its pixels (x, y,
+    visibility): the GW structure term on that frame (needs the perceptual loss)."""
     count = len(fake_frames)
     adversarial = sum(
         adversarial_loss(fake, True, gan_mode, False) for fake in fake_spatial) / count
@@ -181,9 +211,22 @@ def generator_objective(
         )
     # The frames are the same size: one batch through VGG gives the mean over frames at once.
     all_fakes, all_reals = torch.cat(fake_frames), torch.cat(real_frames)  # (count * B, 3, H, W)
-    if perceptual is not None and weights.perceptual:
-        per_image = perceptual.per_sample(all_fakes, all_reals)  # (count * B,)
-        terms["perceptual"] = (weights.perceptual, per_image.mean())
+    wants_gw = joints is not None and bool(weights.gw or weights.gw_pose)
+    if wants_gw and perceptual is None:
+        raise ValueError("the GW loss reads the perceptual loss's features: train with it")
+    if perceptual is not None and (weights.perceptual or wants_gw):
+        per_image, fake_features, real_features = perceptual.per_sample_and_features(
+            all_fakes, all_reals)  # (count * B,)
+        if weights.perceptual:
+            terms["perceptual"] = (weights.perceptual, per_image.mean())
+        frame_size = (all_fakes.shape[-1], all_fakes.shape[-2])
+        if wants_gw and joints is not None and weights.gw:
+            terms["gw"] = (weights.gw, structure_loss(
+                joints, fake_features[GW_FEATURE_LAYER], real_features[GW_FEATURE_LAYER],
+                frame_size))
+        if wants_gw and joints is not None and weights.gw_pose:
+            terms["gw_pose"] = (weights.gw_pose, pose_structure_loss(
+                joints, fake_features[GW_FEATURE_LAYER], frame_size))
     else:  # without the VGG: the pixels' L1, a cheap stand-in for the sample errors
         per_image = (all_fakes.detach().float() - all_reals.float()).abs().mean((1, 2, 3))
     if weights.l1:
@@ -196,6 +239,29 @@ def generator_objective(
     # frames (the pair t-1, t of EDN's step).
     objective.sample_errors = per_image.detach().float().reshape(count, -1).mean(0)  # (B,)
     return objective
+
+
+def structure_loss(joints: torch.Tensor, fake_features: torch.Tensor,
+                   real_features: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
+    """The GW structure term on the last frame of each pair: joints (B, J, 3) in pixels of a
+    (width, height) frame, fake and real features (count * B, C, h, w), the last B of which
+    belong to that frame. In float32 outside autocast (the solver's logsumexp needs it)."""
+    batch = joints.shape[0]
+    with torch.autocast(fake_features.device.type, enabled=False):
+        return appearance_gw_loss(
+            joints[..., :2].float(), fake_features[-batch:].float(),
+            real_features[-batch:].float(), visibility=joints[..., 2].float(),
+            image_size=frame_size)
+
+
+def pose_structure_loss(joints: torch.Tensor, fake_features: torch.Tensor,
+                        frame_size: tuple[int, int]) -> torch.Tensor:
+    """The pose-to-appearance GW term on the last frame of each pair (as `structure_loss`)."""
+    batch = joints.shape[0]
+    with torch.autocast(fake_features.device.type, enabled=False):
+        return pose_appearance_gw_loss(
+            joints[..., :2].float(), fake_features[-batch:].float(),
+            visibility=joints[..., 2].float(), image_size=frame_size)
 
 
 def person_pixels(frames: torch.Tensor, plate: torch.Tensor, threshold: float = 0.06,
@@ -241,4 +307,24 @@ def face_objective(
     if weights.face_l1:
         terms["l1"] = (weights.face_l1,
                        functional.l1_loss(refined_crops.float(), real_crops.float()))
+    return _weighted(terms)
+
+
+def part_objective(
+    weights: LossWeights,
+    gan_mode: str,
+    fake_outputs: list[ScaleOutputs],
+    real_outputs: list[ScaleOutputs],
+    fake_crops: torch.Tensor,
+    real_crops: torch.Tensor,
+) -> LossTerms:
+    """The generator's loss on one part group's crops of generated frames (`part_gan`)."""
+    terms: dict[str, tuple[float, torch.Tensor | None]] = {
+        "adversarial": (weights.part_adversarial,
+                        adversarial_loss(fake_outputs, True, gan_mode, False)),
+        "feature_matching": (weights.part_feature_matching,
+                             feature_matching_loss(fake_outputs, real_outputs)),
+    }
+    if weights.part_l1:
+        terms["l1"] = (weights.part_l1, functional.l1_loss(fake_crops.float(), real_crops.float()))
     return _weighted(terms)

@@ -19,6 +19,48 @@ import torch
 from torch.nn import functional
 
 from motionxfer.errors import BadInput
+from motionxfer.pose.skeleton import Skeleton
+
+# The key parts "Do as I Do" refines, in a fixed order, and the groups that share a discriminator
+# (left and right alike). A part's joints: its group of the layout when there is one (MediaPipe's
+# 21 hand points, the face mesh), and the body joints of it that the layout names.
+PARTS = ("left_hand", "right_hand", "left_foot", "right_foot", "face")
+PART_GROUPS: dict[str, tuple[str, ...]] = {
+    "hands": ("left_hand", "right_hand"),
+    "feet": ("left_foot", "right_foot"),
+    "face": ("face",),
+}
+_BODY_JOINTS = {
+    "hand": ("wrist", "pinky", "index", "thumb"),
+    "foot": ("ankle", "heel", "foot_index", "big_toe", "small_toe"),
+}
+_HEAD_JOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "mouth_left",
+                "mouth_right")
+
+
+def part_joints(skeleton: Skeleton) -> dict[str, list[int]]:
+    """The joints of each key part the layout has (`PARTS` order; a part with none is left out):
+    a hand is its `<side>_hand` group plus the body's `<side>_wrist`, `_pinky`, `_index`,
+    `_thumb`; a foot the body's `<side>_ankle`, `_heel`, `_foot_index`, `_big_toe`, `_small_toe`;
+    the face its `face` group plus the nose, eyes, ears and mouth corners, when the layout has a
+    face (`Skeleton.has_face`). An animal's layout (no such names) has none."""
+    joints: dict[str, list[int]] = {}
+    for part in PARTS:
+        if part == "face" and not skeleton.has_face:
+            continue  # a snout and ears are no face (`Skeleton.has_face`)
+        chosen: list[int] = []
+        if skeleton.has_group(part):
+            group = skeleton.group(part)
+            chosen.extend(range(group.start, group.stop))
+        if part == "face":
+            names = _HEAD_JOINTS
+        else:
+            side, kind = part.split("_")
+            names = tuple(f"{side}_{name}" for name in _BODY_JOINTS[kind])
+        chosen.extend(skeleton.index(name) for name in names if skeleton.has(name))
+        if chosen:
+            joints[part] = sorted(set(chosen))
+    return joints
 
 
 def _centred_moving_average(values: np.ndarray, window: int) -> np.ndarray:

@@ -8,6 +8,10 @@ no history (previous stick figure = its own, previous frame = zeros, which is al
 starts), then frame t from the stick figures of t and t-1 and its own (detached) frame t-1. The
 spatial discriminator judges each (stick figure, frame) pair, the temporal discriminator the pair
 of pairs. Losses: `motionxfer.training.losses` (LSGAN or hinge, feature matching, VGG perceptual).
+With `part_gan`, crops of the hands, feet and face of frame t also go to a patch discriminator per
+part group (`motionxfer.training.part_gan`; one process only). With `gw_loss`, a
+Gromov-Wasserstein term compares the structure of VGG features at the body joints of the
+generated and the real frame t (`losses.structure_loss`).
 
 Stage 2, the face refiner, for `config.face_refiner_steps` steps with the generator frozen: face
 crops of generated frames t, refined against the real crops by the refiner's own discriminator.
@@ -122,9 +126,12 @@ from motionxfer.training.distributed import (
     processes_from_environment,
 )
 from motionxfer.training.episodic_memory import EpisodicMemory
+from motionxfer.training.gromov_wasserstein import structure_joints
 from motionxfer.training.interrupt import Interrupted, StopRequest, deferred_interrupt
 from motionxfer.training.logs import append_log, drop_steps_after, sample_grid
 from motionxfer.training.losses import LossWeights, PerceptualLoss
+from motionxfer.training.part_crops import PART_GROUPS
+from motionxfer.training.part_gan import PartTracks, part_discriminator_name, part_tracks
 from motionxfer.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -348,6 +355,12 @@ def train_plan(project: Project, plan: TrainingPlan, progress: ProgressCallback 
             f"{processes.world_size}: each step's frames depend on every earlier step's errors",
             hint="train without torchrun, or without replay (--no-replay)",
         )
+    if plan.config.part_gan and processes.distributed:
+        raise BadInput(
+            f"the part GANs train in one process, not {processes.world_size}: a step skips a "
+            "part group none of its frames shows, which the processes would not agree on",
+            hint="train without torchrun, or without the part GANs (--no-part-gan)",
+        )
     device = process_device(plan.config.device, processes)
     with process_group(processes, device):
         return _train(project, plan, progress, draw, processes, device)
@@ -410,7 +423,9 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
         texture = (texture_inputs(cache, poses, plate, split) if conditioning.texture
                    else None)
         samples = TrainingSamples(cache, poses, draw or conditioning_drawer(conditioning, poses),
-                                  Augmentation() if config.augmentation else None, texture)
+                                  Augmentation() if config.augmentation else None, texture,
+                                  np.array(structure_joints(poses.skeleton))
+                                  if config.gw_loss else None)
 
         use_face = config.face_refiner and config.face_refiner_steps > 0
         if use_face and not poses.skeleton.has_face:
@@ -430,13 +445,28 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                 "--no-face-refiner",
             )
 
+        parts = part_tracks(poses, size) if config.part_gan else None
+        if parts is not None and not parts.groups:
+            if processes.is_main:
+                logger.warning(
+                    f"warning: the keypoint layout '{poses.skeleton.name}' of "
+                    f"{record.info.path.name} has no hands, feet or face: training without the "
+                    "part GANs")
+            parts, config = None, dataclasses.replace(config, part_gan=False)
+        # Part discriminators already in the checkpoint are kept (and saved again) even when
+        # this run does not train them, as a face refiner is.
+        part_groups = tuple(
+            group for group in PART_GROUPS
+            if (parts is not None and group in parts.groups) or (
+                resumed is not None and part_discriminator_name(group) in resumed.models))
+
         _seed_everything(config.seed)  # the same initial weights in every process
         # A face refiner already in the checkpoint is kept (and saved again) even when this run
         # does not train it.
         keep_face = use_face or (resumed is not None and "face_refiner" in resumed.models)
         trainer = Trainer(chosen, config, device, perceptual, keep_face,
                           distributed=processes.distributed, architecture=architecture,
-                          plate=plate)
+                          plate=plate, part_groups=part_groups)
         if resumed is not None:
             trainer.load(resumed)
             if processes.is_main:
@@ -479,7 +509,7 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             try:
                 steps_done += _run_stage(
                     GENERATOR_STAGE, trainer, samples, split, boxes, config, project, run,
-                    save, progress, stop, processes, replay=replay,
+                    save, progress, stop, processes, replay=replay, parts=parts,
                 )
                 if use_face:
                     steps_done += _run_stage(
@@ -524,9 +554,10 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
                boxes: np.ndarray, config: TrainConfig, project: Project, run: _RunState,
                save: Callable[[], None], progress: ProgressCallback | None, stop: StopRequest,
                processes: Processes, face_train: np.ndarray | None = None,
-               replay: ReplayDraws | None = None) -> int:
+               replay: ReplayDraws | None = None, parts: PartTracks | None = None) -> int:
     """Run one stage from its current step to its last; returns the steps done. `replay`: the
-    generator's frames come from the episodic memory, which each step's errors go back to."""
+    generator's frames come from the episodic memory, which each step's errors go back to.
+    `parts`: the part boxes of every frame, for the part GANs of the generator stage."""
     face = stage == FACE_STAGE
     total = config.face_refiner_steps if face else config.steps
     first = trainer.face_refiner_step_count if face else trainer.generator_step_count
@@ -556,7 +587,8 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
             if face:
                 values = trainer.face_refiner_step(batch, torch.from_numpy(boxes[batch.indices]))
             else:
-                values = trainer.generator_step(batch)
+                values = trainer.generator_step(
+                    batch, parts.batch(batch.indices) if parts is not None else None)
                 if replay is not None and replay_queue is not None:  # before a stop can save
                     if trainer.last_sample_errors is None:
                         raise RuntimeError("the generator step reported no sample errors")

@@ -1,14 +1,15 @@
 """The networks of a training run and one optimisation step of each stage.
 
-`Trainer` holds the generator, the spatial and temporal discriminators, the face refiner and its
-discriminator, their optimizers, schedulers and GradScaler, and runs one step per call; it writes
-no files (the loop, checkpoints and logs are in `motionxfer.training.train`).
+`Trainer` holds the generator, the spatial and temporal discriminators, the part discriminators
+(`part_gan`: one per part group, `training.part_gan`), the face refiner and its discriminator, their
+optimizers, schedulers and GradScaler, and runs one step per call; it writes no files (the loop, checkpoints and logs are in `motionxfer.training.train`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import warnings
 from typing import Any
 
 import torch
@@ -33,11 +34,20 @@ from motionxfer.presets import Preset
 from motionxfer.training.config import TrainConfig
 from motionxfer.training.dataset import PairBatch
 from motionxfer.training.losses import (
+    LossTerms,
     LossWeights,
     PerceptualLoss,
     discriminator_objective,
     face_objective,
     generator_objective,
+    part_objective,
+)
+from motionxfer.training.part_gan import (
+    PartBatch,
+    PartCrops,
+    group_crops,
+    part_discriminator_config,
+    part_discriminator_name,
 )
 
 
@@ -62,12 +72,15 @@ class Trainer:
 
     `distributed`: this is one of several processes (the default process group is running); the
     training steps then go through DistributedDataParallel replicas of the networks.
+    `part_groups`: the part groups ("hands", "feet", "face") that get a discriminator of their
+    own; the generator step trains against them when it is given the batch's part boxes.
     """
 
     def __init__(self, preset: Preset, config: TrainConfig, device: torch.device,
                  perceptual: PerceptualLoss | None, use_face_refiner: bool,
                  distributed: bool = False, architecture: str = DEFAULT_ARCHITECTURE,
-                 plate: torch.Tensor | None = None) -> None:
+                 plate: torch.Tensor | None = None,
+                 part_groups: tuple[str, ...] = ()) -> None:
         self.preset = preset
         self.config = config
         self.device = device
@@ -109,6 +122,21 @@ class Trainer:
             "discriminator": torch.optim.lr_scheduler.LambdaLR(self.discriminator_optimizer,
                                                                generator_schedule),
         }
+        # The part GANs: a patch discriminator per part group, each with its optimizer, on the
+        # generator's schedule; crops at the face refiner's crop size.
+        self.part_crop_size = preset.face_refiner.crop_size
+        self.part_discriminators: dict[str, MultiScaleDiscriminator] = {
+            group: MultiScaleDiscriminator(part_discriminator_config(
+                group, preset.generator.pose_channels, preset.face_refiner)).to(device)
+            for group in part_groups
+        }
+        self.part_optimizers = {
+            group: torch.optim.Adam(network.parameters(), lr=config.lr, betas=betas)
+            for group, network in self.part_discriminators.items()
+        }
+        for group, optimizer in self.part_optimizers.items():
+            self.schedulers[part_discriminator_name(group)] = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, generator_schedule)
         self.face_refiner: FaceRefiner | None = None
         self.face_discriminator: MultiScaleDiscriminator | None = None
         if use_face_refiner:
@@ -163,9 +191,14 @@ class Trainer:
         return fake_previous, fake
 
     # --- stage 1 ---------------------------------------------------------------------------
-    def generator_step(self, batch: PairBatch) -> dict[str, float]:
+    def generator_step(self, batch: PairBatch, parts: PartBatch | None = None,
+                       ) -> dict[str, float]:
+        """One step of the generator and its discriminators; with `parts` (the boxes of the
+        batch's frames t) also of the part discriminators."""
         batch = batch.to(self.device)
-        discriminators = [self.discriminator, self.temporal_discriminator]
+        parts = parts.to(self.device) if parts is not None and self.part_discriminators else None
+        discriminators: list[nn.Module | None] = [
+            self.discriminator, self.temporal_discriminator, *self.part_discriminators.values()]
         spatial_network = self.replicas["discriminator"]
         temporal_network = self.replicas.get("temporal_discriminator")
         mode = self.config.gan_mode
@@ -192,8 +225,14 @@ class Trainer:
                 self.weights, mode, fake_spatial, real_spatial, fake_temporal, real_temporal,
                 fakes, reals, self.perceptual,
                 self.last_masks if self.plate is not None else None, self.plate,
+                batch.joints if self.config.gw_loss else None,
             )
-        self._descend(generator_losses.total, self.generator_optimizer)
+            part_crops, part_real, part_losses = self._part_generator_terms(
+                parts, batch, fake, discriminators)
+            total = generator_losses.total
+            for losses in part_losses.values():
+                total = total + losses.total
+        self._descend(total, self.generator_optimizer)
 
         set_requires_grad(discriminators, True)
         with self.autocast():
@@ -211,9 +250,16 @@ class Trainer:
             )
             discriminator_total = spatial + temporal if temporal is not None else spatial
         self._descend(discriminator_total, self.discriminator_optimizer)
+        part_discriminator_losses = self._part_discriminator_steps(part_crops, part_real)
         self.scaler.update()
-        self.schedulers["generator"].step()
-        self.schedulers["discriminator"].step()
+        with warnings.catch_warnings():
+            # A part discriminator whose group no frame showed yet has not stepped; its rate
+            # still follows the generator's step (torch would warn that it skips a value).
+            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before",
+                                    UserWarning)
+            for name, scheduler in self.schedulers.items():
+                if name not in ("face_refiner", "face_discriminator"):
+                    scheduler.step()  # the generator stage's: generator and every discriminator
         self.generator_step_count += 1
         self.last_outputs = (batch.pose.detach(), fake.detach(), batch.frame.detach())
         errors = generator_losses.sample_errors
@@ -222,6 +268,53 @@ class Trainer:
         values["D_spatial"] = float(spatial.detach())
         if temporal is not None:
             values["D_temporal"] = float(temporal.detach())
+        for group, losses in part_losses.items():
+            values.update(losses.as_floats(f"G_part_{group}_"))
+        for group, loss in part_discriminator_losses.items():
+            values[f"D_part_{group}"] = loss
+        return values
+
+    def _part_generator_terms(
+        self, parts: PartBatch | None, batch: PairBatch, fake: torch.Tensor,
+        discriminators: list[nn.Module | None],
+    ) -> tuple[dict[str, PartCrops], dict[str, list[Any]], dict[str, LossTerms]]:
+        """The part groups' crops of frame t, their discriminators' outputs on the real crops
+        (with the graph, for the discriminators' step) and the generator's loss on each group
+        (`part_objective`). Groups with no part seen in the batch are left out."""
+        crops: dict[str, PartCrops] = {}
+        real_outputs: dict[str, list[Any]] = {}
+        losses: dict[str, LossTerms] = {}
+        if parts is None:
+            return crops, real_outputs, losses
+        for group in self.part_discriminators:
+            group_crop = group_crops(group, parts, batch.pose, batch.frame, fake,
+                                     self.part_crop_size)
+            if group_crop is None:
+                continue  # no hand (foot, face) seen in any frame of the batch
+            network = self.replicas[part_discriminator_name(group)]
+            set_requires_grad(discriminators, True)
+            real = network(group_crop.discriminator_inputs(fake=False))
+            set_requires_grad(discriminators, False)
+            fake_outputs = network(group_crop.discriminator_inputs(fake=True))
+            crops[group], real_outputs[group] = group_crop, real
+            losses[group] = part_objective(self.weights, self.config.gan_mode, fake_outputs,
+                                           real, group_crop.fake, group_crop.real)
+        set_requires_grad(discriminators, True)
+        return crops, real_outputs, losses
+
+    def _part_discriminator_steps(self, crops: dict[str, PartCrops],
+                                  real_outputs: dict[str, list[Any]]) -> dict[str, float]:
+        """One step of each part discriminator that saw crops in this generator step."""
+        values = {}
+        for group, group_crop in crops.items():
+            network = self.replicas[part_discriminator_name(group)]
+            detached = PartCrops(group_crop.condition, group_crop.real, group_crop.fake.detach())
+            with self.autocast():
+                loss = discriminator_objective(
+                    self.config.gan_mode, real_outputs[group],
+                    network(detached.discriminator_inputs(fake=True)))
+            self._descend(loss, self.part_optimizers[group])
+            values[group] = float(loss.detach())
         return values
 
     # --- stage 2 ---------------------------------------------------------------------------
@@ -291,6 +384,8 @@ class Trainer:
             "temporal_discriminator": self.temporal_discriminator,
             "face_refiner": self.face_refiner,
             "face_discriminator": self.face_discriminator,
+            **{part_discriminator_name(group): network
+               for group, network in self.part_discriminators.items()},
         }
         return {name: module for name, module in named.items() if module is not None}
 
@@ -300,6 +395,8 @@ class Trainer:
         if self.face_refiner is not None:
             named["face_refiner"] = self.face_optimizer
             named["face_discriminator"] = self.face_discriminator_optimizer
+        for group, optimizer in self.part_optimizers.items():
+            named[part_discriminator_name(group)] = optimizer
         return named
 
     def state(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -314,8 +411,10 @@ class Trainer:
     def load(self, checkpoint: Checkpoint) -> None:
         """Strictly restore everything `state()` saved (plus the step counters)."""
         for name, module in self.modules().items():
-            if name in ("face_refiner", "face_discriminator") and name not in checkpoint.models:
-                continue  # the checkpoint was trained without a face refiner: it starts here
+            optional = (name in ("face_refiner", "face_discriminator")
+                        or name.startswith(part_discriminator_name("")))
+            if optional and name not in checkpoint.models:
+                continue  # trained without a face refiner (part GANs): they start here
             checkpoint.load_weights(module, name)
         training = checkpoint.training
         if training is None:
