@@ -82,6 +82,12 @@ ROWS: dict[str, dict[str, object]] = {
     "part_gan": {"part_gan": True},
     # the Gromov-Wasserstein structure of VGG features at the body joints, generated vs real
     "gw": {"gw_loss": True},
+    # the components of "human motion copy" on top of the texture model
+    "texture+replay": {"texture": True, "replay": True, "replay_warmup": 100},
+    "texture+part_gan": {"texture": True, "part_gan": True},
+    "texture+gw": {"texture": True, "gw_loss": True},
+    "texture+all": {"texture": True, "replay": True, "replay_warmup": 100, "part_gan": True,
+                    "gw_loss": True},
 }
 METRICS = ("ssim", "psnr", "mask_ssim", "lpips", "lpips_worst_decile", "lpips_hands",
            "lpips_feet", "lpips_face", "fid", "tcm", "akd_body", "mkr_body", "akd_hands",
