@@ -101,8 +101,15 @@ def test_a_mouse_imports_normalizes_trains_and_transfers(tmp_path: Path) -> None
     assert np.median(np.nanmax(normalized.xy[..., 1], axis=1)) == pytest.approx(
         np.median(np.nanmax(target.xy[..., 1], axis=1)), abs=0.5)
 
+    # the components made for human bodies: the texture refuses, the part GANs step aside
+    refused = CliRunner().invoke(app, hoist_global_flags(
+        ["train-target", str(project), "--preset", "tiny", "--steps", "2", "--no-perceptual",
+         "--texture"]))
+    assert refused.exit_code != 0 and "train without --texture" in refused.output
+    assert "shoulders and hips" in refused.output
+    assert not (project / "checkpoints" / "model.pt").exists()
     trained = invoke("train-target", project, "--preset", "tiny", "--steps", "2",
-                     "--no-perceptual", "--json")
+                     "--no-perceptual", "--part-gan", "--json")
     assert "training without the face refiner" in trained.output
     result = json.loads(trained.stdout.strip().splitlines()[-1])
     assert result["generator_steps"] == 2 and result["face_refiner_steps"] == 0

@@ -39,6 +39,7 @@ PERSON_THRESHOLD = 15  # grey levels from the plate
 COVER_MARGIN = 0.08
 TEXTURE_GAP_SECONDS = 2.0  # training: a frame's texture comes from at least this far away
 STICKINESS = 0.2  # transfer: keep the reference while within 20% (+1 px) of the nearest's distance
+TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 _CHUNK = 64  # query frames per distance block in `nearest_frames`
 
 
@@ -96,10 +97,15 @@ class TextureBank:
         self.poses = poses
         self.plate = plate
         self.size = (int(frames.shape[2]), int(frames.shape[1]))  # (width, height)
+        missing = [name for name in TORSO if not poses.skeleton.has(name)]
+        if missing:
+            raise BadInput(
+                f"the texture re-poses a human body part by part, from the shoulders and hips, "
+                f"and the '{poses.skeleton.name}' keypoint layout has no {', '.join(missing)}",
+                hint="train without --texture (texture = false in [train] of config.toml)")
         self.layout = JointLayout.from_names(poses.skeleton.joint_names)
         seen = poses.keypoints[..., 2] >= MIN_VISIBILITY
-        torso = [self.layout.left_shoulder, self.layout.right_shoulder, self.layout.left_hip,
-                 self.layout.right_hip]
+        torso = [poses.skeleton.index(name) for name in TORSO]
         usable = poses.person_present & seen[:, torso].all(axis=1)
         self.allowed = usable if allowed is None else usable & allowed
         if not self.allowed.any():
