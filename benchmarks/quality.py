@@ -82,6 +82,7 @@ ROWS: dict[str, dict[str, object]] = {
     "part_gan": {"part_gan": True},
     # the Gromov-Wasserstein structure of VGG features at the body joints, generated vs real
     "gw": {"gw_loss": True},
+    "texture+attention": {"texture": True, "texture_attention": True},
     # the components of "human motion copy" on top of the texture model
     "texture+replay": {"texture": True, "replay": True, "replay_warmup": 100},
     "texture+part_gan": {"texture": True, "part_gan": True},

@@ -17,19 +17,20 @@ from motionxfer.cli import app, hoist_global_flags
 from motionxfer.conditioning import Conditioning
 from motionxfer.errors import BadInput
 from motionxfer.inference.export import export_project
+from motionxfer.inference.frame_generator import BackendConfig
 from motionxfer.inference.transfer import TransferConfig, transfer
 from motionxfer.io.video import probe, read_frames
 from motionxfer.networks import texture_generator
 from motionxfer.networks.generator import GeneratorConfig
-from motionxfer.networks.registry import TEXTURE_ARCHITECTURE
-from motionxfer.networks.texture_generator import TextureGenerator
+from motionxfer.networks.registry import ATTENTIVE_TEXTURE_ARCHITECTURE, TEXTURE_ARCHITECTURE
+from motionxfer.networks.texture_generator import AttentiveTextureGenerator, TextureGenerator
 from motionxfer.parsing.geometry import SEGMENT_NAMES, JointLayout
 from motionxfer.pipeline import load_poses, texture_bank
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 from motionxfer.texture import bank as bank_module
 from motionxfer.texture.bank import TextureBank, nearest_frames
-from motionxfer.texture.warp import affine_fit, bone_map, part_maps, repose, similarity_fit
+from motionxfer.texture.warp import affine_fit, bone_map, repose, similarity_fit
 
 torch.set_num_threads(1)
 
@@ -262,3 +263,49 @@ def test_training_with_texture_transfers_exports_and_resumes(project, tmp_path: 
     assert resumed.exit_code == 0, resumed.output
     again = Checkpoint.load(project.paths.checkpoint)
     assert again.conditioning.texture and again.generator_step == 3
+
+
+def test_the_texture_attention_starts_as_the_plain_blend_and_reads_the_texture() -> None:
+    config = GeneratorConfig(pose_channels=7, ngf=4, n_downsample=2, n_blocks=1, max_channels=8)
+    torch.manual_seed(0)
+    plain = TextureGenerator(config).eval()
+    attentive = AttentiveTextureGenerator(config).eval()
+    attentive.generator.load_state_dict(plain.generator.state_dict())
+    pose = torch.rand(1, 7, 16, 16) * 2 - 1
+    zeros = torch.zeros(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(attentive(pose, pose, zeros), plain(pose, pose, zeros))  # gain 0
+    attentive(pose, pose, zeros).square().sum().backward()
+    assert attentive.attention.gain.grad is not None  # it runs inside the generator
+    assert attentive.attention.gain.grad.abs().item() > 0
+    module = attentive.attention
+    features = torch.rand(1, module.value.out_channels, 4, 4)
+    with torch.no_grad():
+        module.gain.fill_(1.0)
+        one = module(features, pose[:, -4:])
+        other = module(features, pose[:, -4:].flip(-1))
+    assert not torch.allclose(one, other)  # the attended values come from the texture
+    with pytest.raises(RuntimeError, match="inside the generator"):
+        attentive._attend(attentive, (features,))
+
+
+def test_training_with_texture_attention_exports_the_attention(tmp_path: Path) -> None:
+    project, source = clips_project(tmp_path)
+    settings = project.paths.config.read_text().replace(
+        "[train]\n", '[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\n'
+        "face_refiner = false\nvalidation_frames = 2\n")
+    project.paths.config.write_text(settings)
+    refused = CliRunner().invoke(app, hoist_global_flags(
+        ["train-target", str(project.root), "--steps", "1", "--texture-attention"]))
+    assert refused.exit_code != 0 and "needs texture = true" in refused.output
+    result = CliRunner().invoke(app, hoist_global_flags(
+        ["train-target", str(project.root), "--steps", "1", "--texture", "--texture-attention"]))
+    assert result.exit_code == 0, result.output
+    model = Checkpoint.load(project.paths.checkpoint)
+    assert model.architecture == ATTENTIVE_TEXTURE_ARCHITECTURE
+    assert any(key.startswith("attention.") for key in model.models["generator"])
+    exported = export_project(project)
+    assert all(m.max_abs_difference < 1e-3 for m in exported.models if m.precision == "fp32")
+    transfer(project, source, tmp_path / "attended.mp4",
+             TransferConfig(max_seconds=0.2, backend=BackendConfig(backend="onnx")))
+    assert probe(tmp_path / "attended.mp4").frame_count == 6

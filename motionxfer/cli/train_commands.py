@@ -70,6 +70,13 @@ def train_target(
                      "what it paints (REMOT's texture alignment; transfer then reads the "
                      "target's frames from the project). Default: [train] texture."),
     ] = None,
+    texture_attention: Annotated[
+        bool | None,
+        typer.Option("--texture-attention/--no-texture-attention",
+                     help="With --texture: the generator's features also attend over the "
+                     "texture's by similarity at its bottleneck (REMOT's texture alignment "
+                     "module), to take what a part needs from where the warp put it."),
+    ] = None,
     replay: Annotated[
         bool | None,
         typer.Option("--replay/--no-replay",
@@ -128,7 +135,7 @@ def train_target(
         project, preset, resume, steps=steps, batch_size=batch_size, device=device, amp=amp,
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
         conditioning=conditioning, background=background, augmentation=augmentation,
-        texture=texture,
+        texture=texture, texture_attention=texture_attention,
         replay=replay, part_gan=part_gan, gw_loss=gw_loss,
     )
     chosen, config = plan.preset, plan.config

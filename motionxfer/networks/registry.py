@@ -14,11 +14,12 @@ from torch import nn
 from motionxfer.errors import BadInput
 from motionxfer.networks.compositing_generator import CompositingGenerator
 from motionxfer.networks.generator import Generator, GeneratorConfig
-from motionxfer.networks.texture_generator import TextureGenerator
+from motionxfer.networks.texture_generator import AttentiveTextureGenerator, TextureGenerator
 
 DEFAULT_ARCHITECTURE = "pix2pixhd"
 COMPOSITING_ARCHITECTURE = "pix2pixhd_composite"
 TEXTURE_ARCHITECTURE = "pix2pixhd_texture"
+ATTENTIVE_TEXTURE_ARCHITECTURE = "pix2pixhd_texture_attention"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ ARCHITECTURES = {
                                            CompositingGenerator),
     # the target's re-posed texture blended in, over the plate when there is one
     TEXTURE_ARCHITECTURE: Architecture(TEXTURE_ARCHITECTURE, GeneratorConfig, TextureGenerator),
+    # ... and REMOT's texture alignment module (attention over the texture) at the bottleneck
+    ATTENTIVE_TEXTURE_ARCHITECTURE: Architecture(ATTENTIVE_TEXTURE_ARCHITECTURE, GeneratorConfig,
+                                                 AttentiveTextureGenerator),
 }
 
 

@@ -19,6 +19,12 @@ texture is, 0.05 elsewhere): training starts from the re-posed frame, which on i
 retrieval of the nearest frame (docs/quality.md), and learns to paint only what the warp got
 wrong (joints, folds, what the reference frame did not show, where the person really is).
 
+`AttentiveTextureGenerator` adds REMOT's texture alignment module at pix2pixHD's bottleneck:
+before its first residual block, the generator's features (queries) attend over features of the
+re-posed texture (keys and values) by scaled dot-product similarity, and the result is added with
+a learnt gain that starts at 0. The warp puts a texture roughly in place; the attention lets each
+place take what it needs from wherever the texture has it (a sleeve the warp put a little off).
+
 The plate is a buffer set with `set_plate` (a checkpoint stores it beside the weights, as the
 compositing generator's); `last_mask` holds the mask of the latest call when there is a plate.
 The call signature is the generator's, so every backend and the ONNX export run it unchanged.
@@ -32,10 +38,43 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from motionxfer.networks.generator import Generator, GeneratorConfig
+from motionxfer.networks.generator import Generator, GeneratorConfig, ResidualBlock
 
 TEXTURE_CHANNELS = 4  # RGB and alpha: the pose input's last channels (texture.bank makes them)
 GAIN = 6.0  # logits per unit of a painted correction (its range: [-6, 6] around the start)
+
+
+class TextureAttention(nn.Module):
+    """Features (B, C, h, w) attend over an encoding of the texture (B, 4, H, W), H = h * 2 ** n:
+    features + gain * softmax(q k^T / sqrt(d)) v, with q from the features, k and v from the
+    texture's encoding."""
+
+    def __init__(self, channels: int, downsamplings: int, key_channels: int = 32) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = TEXTURE_CHANNELS
+        for level in range(downsamplings):
+            out = channels if level == downsamplings - 1 else min(channels, 16 * 2 ** level)
+            layers += [nn.Conv2d(width, out, 3, stride=2, padding=1), nn.InstanceNorm2d(out),
+                       nn.ReLU(inplace=True)]
+            width = out
+        self.encoder = nn.Sequential(*layers)
+        self.query = nn.Conv2d(channels, key_channels, 1)
+        self.key = nn.Conv2d(width, key_channels, 1)
+        self.value = nn.Conv2d(width, channels, 1)
+        self.gain = nn.Parameter(torch.zeros(1))
+        self.scale = key_channels ** -0.5
+
+    def forward(self, features: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
+        encoded = self.encoder(texture)
+        batch, channels, height, width = features.shape
+        query = self.query(features).flatten(2).transpose(1, 2)  # (B, N, d)
+        key = self.key(encoded).flatten(2)  # (B, d, M)
+        value = self.value(encoded).flatten(2).transpose(1, 2)  # (B, M, C)
+        weights = torch.softmax(torch.bmm(query, key) * self.scale, dim=-1)  # (B, N, M)
+        aligned = torch.bmm(weights, value).transpose(1, 2).reshape(batch, channels, height,
+                                                                    width)
+        return features + self.gain * aligned
 
 
 class TextureGenerator(nn.Module):
@@ -85,3 +124,30 @@ class TextureGenerator(nn.Module):
 
     def first_frame_inputs(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.generator.first_frame_inputs(pose)
+
+
+class AttentiveTextureGenerator(TextureGenerator):
+    """The texture generator with `TextureAttention` before the bottleneck's first residual
+    block (the global generator's, with a local enhancer)."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__(config)
+        block = next(module for module in self.generator.network.modules()
+                     if isinstance(module, ResidualBlock))
+        channels = block.body[1].in_channels
+        self.attention = TextureAttention(channels, config.size_multiple.bit_length() - 1)
+        self._texture: torch.Tensor | None = None
+        block.register_forward_pre_hook(self._attend)
+
+    def _attend(self, _: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
+        if self._texture is None:
+            raise RuntimeError("the texture attention runs only inside the generator's forward")
+        return (self.attention(inputs[0], self._texture.to(inputs[0].dtype)),)
+
+    def forward(self, pose: torch.Tensor, previous_pose: torch.Tensor,
+                previous_frame: torch.Tensor) -> torch.Tensor:
+        self._texture = pose[:, -TEXTURE_CHANNELS:]
+        try:
+            return super().forward(pose, previous_pose, previous_frame)
+        finally:
+            self._texture = None

@@ -58,6 +58,7 @@ class TrainConfig:
     augmentation: bool = False  # small random zoom, shift and colour changes of training pairs
     texture: bool = False  # the target's frame nearest in pose, re-posed, joins the pose input
     #                        and is blended into the output (REMOT's texture alignment)
+    texture_attention: bool = False  # and the generator's features attend over the texture's
     background: str = "composite"  # the person painted over the target's background plate
     #                                (a moving camera falls back to "generate": the whole frame;
     #                                docs/quality.md has the measurement behind the default)
@@ -97,6 +98,8 @@ class TrainConfig:
                             "perceptual = true")
         if self.background not in BACKGROUNDS:
             problems.append(f"background must be one of {', '.join(BACKGROUNDS)}")
+        if self.texture_attention and not self.texture:
+            problems.append("texture_attention attends over the texture: it needs texture = true")
         if self.conditioning not in CONDITIONINGS:
             problems.append(f"conditioning must be one of {', '.join(CONDITIONINGS)}")
         if problems:

@@ -81,6 +81,7 @@ from motionxfer.io.frame_cache import FrameCache, open_frame_cache
 from motionxfer.io.images import to_images, to_tensor, working_size, write_png
 from motionxfer.networks.face_refiner import face_boxes
 from motionxfer.networks.registry import (
+    ATTENTIVE_TEXTURE_ARCHITECTURE,
     COMPOSITING_ARCHITECTURE,
     DEFAULT_ARCHITECTURE,
     TEXTURE_ARCHITECTURE,
@@ -414,7 +415,8 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             if config.background == "composite":
                 plate = compositing_plate(cache, poses, record.info.path.name)
             if conditioning.texture:
-                architecture = TEXTURE_ARCHITECTURE
+                architecture = (ATTENTIVE_TEXTURE_ARCHITECTURE if config.texture_attention
+                                else TEXTURE_ARCHITECTURE)
             elif plate is not None:
                 architecture = COMPOSITING_ARCHITECTURE
             if architecture != DEFAULT_ARCHITECTURE:
