@@ -18,10 +18,10 @@ from typing import TypeVar
 import numpy as np
 
 from motionxfer.background.cover import pose_covers
-from motionxfer.background.plate import difference_mask, estimate_plate
+from motionxfer.background.plate import PlateConfig, difference_mask, estimate_plate
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.errors import BadInput, NoPersonFound, ProjectError
-from motionxfer.io.files import fingerprint, sha256_file
+from motionxfer.io.files import atomic_path, fingerprint, sha256_file
 from motionxfer.io.frame_cache import FrameCache, build_frame_cache, open_frame_cache
 from motionxfer.io.images import to_images
 from motionxfer.io.video import VideoInfo, probe, read_frames, timeline_fps
@@ -586,3 +586,30 @@ def texture_bank(project: Project, checkpoint: Checkpoint,
     plate = checkpoint.models.get("background", {}).get("plate")
     return TextureBank(frames.frames, load_poses(project, project.target),
                        None if plate is None else to_images(plate.reshape(1, *plate.shape[-3:]))[0])
+
+
+def target_plate(project: Project, progress: ProgressCallback | None = None) -> np.ndarray | None:
+    """The target's background plate at the video's own size, (H, W, 3) uint8, cached in the
+    project (made again when the video or its poses change); None when the camera moves. What
+    a compositing model's frames are put over when the output is larger than the working size
+    (`background.plate.composite_at_size`)."""
+    record = project.target
+    stage, path = f"plate/{record.video_id}", project.paths.plate(record.video_id)
+    key = fingerprint("plate", parsing_inputs(project, record), dataclasses.asdict(PlateConfig()))
+    if project.is_fresh(stage, key, path):
+        with np.load(path) as cached:
+            return None if bool(cached["moving_camera"]) else cached["plate"]
+    with project.locked("background plate"):
+        poses = load_poses(project, record)
+        check_unchanged(record)
+        meter = RateMeter(progress, "background plate", poses.num_frames)
+        frames = (frame.rgb for frame in read_frames(record.info.path, record.start, record.end,
+                                                     timeline_fps(record.info)))
+        result = estimate_plate(_counted(frames, meter), pose_covers(poses, poses.image_size),
+                                poses.num_frames)
+        meter.finish()
+        with atomic_path(path, ".npz") as temporary:
+            np.savez_compressed(temporary, plate=result.plate,
+                                moving_camera=np.array(result.moving_camera))
+        project.mark_done(stage, key)
+    return None if result.moving_camera else result.plate

@@ -76,6 +76,10 @@ class ProjectPaths:
         extract-parsing (the built-in parser) or import-parsing (an external parser's maps)."""
         return self.video_dir(video_id) / "parsing.npz"
 
+    def plate(self, video_id: str) -> Path:
+        """The video's background plate at its own size (`pipeline.target_plate`)."""
+        return self.video_dir(video_id) / "plate.npz"
+
     def frames_cache(self, video_id: str, size: int) -> Path:
         return self.video_dir(video_id) / f"frames_{size}.u8"
 

@@ -13,17 +13,18 @@ from conftest import clips_project
 from typer.testing import CliRunner
 
 from motionxfer.background.cover import pose_cover
+from motionxfer.background.plate import composite_at_size
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.cli import app, hoist_global_flags
 from motionxfer.inference.export import export_project
 from motionxfer.inference.transfer import TransferConfig, transfer
 from motionxfer.io.frame_cache import FrameCache
-from motionxfer.io.images import to_images
-from motionxfer.io.video import probe
+from motionxfer.io.images import resize_frame, to_images
+from motionxfer.io.video import probe, read_frames
 from motionxfer.networks.compositing_generator import CompositingGenerator
 from motionxfer.networks.generator import GeneratorConfig
 from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE
-from motionxfer.pipeline import load_poses
+from motionxfer.pipeline import load_poses, target_plate
 from motionxfer.training.losses import person_pixels
 from motionxfer.training.train import compositing_plate, prepare_frames
 
@@ -64,6 +65,18 @@ def test_the_mask_chooses_between_the_painted_person_and_the_plate() -> None:
     assert smaller.shape == (2, 3, 8, 12)
     assert torch.allclose(smaller, torch.nn.functional.interpolate(
         plate[None], size=(8, 12), mode="bilinear", align_corners=False), atol=1e-6)
+
+
+def test_a_frame_made_over_the_small_plate_goes_over_the_full_one() -> None:
+    rng = np.random.default_rng(0)
+    full_plate = rng.integers(0, 255, (64, 96, 3), np.uint8)  # detail the small plate lacks
+    plate = resize_frame(full_plate, (48, 32))
+    generated = plate.copy()
+    generated[10:20, 10:20] = (250, 20, 20)  # the person
+    out = composite_at_size(generated, plate, full_plate)
+    assert out.shape == (64, 96, 3)
+    assert np.array_equal(out[50:, 60:], full_plate[50:, 60:])  # far from the person: sharp
+    assert np.abs(out[24:36, 24:36].astype(int) - (250, 20, 20)).max() < 12  # the person
 
 
 def test_person_pixels_are_where_the_frame_differs_from_the_plate() -> None:
@@ -135,6 +148,25 @@ def test_training_with_composite_transfers_exports_and_resumes(project, tmp_path
     output = tmp_path / "composited.mp4"
     transfer(project, source, output, TransferConfig(max_seconds=0.5))
     assert probe(output).frame_count == 15
+    # larger than the working size: the frames go over the plate at the output's size. A model
+    # whose mask is 0 makes its plate: the output shows the full-size plate, not an upscale.
+    empty = Checkpoint.load(project.paths.checkpoint)
+    empty.models["generator"]["generator.network.output.1.weight"][3:] = 0.0
+    empty.models["generator"]["generator.network.output.1.bias"][3:] = -20.0
+    empty.save(tmp_path / "empty.pt")
+    larger = tmp_path / "larger.mp4"
+    transfer(project, source, larger, TransferConfig(max_seconds=0.2, size=(256, 256)),
+             checkpoint=tmp_path / "empty.pt")
+    full_plate = target_plate(project)
+    assert full_plate is not None and full_plate.shape == (256, 256, 3)  # the video's size
+    cached = project.paths.plate(project.target.video_id).stat().st_mtime_ns
+    assert np.array_equal(target_plate(project), full_plate)
+    assert project.paths.plate(project.target.video_id).stat().st_mtime_ns == cached
+    frame = next(iter(read_frames(larger))).rgb
+    small = resize_frame(resize_frame(full_plate, (128, 128)), (256, 256))
+    corner = np.abs(frame[:40, :40].astype(int) - full_plate[:40, :40])
+    assert corner.mean() < 4  # the background is the full plate's (up to the video encoding)
+    assert corner.mean() < np.abs(small[:40, :40].astype(int) - full_plate[:40, :40]).mean()
     exported = export_project(project)
     assert all(m.max_abs_difference < 1e-3 for m in exported.models if m.precision == "fp32")
     slim = tmp_path / "slim.pt"

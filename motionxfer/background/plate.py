@@ -191,3 +191,22 @@ def difference_mask(frame: np.ndarray, plate: np.ndarray, cover: np.ndarray,
     filled = np.zeros_like(mask)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
     return filled > 0
+
+
+def composite_at_size(generated: np.ndarray, plate: np.ndarray, full_plate: np.ndarray,
+                      threshold: float = 8.0, softness: float = 4.0) -> np.ndarray:
+    """A frame made over the background at the working size, put over the full-size plate.
+
+    generated, plate: (h, w, 3) uint8 at the working size (the frame and the plate it was
+    composited over); full_plate: (H, W, 3) uint8, the same background at the output's size.
+    Where the frame differs from its plate by more than `threshold` grey levels (a ramp of
+    `softness` either side) the generated pixels are kept, upscaled; elsewhere the full-size
+    plate shows, as sharp as the video. Returns (H, W, 3) uint8.
+    """
+    height, width = full_plate.shape[:2]
+    difference = np.abs(generated.astype(np.int16) - plate.astype(np.int16)).max(axis=-1)
+    person = np.clip((difference - threshold + softness) / (2 * softness), 0, 1)
+    person = cv2.dilate(person.astype(np.float32), np.ones((3, 3), np.uint8))
+    weight = cv2.resize(person, (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
+    upscaled = cv2.resize(generated, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(weight * upscaled + (1 - weight) * full_plate + 0.5, 0, 255).astype(np.uint8)

@@ -30,12 +30,13 @@ from types import TracebackType
 
 import numpy as np
 
+from motionxfer.background.plate import composite_at_size
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.errors import BadInput
 from motionxfer.inference.backends import open_backend
 from motionxfer.inference.frame_generator import BackendConfig, FrameGenerator, Recurrence
 from motionxfer.inference.streaming import StreamConfig, VideoJob, compose, generate_videos
-from motionxfer.io.images import fit_into, resize_frame
+from motionxfer.io.images import fit_into, resize_frame, to_images
 from motionxfer.io.video import (
     VIDEO_SUFFIXES,
     VideoInfo,
@@ -47,7 +48,7 @@ from motionxfer.io.video import (
     timeline_fps,
 )
 from motionxfer.networks.face_refiner import face_boxes
-from motionxfer.pipeline import normalize_source, texture_bank, transfer_record
+from motionxfer.pipeline import normalize_source, target_plate, texture_bank, transfer_record
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.project import Project, VideoRecord
@@ -132,11 +133,20 @@ class PersonalModel:
         self.checkpoint_stat = _file_identity(checkpoint.path)  # to notice a replaced file
         self.backend: FrameGenerator = open_backend(checkpoint, config, exports_dir)
         self.texture: TextureBank | None = None  # set by `transfer` when the model takes one
+        plate = checkpoint.models.get("background", {}).get("plate")
+        self.plate = (None if plate is None  # (h, w, 3) uint8: what the frames are made over
+                      else to_images(plate.reshape(1, *plate.shape[-3:]))[0])
+        self.full_plate: np.ndarray | None = None  # the same at the target video's size
         self.reset()
 
     @property
     def size(self) -> tuple[int, int]:  # (width, height)
         return self.checkpoint.working_size
+
+    @property
+    def composites(self) -> bool:
+        """Whether the frames are made over the target's background plate."""
+        return self.plate is not None
 
     def reset(self) -> None:
         self._previous: Recurrence | None = None
@@ -289,6 +299,9 @@ def transfer_many(
     # Pass 1 (poses, normalization): cached in the project, under its exclusive lock where
     # something is computed.
     normalized = [normalize_source(project, record, progress=progress)[0] for record in records]
+    if (model.composites and model.full_plate is None
+            and max(output_size(config, model.size, project.target.info)) > max(model.size)):
+        model.full_plate = target_plate(project, progress)  # the background at the output's size
     with project.locked("transfer", shared=True):
         _warn_if_replaced(project, model)
         if model.checkpoint.conditioning.texture and model.texture is None:
@@ -347,17 +360,25 @@ def write_transfer(
 
 class _PanelWriter:
     """A frame sink that scales each panel of a working-size frame (1, or 3 side by side) to the
-    output's panel size and adds the ground truth's next frame as the last panel."""
+    output's panel size and adds the ground truth's next frame as the last panel. With `plates`
+    (the working-size plate and the full plate at the panel's size) the generated panel, the
+    last, is put over the full plate (`composite_at_size`): the background as sharp as the
+    video, only the person upscaled."""
 
     def __init__(self, writer: VideoWriter, working: tuple[int, int], panel: tuple[int, int],
-                 ground_truth: Iterator[np.ndarray] | None) -> None:
+                 ground_truth: Iterator[np.ndarray] | None,
+                 plates: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.writer, self.working, self.panel = writer, working, panel
         self.ground_truth = ground_truth
+        self.plates = plates
 
     def write(self, rgb: np.ndarray) -> None:  # (H, k * W, 3) uint8 at the working size
         width = self.working[0]
         panels = [_scaled(rgb[:, left:left + width], self.panel)
-                  for left in range(0, rgb.shape[1], width)]
+                  for left in range(0, rgb.shape[1] - width, width)]
+        generated = rgb[:, rgb.shape[1] - width:]
+        panels.append(_scaled(generated, self.panel) if self.plates is None
+                      else composite_at_size(generated, *self.plates))
         if self.ground_truth is not None:
             real = next(self.ground_truth, None)
             panels.append(fit_into(real, *self.panel) if real is not None
@@ -401,13 +422,19 @@ def video_job(model: PersonalModel, source: VideoRecord, normalized: PoseSequenc
     end = start + frame_count / normalized.fps
     panels = (3 if config.side_by_side else 1) + (1 if ground_truth is not None else 0)
 
+    plates = None
+    if model.plate is not None and model.full_plate is not None and panel != (width, height):
+        full = model.full_plate
+        if abs(full.shape[1] / full.shape[0] - panel[0] / panel[1]) <= 0.01 * panel[0] / panel[1]:
+            plates = (model.plate, resize_frame(full, panel))
+
     def open_sink() -> _PanelWriter:
         writer = VideoWriter(output, fps=normalized.fps, width=panels * panel[0],
                              height=panel[1], crf=config.crf, audio_from=source.info.path,
                              audio_start=start, audio_end=end, codec=config.codec)
         truth = (None if ground_truth is None else
                  (frame.rgb for frame in read_frames(ground_truth, source.start, end)))
-        return _PanelWriter(writer, (width, height), panel, truth)
+        return _PanelWriter(writer, (width, height), panel, truth, plates)
 
     def source_frames() -> Iterator[np.ndarray]:
         return (frame.rgb for frame in read_frames(source.info.path, source.start, end,
@@ -423,7 +450,6 @@ def write_sequentially(model: PersonalModel, job: VideoJob,
                        progress: ProgressCallback | None = None) -> int:
     """Pass 2 one stage after the other, frame by frame (the reference for the streamed one)."""
     width, height = model.size
-    normalized = job.poses
     conditioning = model.checkpoint.conditioning
     model.reset()
     meter = RateMeter(progress, f"transfer {job.name}", job.frame_count)
