@@ -147,3 +147,11 @@ def clips_project(folder: Path):
     import_keypoints(project, source_record(project, source),
                      FIXTURES / "source_clip_keypoints.npz")
     return project, source
+
+
+def fast_training_settings(project) -> None:
+    """config.toml's [train] for a CLI training of a few steps in a test: the tiny preset, no
+    perceptual loss (no weights needed), no threads, no face refiner, 2 validation frames."""
+    project.paths.config.write_text(project.paths.config.read_text().replace(
+        "[train]\n", '[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\n'
+        "face_refiner = false\nvalidation_frames = 2\n"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import clips_project
+from conftest import clips_project, fast_training_settings
 from typer.testing import CliRunner
 
 from motionxfer.background.cover import pose_cover
@@ -130,10 +130,7 @@ def test_the_background_plate_is_the_room_without_the_person(project) -> None:
 
 def test_training_with_composite_transfers_exports_and_resumes(project, tmp_path: Path) -> None:
     project, source = project
-    settings = project.paths.config.read_text().replace(
-        "[train]\n", '[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\n'
-        "face_refiner = false\nvalidation_frames = 2\n")
-    project.paths.config.write_text(settings)
+    fast_training_settings(project)
     runner = CliRunner()
     result = runner.invoke(app, hoist_global_flags(
         ["train-target", str(project.root), "--steps", "2", "--background", "composite",

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import clips_project
+from conftest import clips_project, fast_training_settings
 from typer.testing import CliRunner
 
 from motionxfer.checkpoint import Checkpoint
@@ -234,10 +234,7 @@ def project(tmp_path_factory):
 
 def test_training_with_texture_transfers_exports_and_resumes(project, tmp_path: Path) -> None:
     project, source = project
-    settings = project.paths.config.read_text().replace(
-        "[train]\n", '[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\n'
-        "face_refiner = false\nvalidation_frames = 2\nmin_train_seconds = 1.0\n")
-    project.paths.config.write_text(settings)
+    fast_training_settings(project)
     runner = CliRunner()
     result = runner.invoke(app, hoist_global_flags(
         ["train-target", str(project.root), "--steps", "2", "--texture"]))
@@ -291,10 +288,7 @@ def test_the_texture_attention_starts_as_the_plain_blend_and_reads_the_texture()
 
 def test_training_with_texture_attention_exports_the_attention(tmp_path: Path) -> None:
     project, source = clips_project(tmp_path)
-    settings = project.paths.config.read_text().replace(
-        "[train]\n", '[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\n'
-        "face_refiner = false\nvalidation_frames = 2\n")
-    project.paths.config.write_text(settings)
+    fast_training_settings(project)
     refused = CliRunner().invoke(app, hoist_global_flags(
         ["train-target", str(project.root), "--steps", "1", "--texture-attention"]))
     assert refused.exit_code != 0 and "needs texture = true" in refused.output

@@ -29,9 +29,11 @@ from motionxfer.networks.generator import Generator, GeneratorConfig
 class CompositingGenerator(nn.Module):
     """frame_t = composite(G(stick figure t, stick figure t-1, frame t-1), plate)."""
 
+    extra_outputs = 1  # the mask
+
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
-        self.config = dataclasses.replace(config, extra_outputs=1)
+        self.config = dataclasses.replace(config, extra_outputs=self.extra_outputs)
         self.generator = Generator(self.config)
         self.register_buffer("plate", torch.zeros(1, config.image_channels, 1, 1),
                              persistent=False)
@@ -50,10 +52,13 @@ class CompositingGenerator(nn.Module):
         painted = self.generator(pose, previous_pose, previous_frame)  # (B, 4, H, W) in [-1, 1]
         person = painted[:, :self.config.image_channels]
         mask = (painted[:, self.config.image_channels:] + 1) * 0.5  # (B, 1, H, W) in [0, 1]
-        plate = functional.interpolate(self.plate, size=pose.shape[-2:], mode="bilinear",
-                                       align_corners=False).to(person.dtype)
         self.last_mask = mask
-        return mask * person + (1 - mask) * plate
+        return mask * person + (1 - mask) * self.plate_at(pose.shape[-2:], person.dtype)
+
+    def plate_at(self, size: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+        """The plate (1, 3, H, W) resized to the frame's (H, W)."""
+        return functional.interpolate(self.plate, size=size, mode="bilinear",
+                                      align_corners=False).to(dtype)
 
     def first_frame_inputs(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.generator.first_frame_inputs(pose)

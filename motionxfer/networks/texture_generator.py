@@ -32,13 +32,11 @@ The call signature is the generator's, so every backend and the ONNX export run 
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import nn
-from torch.nn import functional
 
-from motionxfer.networks.generator import Generator, GeneratorConfig, ResidualBlock
+from motionxfer.networks.compositing_generator import CompositingGenerator
+from motionxfer.networks.generator import GeneratorConfig, ResidualBlock
 
 TEXTURE_CHANNELS = 4  # RGB and alpha: the pose input's last channels (texture.bank makes them)
 GAIN = 6.0  # logits per unit of a painted correction (its range: [-6, 6] around the start)
@@ -77,32 +75,24 @@ class TextureAttention(nn.Module):
         return features + self.gain * aligned
 
 
-class TextureGenerator(nn.Module):
+class TextureGenerator(CompositingGenerator):
     """frame_t = composite(blend(G(pose and texture t, t-1, frame t-1), texture t), plate)."""
 
+    extra_outputs = 2  # the mask and blend corrections
+
     def __init__(self, config: GeneratorConfig) -> None:
-        super().__init__()
         if config.pose_channels <= TEXTURE_CHANNELS:
             raise ValueError(f"the pose input needs more than the {TEXTURE_CHANNELS} texture "
                              f"channels, got {config.pose_channels}")
-        self.config = dataclasses.replace(config, extra_outputs=2)
-        self.generator = Generator(self.config)
+        super().__init__(config)
         last = self.generator.network.output[1]  # the 7x7 conv before tanh
         with torch.no_grad():  # start from the re-posed texture (the corrections m, b = 0)
             last.weight[config.image_channels:].zero_()
             last.bias[config.image_channels:].zero_()
-        self.register_buffer("plate", torch.zeros(1, config.image_channels, 1, 1),
-                             persistent=False)
         self.composites = False  # True once a plate is set
-        self.last_mask: torch.Tensor | None = None  # (B, 1, H, W) in [0, 1]
 
     def set_plate(self, plate: torch.Tensor) -> None:
-        """(3, H, W) or (1, 3, H, W) in [-1, 1]: the background the person is painted over."""
-        plate = plate.reshape(1, *plate.shape[-3:]).to(self.plate.device, torch.float32)
-        if plate.shape[1] != self.config.image_channels:
-            raise ValueError(f"the plate has {plate.shape[1]} channels, the images "
-                             f"{self.config.image_channels}")
-        self.plate = plate
+        super().set_plate(plate)
         self.composites = True
 
     def forward(self, pose: torch.Tensor, previous_pose: torch.Tensor,
@@ -117,13 +107,8 @@ class TextureGenerator(nn.Module):
             self.last_mask = None
             return person
         mask = torch.sigmoid(GAIN * (painted[:, channels:channels + 1] + alpha - 0.5))
-        plate = functional.interpolate(self.plate, size=pose.shape[-2:], mode="bilinear",
-                                       align_corners=False).to(person.dtype)
         self.last_mask = mask
-        return mask * person + (1 - mask) * plate
-
-    def first_frame_inputs(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.generator.first_frame_inputs(pose)
+        return mask * person + (1 - mask) * self.plate_at(pose.shape[-2:], person.dtype)
 
 
 class AttentiveTextureGenerator(TextureGenerator):
