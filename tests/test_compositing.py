@@ -4,6 +4,7 @@ ONNX export."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,25 @@ def test_the_background_plate_is_the_room_without_the_person(project) -> None:
     moved = compositing_plate(FrameCache(Path("memory"), panning),
                               load_poses(project, project.target), "panning.mp4")
     assert moved is None
+
+
+def test_a_person_who_never_leaves_a_place_is_told_the_plate_is_guessed_there(
+        project, caplog: pytest.LogCaptureFixture) -> None:
+    project, _ = project
+    frames = prepare_frames(project, (128, 128), None)
+    poses = load_poses(project, project.target)
+    middle = poses.num_frames // 2  # that moment in every frame: the person never moves
+    still = np.repeat(np.asarray(frames.frames[middle])[None], poses.num_frames, axis=0)
+    standing = dataclasses.replace(
+        poses, keypoints=np.repeat(poses.keypoints[middle][None], poses.num_frames, axis=0))
+    with caplog.at_level("WARNING"):
+        assert compositing_plate(FrameCache(Path("memory"), still), standing,
+                                 "still.mp4") is not None
+    assert "behind the person in every sampled frame" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        compositing_plate(frames, poses, "moving.mp4")
+    assert "behind the person" not in caplog.text
 
 
 def test_training_with_composite_transfers_exports_and_resumes(project, tmp_path: Path) -> None:

@@ -274,6 +274,9 @@ def trainer_models(trainer: Trainer) -> dict[str, dict[str, torch.Tensor]]:
     return models
 
 
+UNSEEN_WARNING = 0.05  # share of the plate never seen free of the person that deserves a warning
+
+
 def compositing_plate(frames: FrameCache, poses: PoseSequence,
                       video_name: str) -> torch.Tensor | None:
     """The target's background plate at the frame cache's (working) size, as (1, 3, H, W) in
@@ -288,6 +291,13 @@ def compositing_plate(frames: FrameCache, poses: PoseSequence,
             "background plate needs a still camera, so the whole frame is generated instead",
             video_name, result.camera_motion_score)
         return None
+    unseen = 1.0 - float(result.seen.mean())
+    if unseen > UNSEEN_WARNING:
+        logger.warning(
+            "warning: %.0f%% of the background of %s is behind the person in every sampled "
+            "frame and was filled in by inpainting; the generator paints over it, but a video "
+            "in which you move about the whole room gives a truer background", 100 * unseen,
+            video_name)
     return to_tensor([result.plate])
 
 
