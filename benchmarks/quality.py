@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from motionxfer.checkpoint import Checkpoint
 from motionxfer.evaluation.evaluate import EvaluateConfig, evaluate_videos
 from motionxfer.inference.frame_generator import BackendConfig
 from motionxfer.inference.transfer import PersonalModel, TransferConfig, transfer
@@ -151,6 +152,21 @@ def reposed_video(project: Project, driver: Path, output: Path, size: tuple[int,
     return count
 
 
+def reusable(row_dir: Path, steps: int) -> bool:
+    """A row trained before (`--reuse`) for the steps asked."""
+    checkpoint = row_dir / "checkpoints" / "model.pt"
+    return checkpoint.is_file() and Checkpoint.load(checkpoint).generator_step == steps
+
+
+def logged_budget(project: Project) -> dict[str, float | int]:
+    """The budget a row was trained with, from its training log: the generator stage's wall
+    time (first to last logged step) and steps."""
+    records = [json.loads(line) for line in project.paths.train_log.read_text().splitlines()]
+    stage = [r for r in records if r.get("stage") == "generator" and "time" in r]
+    return {"minutes": round((stage[-1]["time"] - stage[0]["time"]) / 60, 1),
+            "steps": max(r["step"] for r in stage), "face_steps": 0, "reused": True}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -175,6 +191,9 @@ def main() -> None:
     parser.add_argument("--poses", type=Path, default=None,
                         help="a folder of pose files (written by --save-poses) to import instead "
                         "of running MediaPipe (a machine without it, e.g. a GPU server)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="score a row's model trained by an earlier run with the same "
+                        "--workdir and --steps instead of training it again")
     parser.add_argument("--save-poses", type=Path, default=None,
                         help="write every clip's poses to this folder")
     args = parser.parse_args()
@@ -222,7 +241,10 @@ def main() -> None:
         for row in args.rows:
             row_dir = args.workdir / f"target{target}" / row
             budget = {"minutes": 0.0, "steps": 0}
-            if row not in UNTRAINED:
+            if row not in UNTRAINED and args.reuse and reusable(row_dir, args.steps):
+                row_project = Project.open(row_dir)
+                budget = logged_budget(row_project)
+            elif row not in UNTRAINED:
                 if row_dir.exists():
                     shutil.rmtree(row_dir)
                 shutil.copytree(project.root, row_dir)
@@ -238,6 +260,7 @@ def main() -> None:
                 budget = {"minutes": round((time.perf_counter() - started) / 60, 1),
                           "steps": trained.generator_steps,
                           "face_steps": trained.face_refiner_steps}
+            if row not in UNTRAINED:
                 model = PersonalModel(row_project.paths.checkpoint, args.device,
                                       project_id=row_project.target.info.sha256)
             else:
@@ -250,8 +273,8 @@ def main() -> None:
                 elif row == "reposed":
                     reposed_video(project, driver, output, size, args.eval_seconds)
                 else:
-                    transfer(row_project, driver, output,
-                             TransferConfig(BackendConfig(device=args.device),
+                    transfer(row_project, driver, output,  # at the working size, as the others
+                             TransferConfig(BackendConfig(device=args.device), size=size,
                                             max_seconds=args.eval_seconds), model=model)
                 mask = args.workdir / f"target{target}_{clip}_mask.mp4"
                 summary = evaluate_videos(output, truth / "video.mp4", evaluation,
