@@ -35,6 +35,7 @@ from motionxfer.errors import BadInput
 from motionxfer.inference.backends import open_backend
 from motionxfer.inference.frame_generator import BackendConfig, FrameGenerator, Recurrence
 from motionxfer.inference.streaming import StreamConfig, VideoJob, compose, generate_videos
+from motionxfer.inference.torch_backend import TorchBackend
 from motionxfer.io.images import fit_into, resize_frame
 from motionxfer.io.video import (
     VIDEO_SUFFIXES,
@@ -47,6 +48,7 @@ from motionxfer.io.video import (
     timeline_fps,
 )
 from motionxfer.networks.face_refiner import face_boxes
+from motionxfer.networks.layout_generator import LayoutPredictor
 from motionxfer.pipeline import normalize_source, texture_bank, transfer_record
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.progress import ProgressCallback, RateMeter
@@ -132,6 +134,15 @@ class PersonalModel:
         self.checkpoint_stat = _file_identity(checkpoint.path)  # to notice a replaced file
         self.backend: FrameGenerator = open_backend(checkpoint, config, exports_dir)
         self.texture: TextureBank | None = None  # set by `transfer` when the model takes one
+        # the layout generator, run on each frame's pose channels before the generator
+        self.layout: LayoutPredictor | None = None
+        if checkpoint.conditioning.layout:
+            if not isinstance(self.backend, TorchBackend):
+                raise BadInput(f"the {self.backend.name} backend cannot run this model's layout "
+                               "generator", hint="transfer with --backend torch")
+            network = checkpoint.build_layout_generator(self.backend.device)
+            assert network is not None  # conditioning.layout
+            self.layout = LayoutPredictor(network, self.backend.device)
         self.reset()
 
     @property
@@ -416,7 +427,8 @@ def video_job(model: PersonalModel, source: VideoRecord, normalized: PoseSequenc
     texture = model.texture
     return VideoJob(source.info.path.name, normalized, frame_count, boxes, open_sink,
                     source_frames if config.side_by_side else None, texture,
-                    None if texture is None else texture.references(normalized)[:frame_count])
+                    None if texture is None else texture.references(normalized)[:frame_count],
+                    model.layout)
 
 
 def write_sequentially(model: PersonalModel, job: VideoJob,
