@@ -27,10 +27,12 @@ from motionxfer.networks.layout_generator import (
     LayoutGeneratorConfig,
     LayoutPredictor,
 )
+from motionxfer.networks.registry import TEXTURE_ARCHITECTURE
 from motionxfer.parsing.labels import CLASS_COLOURS
-from motionxfer.pipeline import import_parsing, load_parsing, load_poses
+from motionxfer.pipeline import import_parsing, load_parsing, load_poses, texture_bank
 from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 from motionxfer.presets import load_preset
+from motionxfer.project import Project
 from motionxfer.training.config import TrainConfig
 from motionxfer.training.dataset import conditioning_drawer
 from motionxfer.training.layout import (
@@ -87,11 +89,15 @@ def test_layout_channels_sit_between_the_pose_and_the_texture() -> None:
         layout.encode(keypoints, skeleton, 32, 24, layout=lambda pose: pose)
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """The fixture project with the fixture's ground-truth parsing imported as its cache."""
-    folder = tmp_path_factory.mktemp("layout")
+TINY = ('[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\nface_refiner = false\n'
+        "validation_frames = 2\nmin_train_seconds = 1.0\n")
+
+
+def parsed_project(folder: Path):
+    """The fixture project, set to train tiny, with the fixture's ground-truth parsing imported
+    as its cache: (project, source path)."""
     project, source = clips_project(folder)
+    project.paths.config.write_text(project.paths.config.read_text().replace("[train]\n", TINY))
     maps = folder / "maps"
     maps.mkdir()
     with np.load(FIXTURES / "target_clip_parsing.npz") as data:
@@ -99,6 +105,11 @@ def project(tmp_path_factory):
             Image.fromarray(labels, mode="L").save(maps / f"frame_{index:06d}.png")
     import_parsing(project, project.target, maps, "six")
     return project, source
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return parsed_project(tmp_path_factory.mktemp("layout"))
 
 
 def test_the_layout_stage_learns_the_targets_parsing(project) -> None:
@@ -111,7 +122,7 @@ def test_the_layout_stage_learns_the_targets_parsing(project) -> None:
                             (64, 64))
     torch.manual_seed(0)
     config = LayoutGeneratorConfig(pose_channels=3, ngf=16, n_downsample=3, n_blocks=1)
-    train = TrainConfig(batch_size=4, lr=0.002, layout_steps=60, decay_start=1.0)
+    train = TrainConfig(batch_size=4, lr=0.002, layout_steps=40, decay_start=1.0)
     layout = LayoutTraining(config, train, load_preset("tiny").losses, torch.device("cpu"))
     frames = np.arange(1, 90)
     probe_frames = samples.batch(np.array([20, 50, 80]))
@@ -132,16 +143,12 @@ def test_the_layout_stage_learns_the_targets_parsing(project) -> None:
     print(f"layout accuracy before {before}, after {after}, last batch {values['L_accuracy']}")
     background = 1.0 - float(person.float().mean())  # all-background's accuracy (~0.94)
     assert after[0] > before[0] + 0.2 and after[0] > background  # better than no person at all
-    assert after[1] > before[1] + 0.2 and after[1] > 0.3  # the person's classes (0.12 -> 0.59)
-    assert layout.step_count == 60 and values["D_layout"] > 0
+    assert after[1] > before[1] + 0.2 and after[1] > 0.3  # the person's classes (0.12 -> 0.5)
+    assert layout.step_count == 40 and values["D_layout"] > 0
 
 
 def test_training_with_layout_transfers_and_resumes(project, tmp_path: Path) -> None:
     project, source = project
-    settings = project.paths.config.read_text().replace(
-        "[train]\n", '[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\n'
-        "face_refiner = false\nvalidation_frames = 2\nmin_train_seconds = 1.0\n")
-    project.paths.config.write_text(settings)
     result = invoke("train-target", project.root, "--steps", "2", "--layout", "--layout-steps",
                     "3")
     assert result.exit_code == 0, result.output
@@ -188,3 +195,35 @@ def test_layout_refuses_a_target_that_is_not_a_human_body(tmp_path: Path) -> Non
     assert refused.exit_code != 0 and "train without --layout" in refused.output
     assert "six classes of a human body" in refused.output
     assert not (project / "checkpoints" / "model.pt").exists()
+
+
+def test_layout_and_texture_on_a_target_with_no_parsing_yet(tmp_path: Path) -> None:
+    """No parsing cache: train-target --layout runs the built-in parser first; with --texture
+    too, the layout's six channels sit before the texture's four."""
+    project, _ = clips_project(tmp_path)
+    project.paths.config.write_text(project.paths.config.read_text().replace("[train]\n", TINY))
+    assert load_parsing(project, project.target) is None
+    result = invoke("train-target", project.root, "--steps", "1", "--layout", "--layout-steps",
+                    "1", "--texture")
+    assert result.exit_code == 0, result.output
+    project = Project.open(project.root)  # as the command left it
+    parsing = load_parsing(project, project.target)
+    assert parsing is not None and parsing.method == "colour_model"  # the built-in parser's
+    with np.load(FIXTURES / "target_clip_parsing.npz") as data:
+        truth = data["parsing"]
+    assert (parsing.labels[truth > 0] == truth[truth > 0]).mean() > 0.5  # not an empty map
+    model = Checkpoint.load(project.paths.checkpoint)
+    assert model.architecture == TEXTURE_ARCHITECTURE
+    assert model.conditioning.layout and model.conditioning.texture
+    assert model.generator.pose_channels == 3 + LAYOUT_CHANNELS + 4
+    poses = load_poses(project, project.target)
+    pose = poses.keypoints[10]
+    predictor = LayoutPredictor(model.build_layout_generator(), torch.device("cpu"))
+    bank = texture_bank(project, model)
+    width, height = model.working_size
+    encoded = model.conditioning.encode(pose, poses.skeleton, width, height,
+                                        source_size=poses.image_size, texture=bank,
+                                        reference=20, layout=predictor)
+    assert encoded.shape == (height, width, 13)
+    assert np.array_equal(encoded[..., -4:], bank.encode(pose, bank.poses.image_size, 20))
+    assert np.abs(encoded[..., 3:9].astype(int).sum(axis=-1) - 255).max() <= 3
