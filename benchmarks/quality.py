@@ -90,6 +90,11 @@ ROWS: dict[str, dict[str, object]] = {
     "texture+gw": {"texture": True, "gw_loss": True},
     "texture+all": {"texture": True, "replay": True, "replay_warmup": 100, "part_gan": True,
                     "gw_loss": True},
+    # REMOT's layout GAN: the predicted six-class parsing joins the pose input (the layout
+    # stage's layout_steps come before the generator's budget; the parsing cache is made by the
+    # built-in parser when missing)
+    "layout": {"layout": True},
+    "texture+layout": {"texture": True, "layout": True},
 }
 METRICS = ("ssim", "psnr", "mask_ssim", "lpips", "lpips_worst_decile", "lpips_hands",
            "lpips_feet", "lpips_face", "fid", "tcm", "akd_body", "mkr_body", "akd_hands",

@@ -8,13 +8,16 @@ tensors), so it loads with `torch.load(..., weights_only=True)` and unpickles no
     project_id              sha256 of the target video (a checkpoint belongs to one person)
     working_size            [width, height] of the frames the generator makes
     generator_step, face_refiner_step
+    layout_step             steps of the layout generator's stage (absent: 0)
     configs                 generator, discriminator, temporal_discriminator, face_refiner (or
-                            None when switched off), losses, train: each its dataclass as a dict
+                            None when switched off), losses, train, layout_generator: each its
+                            dataclass as a dict
     conditioning            how poses become the generator's input (motionxfer.conditioning;
                             absent before it was a choice: the RGB stick figure)
     architecture            the generator's name in motionxfer.networks.registry (absent:
                             "pix2pixhd")
-    models                  state dicts by name ("generator", "discriminator", ...)
+    models                  state dicts by name ("generator", "discriminator", ...; with the
+                            layout, "layout_generator" and "layout_discriminator")
     optimizers, schedulers, scaler      their state dicts (absent in an inference export)
     rng                     python, numpy, torch CPU and CUDA states, and the sampler's state
     episodic_memory         with replay (train.replay): the memory of each training frame's
@@ -48,6 +51,7 @@ from motionxfer.errors import BadInput, CheckpointError, DiskFull
 from motionxfer.io.files import atomic_write
 from motionxfer.networks.face_refiner import FaceRefiner, FaceRefinerConfig
 from motionxfer.networks.generator import GeneratorConfig
+from motionxfer.networks.layout_generator import LayoutGenerator
 from motionxfer.networks.registry import (
     COMPOSITING_ARCHITECTURE,
     DEFAULT_ARCHITECTURE,
@@ -210,6 +214,7 @@ class Checkpoint:
     architecture: str = DEFAULT_ARCHITECTURE
     with_face_refiner: bool = True  # False: trained with the face refiner switched off
     training: TrainingState | None = None
+    layout_step: int = 0  # steps of the layout generator's stage (`conditioning.layout`)
     path: Path | None = None  # where it was read from or last saved
     schema_version: int = CHECKPOINT_SCHEMA
     tool_version: str = __version__
@@ -271,6 +276,7 @@ class Checkpoint:
             architecture=str(payload.get("architecture", DEFAULT_ARCHITECTURE)),
             with_face_refiner=bool(configs.get("face_refiner")),
             training=training,
+            layout_step=int(payload.get("layout_step", 0)),
             path=Path(path),
             schema_version=int(payload["schema_version"]),
             tool_version=str(payload.get("tool_version", "")),
@@ -287,7 +293,7 @@ class Checkpoint:
             working_size=[int(self.working_size[0]), int(self.working_size[1])],
             generator_step=self.generator_step, face_refiner_step=self.face_refiner_step,
             configs=configs, conditioning=self.conditioning.to_dict(),
-            architecture=self.architecture, models=self.models,
+            architecture=self.architecture, models=self.models, layout_step=self.layout_step,
         )
         if self.training is not None:
             values.update(dataclasses.asdict(self.training))
@@ -299,10 +305,11 @@ class Checkpoint:
         return dataclasses.replace(self, path=Path(path))
 
     def inference_only(self) -> Checkpoint:
-        """Only the generator and face refiner weights (no discriminators, optimizers or random
-        states): what transfer needs, a fraction of the size. It cannot be resumed."""
+        """Only the generator, face refiner and layout generator weights (no discriminators,
+        optimizers or random states): what transfer needs, a fraction of the size. It cannot be
+        resumed."""
         kept = {name: state for name, state in self.models.items()
-                if name in ("generator", "face_refiner", "background")}
+                if name in ("generator", "face_refiner", "background", "layout_generator")}
         return dataclasses.replace(self, models=kept, training=None)
 
     # --- networks ------------------------------------------------------------------------
@@ -332,6 +339,20 @@ class Checkpoint:
         if plate is not None:
             generator.set_plate(plate)
         return generator.to(device).eval()
+
+    def build_layout_generator(self, device: str | torch.device = "cpu",
+                               ) -> LayoutGenerator | None:
+        """The trained layout generator in eval mode, or None when the model takes no layout."""
+        if not self.conditioning.layout:
+            return None
+        if self.preset.layout_generator.pose_channels != self.conditioning.pose_channels:
+            raise CheckpointError(
+                f"{self.path}: the layout generator reads {self.preset.layout_generator.pose_channels}"
+                f" pose channels, the conditioning has {self.conditioning.pose_channels}",
+                hint="the file is damaged: delete it and train again")
+        network = LayoutGenerator(self.preset.layout_generator)
+        self.load_weights(network, "layout_generator")
+        return network.to(device).eval()
 
     def build_face_refiner(self, device: str | torch.device = "cpu") -> FaceRefiner | None:
         """The face refiner in eval mode, or None when the checkpoint was trained without one

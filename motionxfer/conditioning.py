@@ -13,7 +13,11 @@ anti-aliased edges), which the networks read as C channels in [-1, 1]. `to_rgb` 
 encoding viewable (sample grids, side-by-side videos). A new kind (parsing maps) adds a branch
 here and a name to CONDITIONINGS.
 
-With `texture`, four more channels follow the pose's: the target's own frame nearest in pose,
+With `layout`, six channels follow the pose's: REMOT's layout, the target's six-class parsing map
+(`parsing.labels`) as class probabilities x 255, predicted from the pose channels by the
+checkpoint's layout generator (`networks.layout_generator.LayoutPredictor`, passed to `encode` as
+a function: this layer runs no network). With `texture`, four more channels follow the pose's (and
+the layout's, so the texture stays the last four): the target's own frame nearest in pose,
 re-posed to this pose part by part, and its alpha (`texture.bank.TextureBank`, REMOT's texture
 alignment). Encoding then needs the bank: training passes the reference frame it chose, transfer
 lets the bank pick the nearest.
@@ -21,18 +25,25 @@ lets the bank pick the nearest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from motionxfer.errors import BadInput, CheckpointError
+from motionxfer.parsing.labels import CLASS_COLOURS, NUM_CLASSES
 from motionxfer.pose.render import label_map_channels, render_label_maps, render_stick_figure
 from motionxfer.pose.skeleton import Skeleton
 from motionxfer.texture.bank import TEXTURE_CHANNELS, TextureBank
 
 CONDITIONINGS = ("stick_figure", "label_maps")
 STICK_FIGURE_CHANNELS = 3
+LAYOUT_CHANNELS = NUM_CLASSES  # one probability per parsing class
+LAYOUT_BRIGHTNESS = 0.35  # `to_rgb` shows the layout's colours at this share, under the pose
+
+# layout(pose (H, W, pose channels) uint8) -> (H, W, LAYOUT_CHANNELS) uint8 probabilities x 255
+LayoutFunction = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -40,8 +51,9 @@ class Conditioning:
     """Which input the generator takes, and how many channels it has."""
 
     kind: str = "stick_figure"
-    channels: int = STICK_FIGURE_CHANNELS  # every channel, the texture's included
-    texture: bool = False  # the re-posed nearest frame of the target follows the pose channels
+    channels: int = STICK_FIGURE_CHANNELS  # every channel, the layout's and texture's included
+    texture: bool = False  # the re-posed nearest frame of the target: the last four channels
+    layout: bool = False  # the predicted six-class parsing map follows the pose channels
 
     def __post_init__(self) -> None:
         if self.kind not in CONDITIONINGS:
@@ -53,27 +65,33 @@ class Conditioning:
 
     @property
     def pose_channels(self) -> int:
-        """The channels that draw the pose (the texture's come after them)."""
-        return self.channels - (TEXTURE_CHANNELS if self.texture else 0)
+        """The channels that draw the pose (the layout's and the texture's come after them)."""
+        return (self.channels - (TEXTURE_CHANNELS if self.texture else 0)
+                - (LAYOUT_CHANNELS if self.layout else 0))
 
     @staticmethod
-    def for_skeleton(kind: str, skeleton: Skeleton, texture: bool = False) -> Conditioning:
-        """The conditioning `kind` for poses of this joint layout, with or without texture."""
+    def for_skeleton(kind: str, skeleton: Skeleton, texture: bool = False,
+                     layout: bool = False) -> Conditioning:
+        """The conditioning `kind` for poses of this joint layout, with or without texture and
+        layout."""
         channels = (label_map_channels(skeleton) if kind == "label_maps"
                     else STICK_FIGURE_CHANNELS)
-        return Conditioning(kind, channels + (TEXTURE_CHANNELS if texture else 0), texture)
+        return Conditioning(kind, channels + (TEXTURE_CHANNELS if texture else 0)
+                            + (LAYOUT_CHANNELS if layout else 0), texture, layout)
 
     def without_texture(self) -> Conditioning:
-        """The pose channels alone (what a stick-figure drawer makes)."""
+        """The pose channels alone, without layout or texture (what a stick-figure drawer
+        makes, and what the layout generator reads)."""
         return Conditioning(self.kind, self.pose_channels)
 
     def encode(self, keypoints: np.ndarray, skeleton: Skeleton, width: int, height: int,
                source_size: tuple[int, int] | None = None, texture: TextureBank | None = None,
-               reference: int | None = None) -> np.ndarray:
+               reference: int | None = None, layout: LayoutFunction | None = None) -> np.ndarray:
         """One frame's keypoints (J, 3) -> the generator's input, (height, width, C) uint8.
 
-        With `self.texture`, `texture` is the target's bank and `reference` the bank frame to
-        re-pose (None: the nearest in pose)."""
+        With `self.layout`, `layout` predicts the layout from the pose channels. With
+        `self.texture`, `texture` is the target's bank and `reference` the bank frame to re-pose
+        (None: the nearest in pose)."""
         if self.kind == "stick_figure":
             pose = render_stick_figure(keypoints, skeleton, width, height, source_size)
         else:
@@ -85,6 +103,7 @@ class Conditioning:
                     hint="drive the model with poses of the joint layout it was trained on",
                 )
             pose = np.ascontiguousarray(maps.transpose(1, 2, 0))
+        pose = self.with_layout(pose, layout)
         if not self.texture:
             return pose
         if texture is None:
@@ -97,9 +116,26 @@ class Conditioning:
         reposed = texture.encode(keypoints, source_size or (width, height), reference)
         return np.concatenate([pose, reposed], axis=-1)
 
+    def with_layout(self, pose: np.ndarray, layout: LayoutFunction | None) -> np.ndarray:
+        """The pose channels (H, W, pose channels) uint8 followed by the layout `layout` predicts
+        from them when `self.layout` (else the pose as it is)."""
+        if not self.layout:
+            return pose
+        if layout is None:
+            raise BadInput("this model takes the layout its layout generator predicts, and none "
+                           "was given", hint="transfer with the checkpoint's layout generator "
+                           "(the torch backend runs it)")
+        predicted = layout(pose)
+        if predicted.shape != (*pose.shape[:2], LAYOUT_CHANNELS) or predicted.dtype != np.uint8:
+            raise BadInput(f"the layout generator made {predicted.shape} {predicted.dtype}, not "
+                           f"{(*pose.shape[:2], LAYOUT_CHANNELS)} uint8",
+                           hint="report this as a bug")
+        return np.concatenate([pose, predicted], axis=-1)
+
     def to_rgb(self, encoded: np.ndarray) -> np.ndarray:
         """(..., H, W, C) uint8 -> (..., H, W, 3) uint8 for people to look at: the pose, over
-        the re-posed texture at half brightness when there is one."""
+        the layout's class colours at `LAYOUT_BRIGHTNESS` and the re-posed texture at half
+        brightness when there are."""
         pose = encoded[..., :self.pose_channels]
         if pose.shape[-1] == 3 and self.kind == "stick_figure":
             shown = pose
@@ -107,22 +143,30 @@ class Conditioning:
             palette = _palette(pose.shape[-1])  # (C, 3)
             weighted = pose[..., :, None].astype(np.float32) / 255.0 * palette  # (..., C, 3)
             shown = np.clip(weighted.max(axis=-2), 0, 255).astype(np.uint8)
+        after = self.pose_channels
+        if self.layout:
+            probabilities = encoded[..., after:after + LAYOUT_CHANNELS].astype(np.float32) / 255.0
+            colours = probabilities @ CLASS_COLOURS.astype(np.float32)  # (..., H, W, 3)
+            shown = np.maximum(shown, (LAYOUT_BRIGHTNESS * colours).astype(np.uint8))
+            after += LAYOUT_CHANNELS
         if not self.texture:
             return shown
-        return np.maximum(shown, encoded[..., self.pose_channels:self.pose_channels + 3] // 2)
+        return np.maximum(shown, encoded[..., after:after + 3] // 2)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "channels": self.channels, "texture": self.texture}
+        return {"kind": self.kind, "channels": self.channels, "texture": self.texture,
+                "layout": self.layout}
 
     @staticmethod
     def from_dict(values: dict[str, Any] | None, where: str) -> Conditioning:
         """As saved by `to_dict`; None (checkpoints written before the choice existed): the RGB
-        stick figure, the only input there was. Without "texture": none."""
+        stick figure, the only input there was. Without "texture" or "layout": none."""
         if values is None:
             return Conditioning()
         try:
             return Conditioning(str(values["kind"]), int(values["channels"]),
-                                bool(values.get("texture", False)))
+                                bool(values.get("texture", False)),
+                                bool(values.get("layout", False)))
         except (KeyError, TypeError, ValueError, BadInput) as error:
             raise CheckpointError(f"{where} has an unreadable conditioning: {error}",
                                   hint="delete it and train again") from error

@@ -10,6 +10,8 @@ discriminators' input channels) are set here, never in a preset.
     [discriminator]                 DiscriminatorConfig of the multi-scale spatial discriminator
     [temporal_discriminator]        DiscriminatorConfig of the temporal discriminator
     [face_refiner]                  motionxfer.networks.face_refiner.FaceRefinerConfig
+    [layout_generator]              motionxfer.networks.layout_generator.LayoutGeneratorConfig
+                                    (used with `train.layout`; optional, the defaults otherwise)
     [losses]                        motionxfer.training.losses.LossWeights
     [train]                         motionxfer.training.config.TrainConfig
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import tomllib
@@ -29,6 +31,7 @@ from motionxfer.errors import BadInput, CheckpointError
 from motionxfer.networks.discriminator import DiscriminatorConfig
 from motionxfer.networks.face_refiner import FaceRefinerConfig
 from motionxfer.networks.generator import GeneratorConfig
+from motionxfer.networks.layout_generator import LayoutGeneratorConfig
 from motionxfer.training.config import TrainConfig
 from motionxfer.training.losses import LossWeights
 
@@ -36,7 +39,8 @@ DEFAULT_PRESET = "512"
 PRESET_PACKAGE = "motionxfer.model_files"
 IMAGE_CHANNELS = 3
 DERIVED_KEYS = ("pose_channels", "image_channels", "input_channels")
-TABLES = ("generator", "discriminator", "temporal_discriminator", "face_refiner", "losses", "train")
+TABLES = ("generator", "discriminator", "temporal_discriminator", "face_refiner", "losses", "train",
+          "layout_generator")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Preset:
     face_refiner: FaceRefinerConfig
     losses: LossWeights
     train: TrainConfig
+    layout_generator: LayoutGeneratorConfig = field(default_factory=LayoutGeneratorConfig)
 
     def __post_init__(self) -> None:
         if self.size % self.generator.size_multiple:
@@ -58,10 +63,12 @@ class Preset:
             )
 
     def conditioned(self, conditioning: Conditioning) -> Preset:
-        """The preset with every network's pose input sized for `conditioning`."""
+        """The preset with every network's pose input sized for `conditioning` (the layout
+        generator reads the pose channels alone)."""
         return dataclasses.replace(self, **_channel_configs(
             self.generator, self.discriminator, self.temporal_discriminator, self.face_refiner,
-            conditioning.channels))
+            conditioning.channels), layout_generator=dataclasses.replace(
+                self.layout_generator, pose_channels=conditioning.pose_channels))
 
 
 def _channel_configs(generator: GeneratorConfig, discriminator: DiscriminatorConfig,
@@ -152,6 +159,8 @@ def _build_preset(name: str, values: dict[str, Any], tables: dict[str, dict[str,
         size=values["size"],
         losses=from_dict(LossWeights, tables["losses"], f"[losses] of {where}"),
         train=from_dict(TrainConfig, tables["train"], f"[train] of {where}"),
+        layout_generator=from_dict(LayoutGeneratorConfig, tables["layout_generator"],
+                                   f"[layout_generator] of {where}"),
         **networks,
     )
 
@@ -165,6 +174,7 @@ def preset_configs(preset: Preset) -> dict[str, Any]:
         "face_refiner": preset.face_refiner.to_dict(),
         "losses": preset.losses.to_dict(),
         "train": dataclasses.asdict(preset.train),
+        "layout_generator": preset.layout_generator.to_dict(),
     }
 
 
@@ -180,6 +190,9 @@ def preset_from_configs(name: str, size: int, configs: dict[str, Any], where: st
             face_refiner=from_dict(FaceRefinerConfig, configs["face_refiner"] or {}, where),
             losses=from_dict(LossWeights, configs["losses"], where),
             train=from_dict(TrainConfig, configs["train"], where),
+            # absent in checkpoints from before the layout generator: its defaults
+            layout_generator=from_dict(LayoutGeneratorConfig,
+                                       configs.get("layout_generator") or {}, where),
         )
     except (KeyError, ValueError, TypeError, BadInput) as error:
         raise CheckpointError(f"{where} has an unreadable configuration: {error}",

@@ -77,6 +77,24 @@ def train_target(
                      "texture's by similarity at its bottleneck (REMOT's texture alignment "
                      "module), to take what a part needs from where the warp put it."),
     ] = None,
+    layout: Annotated[
+        bool | None,
+        typer.Option("--layout/--no-layout",
+                     help="REMOT's layout GAN: first train a small network to predict the "
+                     "target's six-class parsing map (background, head, top, bottom, shoes, "
+                     "skin) from the pose, against the project's parsing cache (made now by "
+                     "the built-in parser when there is none, which needs a still camera; or "
+                     "import an external parser's maps first with import-parsing), then give "
+                     "the generator that predicted layout as six more input channels. Human "
+                     "bodies only; one process only; transfer needs the torch backend. Steps: "
+                     "--layout-steps. Default: [train] layout."),
+    ] = None,
+    layout_steps: Annotated[
+        int | None,
+        typer.Option("--layout-steps", min=0,
+                     help="Steps of the layout stage (with --layout). Default: [train] "
+                     "layout_steps (2000)."),
+    ] = None,
     replay: Annotated[
         bool | None,
         typer.Option("--replay/--no-replay",
@@ -135,7 +153,8 @@ def train_target(
         project, preset, resume, steps=steps, batch_size=batch_size, device=device, amp=amp,
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
         conditioning=conditioning, background=background, augmentation=augmentation,
-        texture=texture, texture_attention=texture_attention,
+        texture=texture, texture_attention=texture_attention, layout=layout,
+        layout_steps=layout_steps,
         replay=replay, part_gan=part_gan, gw_loss=gw_loss,
     )
     chosen, config = plan.preset, plan.config
@@ -149,7 +168,9 @@ def train_target(
         batch += (f" per process x {processes.world_size} processes = "
                   f"{config.batch_size * processes.world_size}")
     log(f"{'resuming' if resume else 'training'} preset {chosen.name} "
-        f"({chosen.description}): {config.steps} generator steps, {batch}"
+        f"({chosen.description}): "
+        + (f"{config.layout_steps} layout steps, then " if config.layout else "")
+        + f"{config.steps} generator steps, {batch}"
         + (f", then {config.face_refiner_steps} face refiner steps"
            if config.face_refiner and config.face_refiner_steps else ""))
     try:

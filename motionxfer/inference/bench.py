@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from motionxfer.checkpoint import Checkpoint
-from motionxfer.conditioning import Conditioning
+from motionxfer.conditioning import Conditioning, LayoutFunction
 from motionxfer.errors import BadInput, MotionXferError
 from motionxfer.inference.backends import open_backend
 from motionxfer.inference.frame_generator import (
@@ -49,6 +49,7 @@ from motionxfer.inference.streaming import StreamConfig, VideoJob, generate_vide
 from motionxfer.io.images import working_size as fit_size
 from motionxfer.io.video import VideoWriter, probe, read_frames
 from motionxfer.networks.face_refiner import FaceRefiner, face_boxes
+from motionxfer.networks.layout_generator import LayoutPredictor
 from motionxfer.networks.registry import build_generator
 from motionxfer.pipeline import load_poses, texture_bank
 from motionxfer.pose.extract import ExtractConfig, extract_from_frames
@@ -279,8 +280,11 @@ def run_benchmark(
     model = Checkpoint.load(checkpoint, project_id)
     width, height = model.working_size
     say("render")
+    layout_network = model.build_layout_generator()  # on the CPU, as the render stage
+    layout = (LayoutPredictor(layout_network, torch.device("cpu"))
+              if layout_network is not None else None)
     sticks, seconds = _timed(_render_all, model.conditioning, normalized, width, height,
-                             texture)
+                             texture, layout)
     rows.append(StageSpeed("render", "", count, seconds, f"stick figures at {width}x{height}"
                            + (", re-posed texture" if texture is not None else "")))
     boxes = face_boxes(normalized, (width, height))
@@ -353,11 +357,13 @@ def _normalize(poses: PoseSequence, target: PoseSequence) -> tuple[PoseSequence,
 
 
 def _render_all(conditioning: Conditioning, poses: PoseSequence, width: int, height: int,
-                texture: TextureBank | None = None) -> np.ndarray:  # (T, H, W, C)
+                texture: TextureBank | None = None,
+                layout: LayoutFunction | None = None) -> np.ndarray:  # (T, H, W, C)
     references = texture.references(poses) if texture is not None else None
     return np.stack([conditioning.encode(
         poses.keypoints[index], poses.skeleton, width, height, source_size=poses.image_size,
-        texture=texture, reference=None if references is None else int(references[index]))
+        texture=texture, reference=None if references is None else int(references[index]),
+        layout=layout)
         for index in range(poses.num_frames)])
 
 

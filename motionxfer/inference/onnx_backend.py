@@ -80,6 +80,11 @@ class OnnxBackend(FrameGenerator):
     def __init__(self, checkpoint: Checkpoint, config: BackendConfig,
                  exports_dir: str | os.PathLike[str] | None,
                  static_bindings: bool | None = None) -> None:
+        if checkpoint.conditioning.layout:
+            raise BadInput(
+                "this model predicts the layout of every frame with its layout generator before "
+                "the generator runs, and the onnx backend runs the generator alone",
+                hint="transfer with the torch backend (--backend torch, the default)")
         if exports_dir is None:
             raise BadInput("the onnx backend needs a folder for its ONNX files",
                            hint="pass exports_dir (a project's exports/ folder)")

@@ -10,8 +10,9 @@ and would move the person's size and place while they settle.
         (`motionxfer.pose.parallel_extract` runs pose extraction in several processes)
 
     pass 2 (`generate_videos`)       render -> generate -> refine -> encode
-        render       a thread per video: stick figures (OpenCV releases the GIL) and, for a
-                     side by side, the decoded source frames
+        render       a thread per video: stick figures (OpenCV releases the GIL), the layout
+                     a layout model predicts from them, and, for a side by side, the decoded
+                     source frames
         generate     the calling thread: frame t of up to `video_batch` videos in one call; the
                      recurrence (frame t needs frame t-1) is per video, so a single video is
                      sequential here and several videos fill a batch
@@ -40,7 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from motionxfer.conditioning import Conditioning
+from motionxfer.conditioning import Conditioning, LayoutFunction
 from motionxfer.errors import BadInput
 from motionxfer.inference.frame_generator import FrameGenerator, Recurrence
 from motionxfer.io.images import fit_into
@@ -83,15 +84,17 @@ class VideoJob:
     source_frames: Callable[[], Iterator[np.ndarray]] | None = None
     texture: TextureBank | None = None  # the model takes the target's re-posed frames
     references: np.ndarray | None = None  # (frame_count,) the bank frame of each frame
-
+    layout: LayoutFunction | None = None  # the model's layout generator, when it takes a layout
 
     def pose_input(self, conditioning: Conditioning, index: int, width: int,
                    height: int) -> np.ndarray:
-        """Frame `index`'s generator input (`Conditioning.encode`), texture included."""
+        """Frame `index`'s generator input (`Conditioning.encode`), the layout predicted from
+        its pose and the texture included."""
         return conditioning.encode(
             self.poses.keypoints[index], self.poses.skeleton, width, height,
             source_size=self.poses.image_size, texture=self.texture,
-            reference=None if self.references is None else int(self.references[index]))
+            reference=None if self.references is None else int(self.references[index]),
+            layout=self.layout)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from motionxfer.errors import BadInput
 from motionxfer.inference.backends import open_backend
 from motionxfer.inference.frame_generator import BackendConfig, FrameGenerator, Recurrence
 from motionxfer.inference.streaming import StreamConfig, VideoJob, compose, generate_videos
+from motionxfer.inference.torch_backend import TorchBackend
 from motionxfer.io.images import fit_into, resize_frame, to_images
 from motionxfer.io.video import (
     VIDEO_SUFFIXES,
@@ -48,6 +49,7 @@ from motionxfer.io.video import (
     timeline_fps,
 )
 from motionxfer.networks.face_refiner import face_boxes
+from motionxfer.networks.layout_generator import LayoutPredictor
 from motionxfer.pipeline import normalize_source, target_plate, texture_bank, transfer_record
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.progress import ProgressCallback, RateMeter
@@ -137,6 +139,15 @@ class PersonalModel:
         self.plate = (None if plate is None  # (h, w, 3) uint8: what the frames are made over
                       else to_images(plate.reshape(1, *plate.shape[-3:]))[0])
         self.full_plate: np.ndarray | None = None  # the same at the target video's size
+        # the layout generator, run on each frame's pose channels before the generator
+        self.layout: LayoutPredictor | None = None
+        if checkpoint.conditioning.layout:
+            if not isinstance(self.backend, TorchBackend):
+                raise BadInput(f"the {self.backend.name} backend cannot run this model's layout "
+                               "generator", hint="transfer with --backend torch")
+            network = checkpoint.build_layout_generator(self.backend.device)
+            assert network is not None  # conditioning.layout
+            self.layout = LayoutPredictor(network, self.backend.device)
         self.reset()
 
     @property
@@ -443,7 +454,8 @@ def video_job(model: PersonalModel, source: VideoRecord, normalized: PoseSequenc
     texture = model.texture
     return VideoJob(source.info.path.name, normalized, frame_count, boxes, open_sink,
                     source_frames if config.side_by_side else None, texture,
-                    None if texture is None else texture.references(normalized)[:frame_count])
+                    None if texture is None else texture.references(normalized)[:frame_count],
+                    model.layout)
 
 
 def write_sequentially(model: PersonalModel, job: VideoJob,

@@ -59,14 +59,19 @@ class TrainConfig:
     texture: bool = False  # the target's frame nearest in pose, re-posed, joins the pose input
     #                        and is blended into the output (REMOT's texture alignment)
     texture_attention: bool = False  # and the generator's features attend over the texture's
+    layout: bool = False  # REMOT's layout GAN: a stage before the generator trains a network
+    #                       to predict the target's six-class parsing from the pose, and its
+    #                       prediction joins the generator's pose input (needs the parsing cache,
+    #                       made by the built-in parser when there is none)
+    layout_steps: int = 2000  # steps of the layout generator's stage
     background: str = "composite"  # the person painted over the target's background plate
     #                                (a moving camera falls back to "generate": the whole frame;
     #                                docs/quality.md has the measurement behind the default)
 
     def __post_init__(self) -> None:
         problems = []
-        if self.steps < 0 or self.face_refiner_steps < 0:
-            problems.append("steps and face_refiner_steps cannot be negative")
+        if self.steps < 0 or self.face_refiner_steps < 0 or self.layout_steps < 0:
+            problems.append("steps, face_refiner_steps and layout_steps cannot be negative")
         if min(self.batch_size, self.face_batch_size, self.checkpoint_every, self.sample_every,
                self.validate_every, self.log_every) < 1:
             problems.append("batch sizes and the *_every intervals must be at least 1")

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from motionxfer.conditioning import Conditioning
+from motionxfer.conditioning import Conditioning, LayoutFunction
 from motionxfer.errors import BadInput, NoPersonFound, ProjectError
 from motionxfer.io.frame_cache import FrameCache
 from motionxfer.io.images import images_to_tensor
@@ -182,9 +182,11 @@ class TextureInputs:
 
 class TrainingSamples:
     """Frames from the cache and stick figures drawn from `poses` at the cache's size, followed
-    by the re-posed texture with `texture`; `augmentation` changes each training pair a little
-    (never the validation frames). `joints`: indices of the joints whose keypoints of frame t a
-    pair carries (`PairBatch.joints`, at the cache's size); None: none."""
+    by the layout `layout` predicts from them when it is set (`training.layout`: set once the
+    layout stage has trained it) and the re-posed texture with `texture`; `augmentation` changes
+    each training pair a little (never the validation frames). `joints`: indices of the joints
+    whose keypoints of frame t a pair carries (`PairBatch.joints`, at the cache's size); None:
+    none."""
 
     def __init__(self, frames: FrameCache, poses: PoseSequence, draw: DrawFunction,
                  augmentation: Augmentation | None = None,
@@ -202,6 +204,7 @@ class TrainingSamples:
         self.augmentation = augmentation
         self.texture = texture
         self.joints = None if joints is None else np.asarray(joints, np.int64)
+        self.layout: LayoutFunction | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -214,6 +217,8 @@ class TrainingSamples:
     def _pose_input(self, keypoints: np.ndarray, index: int) -> np.ndarray:
         width, height = self.size
         drawn = self.draw(keypoints, width, height)
+        if self.layout is not None:
+            drawn = np.concatenate([drawn, self.layout(drawn)], axis=-1)
         if self.texture is None:
             return drawn
         reposed = self.texture.bank.encode(keypoints, self.poses.image_size,

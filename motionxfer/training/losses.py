@@ -28,6 +28,12 @@ per part group (hands, feet, face), the adversarial and feature-matching terms o
 patch discriminator on the crops of frame t (`part_objective`; weights `part_adversarial`,
 `part_feature_matching`, and `part_l1` for a plain L1 on the crops, off by default).
 
+The layout generator's objective (REMOT's layout GAN, `TrainConfig.layout`, `training.layout`):
+the per-pixel cross-entropy of its class logits against the target's parsing cache
+(`layout_cross_entropy`) and the adversarial term of a conditional patch discriminator on
+(pose, class probabilities), real being the parsing's one-hot map (`layout_adversarial`;
+`layout_objective`).
+
 The adversarial loss is LSGAN's (pix2pixHD's choice: least squares towards 1 for real and 0 for
 fake) or the hinge loss; `gan_mode` chooses. Each discriminator is trained on the mean of its real
 and fake terms.
@@ -70,6 +76,8 @@ class LossWeights:
     part_feature_matching: float = 10.0  # ... and match its features on the real crops
     part_l1: float = 0.0  # ... and L1 on the crops' pixels
     mask: float = 1.0  # compositing only: the painted person mask against the person's pixels
+    layout_cross_entropy: float = 1.0  # layout only: predicted parsing against the parsing cache
+    layout_adversarial: float = 0.1  # ... and fool the layout's patch discriminator
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -328,3 +336,16 @@ def part_objective(
     if weights.part_l1:
         terms["l1"] = (weights.part_l1, functional.l1_loss(fake_crops.float(), real_crops.float()))
     return _weighted(terms)
+
+
+def layout_objective(weights: LossWeights, gan_mode: str, fake_outputs: list[ScaleOutputs],
+                     logits: torch.Tensor, labels: torch.Tensor) -> LossTerms:
+    """The layout generator's loss: cross-entropy of logits (B, classes, H, W) against labels
+    (B, H, W) int64, and the adversarial term of the discriminator's outputs on the generated
+    layout."""
+    return _weighted({
+        "cross_entropy": (weights.layout_cross_entropy,
+                          functional.cross_entropy(logits.float(), labels)),
+        "adversarial": (weights.layout_adversarial,
+                        adversarial_loss(fake_outputs, True, gan_mode, for_discriminator=False)),
+    })

@@ -13,6 +13,11 @@ part group (`motionxfer.training.part_gan`; one process only). With `gw_loss`, a
 Gromov-Wasserstein term compares the structure of VGG features at the body joints of the
 generated and the real frame t (`losses.structure_loss`).
 
+Stage 0, with `layout` (REMOT's layout GAN, `motionxfer.training.layout`), for
+`config.layout_steps` steps: the layout generator learns the target's six-class parsing (its
+parsing cache, made by the built-in parser first when there is none) from the pose channels;
+the generator's pose inputs then carry the layout it predicts (six channels after the pose's).
+
 Stage 2, the face refiner, for `config.face_refiner_steps` steps with the generator frozen: face
 crops of generated frames t, refined against the real crops by the refiner's own discriminator.
 
@@ -87,12 +92,19 @@ from motionxfer.networks.registry import (
     TEXTURE_ARCHITECTURE,
 )
 from motionxfer.networks.vgg import VGG16Features
-from motionxfer.pipeline import frame_cache_key, load_poses, target_frames
+from motionxfer.parsing.io import ParsingSequence
+from motionxfer.pipeline import (
+    extract_parsing,
+    frame_cache_key,
+    load_parsing,
+    load_poses,
+    target_frames,
+)
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.presets import DEFAULT_PRESET, Preset, load_preset
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project
-from motionxfer.texture.bank import TEXTURE_GAP_SECONDS, TextureBank
+from motionxfer.texture.bank import TEXTURE_GAP_SECONDS, TORSO, TextureBank
 from motionxfer.training.batches import (
     FACE_STAGE,
     GENERATOR_STAGE,
@@ -129,6 +141,12 @@ from motionxfer.training.distributed import (
 from motionxfer.training.episodic_memory import EpisodicMemory
 from motionxfer.training.gromov_wasserstein import structure_joints
 from motionxfer.training.interrupt import Interrupted, StopRequest, deferred_interrupt
+from motionxfer.training.layout import (
+    LAYOUT_STAGE,
+    LayoutSamples,
+    LayoutTraining,
+    run_layout_stage,
+)
 from motionxfer.training.logs import append_log, drop_steps_after, sample_grid
 from motionxfer.training.losses import LossWeights, PerceptualLoss
 from motionxfer.training.part_crops import PART_GROUPS
@@ -265,10 +283,12 @@ def perceptual_loss(config: TrainConfig, weights: LossWeights, warn: bool = True
     return PerceptualLoss(features, weights.perceptual_layers)
 
 
-def trainer_models(trainer: Trainer) -> dict[str, dict[str, torch.Tensor]]:
-    """What a checkpoint's `models` holds: every network's state dict, and the background plate
-    the generator composites over."""
-    models = {name: module.state_dict() for name, module in trainer.modules().items()}
+def trainer_models(trainer: Trainer, layout: LayoutTraining | None = None,
+                   ) -> dict[str, dict[str, torch.Tensor]]:
+    """What a checkpoint's `models` holds: every network's state dict (the layout stage's too),
+    and the background plate the generator composites over."""
+    modules = {**trainer.modules(), **(layout.modules() if layout is not None else {})}
+    models = {name: module.state_dict() for name, module in modules.items()}
     if trainer.plate is not None:
         models["background"] = {"plate": trainer.plate.detach().cpu()}
     return models
@@ -372,9 +392,46 @@ def train_plan(project: Project, plan: TrainingPlan, progress: ProgressCallback 
             "part group none of its frames shows, which the processes would not agree on",
             hint="train without torchrun, or without the part GANs (--no-part-gan)",
         )
+    uses_layout = (plan.resume_from.conditioning.layout if plan.resume_from is not None
+                   else plan.config.layout)
+    if plan.resume_from is not None and plan.config.layout != uses_layout:
+        raise BadInput(
+            f"the checkpoint was trained {'with' if uses_layout else 'without'} the layout, and "
+            "resuming cannot change that (the generator's input channels follow it)",
+            hint=f"resume {'without --no-layout' if uses_layout else 'without --layout'}, or "
+            "train from scratch")
+    if uses_layout and processes.distributed:
+        raise BadInput(
+            f"the layout stage trains in one process, not {processes.world_size}",
+            hint="train without torchrun, or without the layout (--no-layout)")
+    parsing = layout_parsing(project, progress) if uses_layout else None
     device = process_device(plan.config.device, processes)
     with process_group(processes, device):
-        return _train(project, plan, progress, draw, processes, device)
+        return _train(project, plan, progress, draw, processes, device, parsing)
+
+
+def layout_parsing(project: Project, progress: ProgressCallback | None = None,
+                   ) -> ParsingSequence:
+    """The target's parsing cache, which the layout generator learns; when there is none (or it
+    is stale) the built-in parser makes it now (`pipeline.extract_parsing`, with progress): the
+    user asked for the layout, and the parser needs nothing more than the poses and a still
+    camera (it refuses a moving camera with the fix). A target whose keypoint layout is not a
+    human body is refused: the six classes are a person's."""
+    record = project.target
+    skeleton = load_poses(project, record).skeleton
+    missing = [name for name in TORSO if not skeleton.has(name)]
+    if missing:
+        raise BadInput(
+            f"the layout generator predicts REMOT's six classes of a human body (head, top, "
+            f"bottom, shoes, skin), parsed from the shoulders and hips, and the "
+            f"'{skeleton.name}' keypoint layout has no {', '.join(missing)}",
+            hint="train without --layout (layout = false in [train] of config.toml)")
+    parsing = load_parsing(project, record)
+    if parsing is None:
+        logger.info("the layout needs the target's parsing: running the built-in parser "
+                    "(extract-parsing; import-parsing uses an external parser's maps instead)")
+        parsing, _ = extract_parsing(project, record, progress=progress)
+    return parsing
 
 
 def _seed_everything(seed: int) -> None:
@@ -384,7 +441,8 @@ def _seed_everything(seed: int) -> None:
 
 
 def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | None,
-           draw: DrawFunction | None, processes: Processes, device: torch.device) -> TrainResult:
+           draw: DrawFunction | None, processes: Processes, device: torch.device,
+           parsing: ParsingSequence | None = None) -> TrainResult:
     started = time.perf_counter()
     record = project.target
     project_id = record.info.sha256
@@ -410,7 +468,7 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             plate = resumed.models.get("background", {}).get("plate")
         else:
             conditioning = Conditioning.for_skeleton(config.conditioning, poses.skeleton,
-                                                     config.texture)
+                                                     config.texture, config.layout)
             chosen = plan.preset.conditioned(conditioning)
             size = working_size(poses.image_size, chosen.size, chosen.generator.size_multiple)
         perceptual = perceptual_loss(config, chosen.losses, warn=processes.is_main,
@@ -434,7 +492,8 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                     chosen.generator, extra_outputs=2 if conditioning.texture else 1))
         texture = (texture_inputs(cache, poses, plate, split) if conditioning.texture
                    else None)
-        samples = TrainingSamples(cache, poses, draw or conditioning_drawer(conditioning, poses),
+        pose_drawer = draw or conditioning_drawer(conditioning, poses)
+        samples = TrainingSamples(cache, poses, pose_drawer,
                                   Augmentation() if config.augmentation else None, texture,
                                   np.array(structure_joints(poses.skeleton))
                                   if config.gw_loss else None)
@@ -479,8 +538,17 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
         trainer = Trainer(chosen, config, device, perceptual, keep_face,
                           distributed=processes.distributed, architecture=architecture,
                           plate=plate, part_groups=part_groups)
+        layout: LayoutTraining | None = None
+        if conditioning.layout:
+            if parsing is None:
+                raise ProjectError("the layout stage needs the target's parsing",
+                                   hint="run extract-parsing, then train again")
+            layout = LayoutTraining(chosen.layout_generator, config, chosen.losses, device)
+            layout_samples = LayoutSamples(poses, parsing.labels, pose_drawer, size)
         if resumed is not None:
             trainer.load(resumed)
+            if layout is not None:
+                layout.load(resumed)
             if processes.is_main:
                 assert resumed.training is not None  # resume_checkpoint checked it
                 restore_rng_state(resumed.training.rng)  # the checkpoint holds rank 0's states
@@ -494,14 +562,19 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
         if processes.is_main:  # steps after the starting point are run (and logged) again
             drop_steps_after(project.paths.train_log, {
                 GENERATOR_STAGE: trainer.generator_step_count,
-                FACE_STAGE: trainer.face_refiner_step_count})
+                FACE_STAGE: trainer.face_refiner_step_count,
+                LAYOUT_STAGE: layout.step_count if layout is not None else 0})
         run = _RunState(conditioning)
 
         def save() -> None:
             if not processes.is_main:
                 return
             _, optimizers, schedulers, scaler = trainer.state()
-            models = trainer_models(trainer)
+            models = trainer_models(trainer, layout)
+            if layout is not None:
+                optimizers.update({name: optimizer.state_dict()
+                                   for name, optimizer in layout.optimizers().items()})
+                schedulers.update(layout.scheduler_states())
             Checkpoint(
                 preset=dataclasses.replace(chosen, train=config),
                 project_id=project_id,
@@ -511,6 +584,7 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                 models=models,
                 conditioning=conditioning,
                 architecture=architecture,
+                layout_step=layout.step_count if layout is not None else 0,
                 training=TrainingState(
                     optimizers, schedulers, scaler, capture_rng_state(),
                     replay.memory.state_dict() if replay is not None else None),
@@ -519,6 +593,12 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
         steps_done = 0
         with deferred_interrupt() as stop:
             try:
+                if layout is not None:
+                    steps_done += run_layout_stage(
+                        layout, layout_samples, split.train, config,
+                        project.paths.train_log if processes.is_main else None, save, progress,
+                        stop)
+                    samples.layout = layout.predictor()  # what transfer will give the generator
                 steps_done += _run_stage(
                     GENERATOR_STAGE, trainer, samples, split, boxes, config, project, run,
                     save, progress, stop, processes, replay=replay, parts=parts,
