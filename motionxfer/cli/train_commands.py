@@ -98,6 +98,18 @@ def train_target(
                      "frame's do (the perceptual loss's features: needs --perceptual). Weight: "
                      "gw in [losses] of the preset. Default: [train] gw_loss."),
     ] = None,
+    sequence: Annotated[
+        int | None,
+        typer.Option("--sequence", min=0,
+                     help="0: frame by frame, each frame made from the one generated before it "
+                     "(Everybody Dance Now's recurrence). N >= 2: windows of N consecutive "
+                     "frames generated jointly, mixed in time at the bottleneck, no feedback of "
+                     "the generator's own frames; transfer makes a video in windows overlapping "
+                     "by half, cross-faded. Composites over the background plate as usual; not "
+                     "with --texture, --replay, --part-gan, --gw-loss, the 1024 preset or the "
+                     "onnx backend. The checkpoint records it. Default: [train] sequence, "
+                     "else 0."),
+    ] = None,
     max_minutes: Annotated[
         float | None,
         typer.Option("--max-minutes", min=0, help="Stop the generator stage after this many "
@@ -129,13 +141,15 @@ def train_target(
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
         conditioning=conditioning, background=background, augmentation=augmentation,
         texture=texture,
-        replay=replay, part_gan=part_gan, gw_loss=gw_loss,
+        replay=replay, part_gan=part_gan, gw_loss=gw_loss, sequence=sequence,
     )
     chosen, config = plan.preset, plan.config
     batch = f"batch {config.batch_size}"
     if config.replay:
         batch += (f", replaying the worst frames ({config.replay_share:.0%} of each batch "
                   f"from step {config.replay_warmup})")
+    if config.sequence:
+        batch += f", each a window of {config.sequence} frames"
     if config.part_gan:
         batch += ", with part GANs (hands, feet, face)"
     if processes.distributed:

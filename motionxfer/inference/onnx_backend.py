@@ -17,7 +17,12 @@ import torch
 
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.errors import BadInput, MissingDependency
-from motionxfer.inference.export import checkpoint_file_sha256, ensure_export, import_onnx
+from motionxfer.inference.export import (
+    checkpoint_file_sha256,
+    ensure_export,
+    import_onnx,
+    refuse_windows,
+)
 from motionxfer.inference.frame_generator import (
     PROVIDERS,
     BackendConfig,
@@ -80,6 +85,7 @@ class OnnxBackend(FrameGenerator):
     def __init__(self, checkpoint: Checkpoint, config: BackendConfig,
                  exports_dir: str | os.PathLike[str] | None,
                  static_bindings: bool | None = None) -> None:
+        refuse_windows(checkpoint)  # windows of frames: the torch backend only
         if exports_dir is None:
             raise BadInput("the onnx backend needs a folder for its ONNX files",
                            hint="pass exports_dir (a project's exports/ folder)")

@@ -14,11 +14,13 @@ from torch import nn
 from motionxfer.errors import BadInput
 from motionxfer.networks.compositing_generator import CompositingGenerator
 from motionxfer.networks.generator import Generator, GeneratorConfig
+from motionxfer.networks.sequence_generator import SequenceGenerator
 from motionxfer.networks.texture_generator import TextureGenerator
 
 DEFAULT_ARCHITECTURE = "pix2pixhd"
 COMPOSITING_ARCHITECTURE = "pix2pixhd_composite"
 TEXTURE_ARCHITECTURE = "pix2pixhd_texture"
+SEQUENCE_ARCHITECTURE = "pix2pixhd_sequence"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ ARCHITECTURES = {
                                            CompositingGenerator),
     # the target's re-posed texture blended in, over the plate when there is one
     TEXTURE_ARCHITECTURE: Architecture(TEXTURE_ARCHITECTURE, GeneratorConfig, TextureGenerator),
+    # windows of N frames made jointly (TrainConfig.sequence), over the plate when there is one
+    SEQUENCE_ARCHITECTURE: Architecture(SEQUENCE_ARCHITECTURE, GeneratorConfig,
+                                        SequenceGenerator),
 }
 
 
