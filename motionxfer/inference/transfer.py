@@ -10,8 +10,9 @@ chosen execution provider). By default the stick figures, the generator, the fac
 encoder run overlapped (`motionxfer.inference.streaming`); `streaming=False` runs them one after the other,
 frame by frame (the reference: both give the same frames). `transfer_many` with `video_batch` > 1
 generates frame t of several sources in one call of the generator. A sequence model
-(`TrainConfig.sequence`) has no recurrence to stream frame by frame: `write_windowed` makes its
-videos in overlapping windows, cross-faded, one video after the other, whatever `streaming` says.
+(`TrainConfig.sequence`) makes its videos in overlapping windows, cross-faded, one video after the
+other: `streaming.generate_windowed` overlapped, `write_windowed` one stage after the other (the
+reference; both give the same frames).
 
 Everything that can be checked is checked before any work: the output names (never one of the
 inputs, never two sources onto one file, a container the encoder can fill), the trims and the
@@ -36,7 +37,13 @@ from motionxfer.checkpoint import Checkpoint
 from motionxfer.errors import BadInput
 from motionxfer.inference.backends import open_backend
 from motionxfer.inference.frame_generator import BackendConfig, FrameGenerator, Recurrence
-from motionxfer.inference.streaming import StreamConfig, VideoJob, compose, generate_videos
+from motionxfer.inference.streaming import (
+    StreamConfig,
+    VideoJob,
+    compose,
+    generate_videos,
+    generate_windowed,
+)
 from motionxfer.io.images import fit_into, resize_frame
 from motionxfer.io.video import (
     VIDEO_SUFFIXES,
@@ -302,7 +309,11 @@ def transfer_many(
                 for record, poses, output, info in zip(records, normalized, outputs, truth_infos,
                                                        strict=True)]
         prepared = time.perf_counter() - started
-        if model.backend.window_length:  # a sequence model: windows, streamed or not
+        if model.backend.window_length and config.streaming:  # a sequence model: windows
+            stats = generate_windowed(model.backend, jobs, StreamConfig(config.queue_size, 1),
+                                      progress)
+            finished = list(stats.finished_after)
+        elif model.backend.window_length:
             finished, first = [], time.perf_counter()
             for job in jobs:
                 write_windowed(model, job, progress)
@@ -347,6 +358,9 @@ def write_transfer(
     """Generate every frame of `normalized` and encode them at `size` (None: the working
     size); returns the number of frames."""
     job = video_job(model, source, normalized, output, config, size)
+    if model.backend.window_length and config.streaming:
+        generate_windowed(model.backend, [job], StreamConfig(config.queue_size, 1), progress)
+        return job.frame_count
     if model.backend.window_length:
         return write_windowed(model, job, progress)
     if config.streaming:
@@ -458,8 +472,7 @@ def write_windowed(model: PersonalModel, job: VideoJob,
     overlapping by N - N // 2 (`networks.sequence_generator.window_starts`), each made in one
     generator call (`FrameGenerator.generate_window`), their frames cross-faded where windows
     overlap (`WindowBlender`), then face-refined and encoded as soon as no later window holds
-    them. The stages run one after the other here, for `streaming` True or False alike (so both
-    give the same frames); overlapping them as `generate_videos` does is not done yet."""
+    them. One stage after the other: the reference for `streaming.generate_windowed`."""
     width, height = model.size
     conditioning = model.checkpoint.conditioning
     backend = model.backend
