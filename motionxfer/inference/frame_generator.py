@@ -22,7 +22,7 @@ window of N consecutive frames of one video in one call instead:
     frames = backend.finish(blended, face_boxes)              # after the windows' cross-fade
 
 `generate` refuses it (and `generate_window` a recurrent model); transfer runs sequence models
-through its window path (`inference.transfer.write_windowed`). Only the torch backend offers
+through its window path (`streaming.generate_windowed`, `transfer.write_windowed`). Only the torch backend offers
 windows.
 """
 
