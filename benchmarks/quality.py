@@ -95,9 +95,11 @@ ROWS: dict[str, dict[str, object]] = {
     # built-in parser when missing)
     "layout": {"layout": True},
     "texture+layout": {"texture": True, "layout": True},
+    # windows of 4 frames generated jointly instead of the recurrence (see the warp_error column)
+    "sequence": {"sequence": 4},
 }
 METRICS = ("ssim", "psnr", "mask_ssim", "lpips", "lpips_worst_decile", "lpips_hands",
-           "lpips_feet", "lpips_face", "fid", "tcm", "akd_body", "mkr_body", "akd_hands",
+           "lpips_feet", "lpips_face", "fid", "tcm", "warp_error", "akd_body", "mkr_body", "akd_hands",
            "akd_feet")
 
 

@@ -71,3 +71,18 @@ def test_tcm_value_limits():
     assert temporal.tcm_value(1.0, 0.0) == 0.0
     assert temporal.tcm_value(2.0, 1.0) == pytest.approx(np.exp(-1.0))
     assert temporal.tcm_value(0.5, 1.0) == pytest.approx(np.exp(-0.5))
+
+
+@pytest.mark.parametrize("method", ["dis", "farneback"])
+def test_warp_error_is_zero_for_a_still_video_and_counts_a_jitter_the_reference_lacks(method):
+    texture = cv2.GaussianBlur(
+        np.random.default_rng(1).integers(0, 256, (64, 64, 3)).astype(np.uint8), (5, 5), 1.5)
+    still = np.stack([texture] * 4)  # the reference does not move: its flow is about zero
+    # 0 (DIS) or interpolation noise of Farneback's flow of a few 1e-4 px (about 1e-7)
+    assert all(step.generated_warp_error < 1e-6 for step in _steps(still, list(still), method))
+    # a generated video that jitters 2 px left and right: the reference's flow does not
+    # explain the motion, so the warping error counts it
+    jitter = [np.roll(texture, 2 if index % 2 else -2, axis=1) for index in range(4)]
+    steps = _steps(still, jitter, method)
+    assert all(step.generated_warp_error > 1e-2 for step in steps)  # about 0.026
+    assert all(step.reference_warp_error < 1e-6 for step in steps)

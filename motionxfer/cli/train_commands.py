@@ -112,8 +112,8 @@ def train_target(
                      "time) are judged by a patch discriminator per part, given the pose crop "
                      "(the face also its landmarks), so the generator sharpens those small "
                      "parts. A layout without them (animals) trains without. One process only. "
-                     "Weights: part_adversarial, part_feature_matching in [losses] of the "
-                     "preset. Default: [train] part_gan."),
+                     "Weights: part_adversarial, part_feature_matching in the losses table of "
+                     "the preset file (models/preset_*.toml). Default: [train] part_gan."),
     ] = None,
     gw_loss: Annotated[
         bool | None,
@@ -121,7 +121,19 @@ def train_target(
                      help="Gromov-Wasserstein structure loss (Do as I Do): the generated frame's "
                      "VGG features at the body joints must relate to each other as the real "
                      "frame's do (the perceptual loss's features: needs --perceptual). Weight: "
-                     "gw in [losses] of the preset. Default: [train] gw_loss."),
+                     "gw in the losses table of the preset file. Default: [train] gw_loss."),
+    ] = None,
+    sequence: Annotated[
+        int | None,
+        typer.Option("--sequence", min=0,
+                     help="0: frame by frame, each frame made from the one generated before it "
+                     "(Everybody Dance Now's recurrence). N >= 2: windows of N consecutive "
+                     "frames generated jointly, mixed in time at the bottleneck, no feedback of "
+                     "the generator's own frames; transfer makes a video in windows overlapping "
+                     "by half, cross-faded. Composites over the background plate as usual; not "
+                     "with --texture, --replay, --part-gan, --gw-loss, the 1024 preset or the "
+                     "onnx backend. The checkpoint records it. Default: [train] sequence, "
+                     "else 0."),
     ] = None,
     max_minutes: Annotated[
         float | None,
@@ -155,13 +167,15 @@ def train_target(
         conditioning=conditioning, background=background, augmentation=augmentation,
         texture=texture, texture_attention=texture_attention, layout=layout,
         layout_steps=layout_steps,
-        replay=replay, part_gan=part_gan, gw_loss=gw_loss,
+        replay=replay, part_gan=part_gan, gw_loss=gw_loss, sequence=sequence,
     )
     chosen, config = plan.preset, plan.config
     batch = f"batch {config.batch_size}"
     if config.replay:
         batch += (f", replaying the worst frames ({config.replay_share:.0%} of each batch "
                   f"from step {config.replay_warmup})")
+    if config.sequence:
+        batch += f", each a window of {config.sequence} frames"
     if config.part_gan:
         batch += ", with part GANs (hands, feet, face)"
     if processes.distributed:

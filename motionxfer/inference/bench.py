@@ -278,6 +278,11 @@ def run_benchmark(
         checkpoint = random_checkpoint(workdir / "model.pt", preset, size, project_id or "0" * 64)
         project_id = project_id or "0" * 64
     model = Checkpoint.load(checkpoint, project_id)
+    if model.train.sequence:
+        raise BadInput(f"bench times the recurrent generator frame by frame, and "
+                       f"{model.path} is a sequence model (windows of {model.train.sequence} "
+                       "frames)", hint="time it with a transfer (motionxfer transfer prints its "
+                       "frames per second), or bench a model trained with --sequence 0")
     width, height = model.working_size
     say("render")
     layout_network = model.build_layout_generator()  # on the CPU, as the render stage

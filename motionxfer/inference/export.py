@@ -60,6 +60,7 @@ from motionxfer import __version__
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.errors import BadInput, CheckpointError, MissingDependency
 from motionxfer.io.files import atomic_path, sha256_file, write_json
+from motionxfer.networks.registry import SEQUENCE_ARCHITECTURE
 from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.project import Project
 
@@ -197,6 +198,18 @@ def _check_export(path: Path, network: str, checkpoint_sha256: str,
 
 # --- export ----------------------------------------------------------------------------------------
 
+def refuse_windows(checkpoint: Checkpoint) -> None:
+    """A sequence model (`TrainConfig.sequence`) has no ONNX export: its graph takes windows of
+    frames, not the recurrent generator's three inputs that the onnx backend binds."""
+    if checkpoint.architecture == SEQUENCE_ARCHITECTURE:
+        raise BadInput(
+            f"{checkpoint.path or 'this checkpoint'} is a sequence model (windows of "
+            f"{checkpoint.train.sequence} frames): there is no ONNX export or onnx backend for it "
+            "yet",
+            hint="run it with --backend torch, or train frame by frame (--sequence 0) to "
+            "export it")
+
+
 def export_models(
     checkpoint: Checkpoint, exports_dir: str | os.PathLike[str],
     config: ExportConfig = ExportConfig(), force: bool = False,
@@ -205,7 +218,9 @@ def export_models(
 ) -> ExportResult:
     """Export the checkpoint's generator (and face refiner, when it has a trained one) to ONNX in
     `exports_dir`, verified against PyTorch. Valid exports already there are kept unless `force`.
-    Exports of other checkpoints in `exports_dir` are deleted."""
+    Exports of other checkpoints in `exports_dir` are deleted. A sequence model is refused
+    (`refuse_windows`)."""
+    refuse_windows(checkpoint)
     import_onnx()
     exports_dir = Path(exports_dir)
     generator = checkpoint.build_generator("cpu")

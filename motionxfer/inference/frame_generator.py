@@ -14,6 +14,16 @@ used as they are (no gather, nothing leaves the device).
 off the recurrence (the generator is fed its unrefined frame, as in training), so a pipeline can
 run it in another thread while the generator makes the next frame. The pose inputs are what the
 checkpoint's `Conditioning` encodes (an RGB stick figure, or label maps).
+
+A sequence model (`TrainConfig.sequence = N`, `window_length` N) has no recurrence and makes a
+window of N consecutive frames of one video in one call instead:
+
+    generated = backend.generate_window(pose_inputs)          # (N, H, W, C) uint8 in
+    frames = backend.finish(blended, face_boxes)              # after the windows' cross-fade
+
+`generate` refuses it (and `generate_window` a recurrent model); transfer runs sequence models
+through its window path (`streaming.generate_windowed`, `transfer.write_windowed`). Only the torch backend offers
+windows.
 """
 
 from __future__ import annotations
@@ -140,6 +150,11 @@ class FrameGenerator:
     def size(self) -> tuple[int, int]:
         return self.checkpoint.working_size
 
+    @property
+    def window_length(self) -> int:
+        """N for a sequence model (made in windows of N frames), 0 for the recurrent one."""
+        return self.checkpoint.train.sequence
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -148,6 +163,17 @@ class FrameGenerator:
         """(B, H, W, C) uint8 pose inputs at `size` (`Conditioning.encode`), each video's
         recurrence -> the batch."""
         raise NotImplementedError
+
+    def generate_window(self, stick_figures: np.ndarray) -> GeneratedBatch:
+        """A sequence model's window: (N, H, W, C) uint8 pose inputs of N consecutive frames of
+        one video -> their N frames (no recurrence)."""
+        raise BadInput(f"the {self.name} backend does not run sequence models",
+                       hint="use --backend torch")
+
+    def batch_of(self, frames: Sequence[Any], poses: Sequence[Any]) -> GeneratedBatch:
+        """Frames (3, H, W) and pose inputs (C, H, W) in the backend's arrays, one per row, as a
+        batch for `finish` (the window path's blended frames)."""
+        return GeneratedBatch(np.stack(frames), np.stack(poses))
 
     def finish(self, generated: GeneratedBatch, face_boxes: np.ndarray | None) -> np.ndarray:
         """Refine the faces (boxes (B, 4) in pixels, NaN rows: no face) -> (B, H, W, 3) uint8."""

@@ -17,7 +17,12 @@ import torch
 
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.errors import BadInput, MissingDependency
-from motionxfer.inference.export import checkpoint_file_sha256, ensure_export, import_onnx
+from motionxfer.inference.export import (
+    checkpoint_file_sha256,
+    ensure_export,
+    import_onnx,
+    refuse_windows,
+)
 from motionxfer.inference.frame_generator import (
     PROVIDERS,
     BackendConfig,
@@ -85,6 +90,7 @@ class OnnxBackend(FrameGenerator):
                 "this model predicts the layout of every frame with its layout generator before "
                 "the generator runs, and the onnx backend runs the generator alone",
                 hint="transfer with the torch backend (--backend torch, the default)")
+        refuse_windows(checkpoint)  # windows of frames: the torch backend only
         if exports_dir is None:
             raise BadInput("the onnx backend needs a folder for its ONNX files",
                            hint="pass exports_dir (a project's exports/ folder)")

@@ -25,6 +25,12 @@ Each queue holds `queue_size` frames, so memory stays bounded and a slow encoder
 generator down instead of filling the memory. The first error in any stage stops every stage;
 video writers then delete their temporary files, and the error is raised in the caller.
 
+A sequence model (`TrainConfig.sequence = N`) has no recurrence: `generate_windowed` runs the same
+render, refine and encode threads around a generate stage that makes a video in overlapping
+windows of N frames and cross-fades them (`networks.sequence_generator.WindowBlender`), one video
+after the other (`video_batch` is not used); a frame goes on to the face refiner as soon as no
+later window holds it.
+
 `StreamStats` says how busy each stage was; `generator_idle` is the share of the wall time the
 generator waited for stick figures (0: the generator was the bottleneck, as it should be).
 """
@@ -45,6 +51,7 @@ from motionxfer.conditioning import Conditioning, LayoutFunction
 from motionxfer.errors import BadInput
 from motionxfer.inference.frame_generator import FrameGenerator, Recurrence
 from motionxfer.io.images import fit_into
+from motionxfer.networks.sequence_generator import WindowBlender, window_stride
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.texture.bank import TextureBank
@@ -246,10 +253,70 @@ def generate_videos(backend: FrameGenerator, jobs: Sequence[VideoJob],
                        tuple(finished_after))
 
 
+def generate_windowed(backend: FrameGenerator, jobs: Sequence[VideoJob],
+                      config: StreamConfig = StreamConfig(),
+                      progress: ProgressCallback | None = None) -> StreamStats:
+    """Pass 2 of a sequence model for every job, one after the other: stick figures, windows,
+    face refiner and encoder overlapped. Frames reach each sink in order."""
+    started = time.perf_counter()
+    stages = _Stages()
+    refine_queue: queue.Queue[Any] = queue.Queue(config.queue_size)
+    finished_after = [0.0] * len(jobs)
+    frames = 0
+    waiting = 0.0
+    length = backend.window_length
+    stages.start("refine", _refine_stage, stages, backend, refine_queue)
+    try:
+        for job_index, job in enumerate(jobs):
+            rendered: queue.Queue[Any] = queue.Queue(config.queue_size)
+            encoded: queue.Queue[Any] = queue.Queue(config.queue_size)
+            stages.start(f"render-{job_index}", _render_stage, stages, backend.size,
+                         backend.checkpoint.conditioning, job, rendered)
+            stages.start(f"encode-{job_index}", _encode_stage, stages, job, encoded,
+                         backend.checkpoint.conditioning, progress, started, finished_after,
+                         job_index)
+            blender = WindowBlender(job.frame_count, length, window_stride(length))
+            items: dict[int, Any] = {}  # (stick, box, source frame) of the frames not sent on
+            poses: dict[int, Any] = {}  # the pose inputs as the backend holds them
+            received = 0
+            while not blender.done:
+                window = blender.next_window()
+                waited = time.perf_counter()
+                while received < window.stop:
+                    items[received] = stages.get(rendered)
+                    received += 1
+                waiting += time.perf_counter() - waited
+                working = time.perf_counter()
+                generated = backend.generate_window(np.stack([items[i][0] for i in window]))
+                for position, index in enumerate(window):
+                    poses[index] = generated.poses[position]
+                finished = blender.add(list(generated.frames))
+                stages.add_busy("generate", time.perf_counter() - working)
+                if not finished:
+                    continue
+                indices = [index for index, _ in finished]
+                blended = backend.batch_of([frame for _, frame in finished],
+                                           [poses.pop(index) for index in indices])
+                boxes = np.stack([items[index][1] for index in indices])
+                frames += len(indices)
+                stages.put(refine_queue, (blended, boxes,
+                                          [(encoded, items.pop(index)) for index in indices]))
+            if stages.get(rendered) is not _END:
+                raise RuntimeError(f"the render stage of {job.name} made more frames than "
+                                   f"its {job.frame_count}")
+            stages.put(refine_queue, (None, None, [(encoded, None)]))  # the video ended
+        stages.put(refine_queue, _END)
+    except BaseException as error:  # noqa: BLE001 - every stage stops, then it is raised
+        stages.fail(error)
+    stages.join()
+    stages.raise_first()
+    return StreamStats(frames, time.perf_counter() - started, dict(stages.busy), waiting,
+                       tuple(finished_after))
+
+
 def _render_stage(stages: _Stages, size: tuple[int, int], conditioning: Conditioning,
                   job: VideoJob, rendered: queue.Queue[Any]) -> None:
     width, height = size
-    poses = job.poses
     source = job.source_frames() if job.source_frames is not None else None
     try:
         for index in range(job.frame_count):

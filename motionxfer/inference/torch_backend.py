@@ -46,6 +46,10 @@ class TorchBackend(FrameGenerator):
             raise BadInput("CUDA graphs need a CUDA GPU, and this run is on the "
                            f"{self.device.type.upper()}",
                            hint="drop --cuda-graphs, or run on a GPU (--device cuda)")
+        if config.cuda_graphs and checkpoint.train.sequence:
+            raise BadInput("CUDA graphs record the recurrent generator, and this checkpoint is a "
+                           f"sequence model (windows of {checkpoint.train.sequence} frames)",
+                           hint="drop --cuda-graphs")
         if config.threads is not None:
             torch.set_num_threads(config.threads)
         self.generator = checkpoint.build_generator(self.device)
@@ -68,6 +72,9 @@ class TorchBackend(FrameGenerator):
     def generate(self, stick_figures: np.ndarray,
                  previous: Sequence[Recurrence | None]) -> GeneratedBatch:
         self._check(stick_figures, previous)
+        if self.window_length:
+            raise BadInput("a sequence model makes windows of frames, not one frame after the "
+                           "other", hint="call generate_window (transfer does)")
         poses = torch.from_numpy(images_to_array(stick_figures)).to(self.device)
         same = _same_batch(previous, len(stick_figures))
         if same is not None:
@@ -80,6 +87,20 @@ class TorchBackend(FrameGenerator):
             else:
                 frames = self.generator(poses, previous_poses, previous_frames)
         return GeneratedBatch(frames.float(), poses)
+
+    @torch.inference_mode()
+    def generate_window(self, stick_figures: np.ndarray) -> GeneratedBatch:
+        if not self.window_length:
+            raise BadInput("this checkpoint's generator is recurrent: it makes one frame after "
+                           "the other", hint="call generate")
+        self._check(stick_figures, [None] * len(stick_figures))
+        poses = torch.from_numpy(images_to_array(stick_figures)).to(self.device)  # (N, C, H, W)
+        with self._autocast():
+            frames = self.generator(poses[None])[0]  # (N, 3, H, W)
+        return GeneratedBatch(frames.float(), poses)
+
+    def batch_of(self, frames: Sequence[Any], poses: Sequence[Any]) -> GeneratedBatch:
+        return GeneratedBatch(torch.stack(list(frames)), torch.stack(list(poses)))
 
     def _gather(self, poses: torch.Tensor, previous: Sequence[Recurrence | None],
                 ) -> tuple[torch.Tensor, torch.Tensor]:

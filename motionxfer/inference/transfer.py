@@ -9,7 +9,10 @@ The personal model runs on a backend (`motionxfer.inference.backends`: PyTorch, 
 chosen execution provider). By default the stick figures, the generator, the face refiner and the
 encoder run overlapped (`motionxfer.inference.streaming`); `streaming=False` runs them one after the other,
 frame by frame (the reference: both give the same frames). `transfer_many` with `video_batch` > 1
-generates frame t of several sources in one call of the generator.
+generates frame t of several sources in one call of the generator. A sequence model
+(`TrainConfig.sequence`) makes its videos in overlapping windows, cross-faded, one video after the
+other: `streaming.generate_windowed` overlapped, `write_windowed` one stage after the other (the
+reference; both give the same frames).
 
 Everything that can be checked is checked before any work: the output names (never one of the
 inputs, never two sources onto one file, a container the encoder can fill), the trims and the
@@ -35,7 +38,13 @@ from motionxfer.checkpoint import Checkpoint
 from motionxfer.errors import BadInput
 from motionxfer.inference.backends import open_backend
 from motionxfer.inference.frame_generator import BackendConfig, FrameGenerator, Recurrence
-from motionxfer.inference.streaming import StreamConfig, VideoJob, compose, generate_videos
+from motionxfer.inference.streaming import (
+    StreamConfig,
+    VideoJob,
+    compose,
+    generate_videos,
+    generate_windowed,
+)
 from motionxfer.inference.torch_backend import TorchBackend
 from motionxfer.io.images import fit_into, resize_frame, to_images
 from motionxfer.io.video import (
@@ -50,6 +59,7 @@ from motionxfer.io.video import (
 )
 from motionxfer.networks.face_refiner import face_boxes
 from motionxfer.networks.layout_generator import LayoutPredictor
+from motionxfer.networks.sequence_generator import WindowBlender, window_stride
 from motionxfer.pipeline import normalize_source, target_plate, texture_bank, transfer_record
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.progress import ProgressCallback, RateMeter
@@ -323,7 +333,16 @@ def transfer_many(
                 for record, poses, output, info in zip(records, normalized, outputs, truth_infos,
                                                        strict=True)]
         prepared = time.perf_counter() - started
-        if config.streaming:
+        if model.backend.window_length and config.streaming:  # a sequence model: windows
+            stats = generate_windowed(model.backend, jobs, StreamConfig(config.queue_size, 1),
+                                      progress)
+            finished = list(stats.finished_after)
+        elif model.backend.window_length:
+            finished, first = [], time.perf_counter()
+            for job in jobs:
+                write_windowed(model, job, progress)
+                finished.append(time.perf_counter() - first)
+        elif config.streaming:
             stats = generate_videos(model.backend, jobs,
                                     StreamConfig(config.queue_size, config.video_batch), progress)
             finished = list(stats.finished_after)
@@ -363,6 +382,11 @@ def write_transfer(
     """Generate every frame of `normalized` and encode them at `size` (None: the working
     size); returns the number of frames."""
     job = video_job(model, source, normalized, output, config, size)
+    if model.backend.window_length and config.streaming:
+        generate_windowed(model.backend, [job], StreamConfig(config.queue_size, 1), progress)
+        return job.frame_count
+    if model.backend.window_length:
+        return write_windowed(model, job, progress)
     if config.streaming:
         generate_videos(model.backend, [job], StreamConfig(config.queue_size, 1), progress)
         return job.frame_count
@@ -476,5 +500,47 @@ def write_sequentially(model: PersonalModel, job: VideoJob,
                                     next(source_frames, None))
             writer.write(generated)
             meter.advance()
+    meter.finish()
+    return job.frame_count
+
+
+def write_windowed(model: PersonalModel, job: VideoJob,
+                   progress: ProgressCallback | None = None) -> int:
+    """Pass 2 of a sequence model (`TrainConfig.sequence = N`): the video in windows of N frames
+    overlapping by N - N // 2 (`networks.sequence_generator.window_starts`), each made in one
+    generator call (`FrameGenerator.generate_window`), their frames cross-faded where windows
+    overlap (`WindowBlender`), then face-refined and encoded as soon as no later window holds
+    them. One stage after the other: the reference for `streaming.generate_windowed`."""
+    width, height = model.size
+    conditioning = model.checkpoint.conditioning
+    backend = model.backend
+    length = backend.window_length
+    blender = WindowBlender(job.frame_count, length, window_stride(length))
+    meter = RateMeter(progress, f"transfer {job.name}", job.frame_count)
+    source_frames = job.source_frames() if job.source_frames is not None else None
+    sticks: dict[int, np.ndarray] = {}  # pose inputs of the frames not written yet
+    poses: dict[int, object] = {}  # ... and as the backend holds them, for the face refiner
+    with job.open_sink() as writer:
+        while not blender.done:
+            window = blender.next_window()
+            for index in window:
+                if index not in sticks:
+                    sticks[index] = job.pose_input(conditioning, index, width, height)
+            generated = backend.generate_window(np.stack([sticks[index] for index in window]))
+            for position, index in enumerate(window):
+                poses[index] = generated.poses[position]
+            finished = blender.add(list(generated.frames))
+            if not finished:
+                continue
+            indices = [index for index, _ in finished]
+            blended = backend.batch_of([frame for _, frame in finished],
+                                       [poses.pop(index) for index in indices])
+            images = backend.finish(blended, job.face_boxes[indices])  # (k, H, W, 3) uint8
+            for index, image in zip(indices, images):
+                stick = sticks.pop(index)
+                if source_frames is not None:
+                    image = compose(image, conditioning.to_rgb(stick), next(source_frames, None))
+                writer.write(image)
+                meter.advance()
     meter.finish()
     return job.frame_count

@@ -14,12 +14,14 @@ from torch import nn
 from motionxfer.errors import BadInput
 from motionxfer.networks.compositing_generator import CompositingGenerator
 from motionxfer.networks.generator import Generator, GeneratorConfig
+from motionxfer.networks.sequence_generator import SequenceGenerator
 from motionxfer.networks.texture_generator import AttentiveTextureGenerator, TextureGenerator
 
 DEFAULT_ARCHITECTURE = "pix2pixhd"
 COMPOSITING_ARCHITECTURE = "pix2pixhd_composite"
 TEXTURE_ARCHITECTURE = "pix2pixhd_texture"
 ATTENTIVE_TEXTURE_ARCHITECTURE = "pix2pixhd_texture_attention"
+SEQUENCE_ARCHITECTURE = "pix2pixhd_sequence"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ ARCHITECTURES = {
     # ... and REMOT's texture alignment module (attention over the texture) at the bottleneck
     ATTENTIVE_TEXTURE_ARCHITECTURE: Architecture(ATTENTIVE_TEXTURE_ARCHITECTURE, GeneratorConfig,
                                                  AttentiveTextureGenerator),
+    # windows of N frames made jointly (TrainConfig.sequence), over the plate when there is one
+    SEQUENCE_ARCHITECTURE: Architecture(SEQUENCE_ARCHITECTURE, GeneratorConfig,
+                                        SequenceGenerator),
 }
 
 

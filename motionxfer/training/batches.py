@@ -1,7 +1,9 @@
 """Which frames each training step uses, and the threads that prepare them ahead.
 
 The frames of step k are a pure function of (seed, stage, k) (and with several processes of the
-rank and world size), so resuming from the checkpoint of step k replays the same batches.
+rank and world size), so resuming from the checkpoint of step k replays the same batches. With
+`TrainConfig.sequence = N` the generator's samples are windows of N consecutive frames, drawn the
+same way over the windows' first frames (`window_indices`, `window_maker`).
 
 With replay (`TrainConfig.replay`, the episodic memory of `motionxfer.training.episodic_memory`)
 the generator's frames of step k are a function of (seed, k, memory state), and the memory holds
@@ -22,7 +24,7 @@ import torch
 from torch.utils.data.distributed import DistributedSampler
 
 from motionxfer.training.config import TrainConfig
-from motionxfer.training.dataset import PairBatch, PairImages, TrainingSamples
+from motionxfer.training.dataset import PairBatch, PairImages, TrainingSamples, WindowBatch
 from motionxfer.training.distributed import Processes
 from motionxfer.training.episodic_memory import EpisodicMemory, MemoryConfig
 
@@ -125,6 +127,36 @@ def batch_maker(samples: TrainingSamples, candidates: np.ndarray, batch_size: in
         else:
             indices = batch_indices(candidates, batch_size, seed, stage, step)
         return build(indices, step)
+
+    return make
+
+
+# --- windows of consecutive frames (`TrainConfig.sequence`) --------------------------------------
+
+def window_indices(starts: np.ndarray, batch_size: int, length: int, seed: int,
+                   step: int) -> np.ndarray:
+    """The frames (B, N) of the generator's step `step` with windows of N frames: B window
+    starts drawn as `batch_indices` draws frames (a pure function of seed and step, so resuming
+    replays it), each followed by its next N - 1 frames."""
+    chosen = batch_indices(starts, batch_size, seed, GENERATOR_STAGE, step)
+    return chosen[:, None] + np.arange(length)[None, :]
+
+
+def window_maker(samples: TrainingSamples, starts: np.ndarray, batch_size: int, length: int,
+                 seed: int, processes: Processes) -> Callable[[int], WindowBatch]:
+    """What the batch-making threads run for step k with windows: this process's windows of the
+    step (`window_indices`, or `shard_batch_indices` over the starts with several processes),
+    built on the CPU (the step moves them to the device)."""
+
+    def make(step: int) -> WindowBatch:
+        if processes.distributed:
+            first = shard_batch_indices(starts, batch_size, seed, GENERATOR_STAGE, step,
+                                        processes)
+            indices = first[:, None] + np.arange(length)[None, :]
+        else:
+            indices = window_indices(starts, batch_size, length, seed, step)
+        augmentation_seed = (seed * 1_000_003 + step) % 2**63  # as batch_builder's
+        return samples.windows(indices, augmentation_seed)
 
     return make
 

@@ -67,6 +67,8 @@ class TrainConfig:
     background: str = "composite"  # the person painted over the target's background plate
     #                                (a moving camera falls back to "generate": the whole frame;
     #                                docs/quality.md has the measurement behind the default)
+    sequence: int = 0  # 0: frame by frame, each frame conditioned on the previous generated one;
+    #                    N >= 2: windows of N consecutive frames generated jointly (no recurrence)
 
     def __post_init__(self) -> None:
         problems = []
@@ -107,6 +109,15 @@ class TrainConfig:
             problems.append("texture_attention attends over the texture: it needs texture = true")
         if self.conditioning not in CONDITIONINGS:
             problems.append(f"conditioning must be one of {', '.join(CONDITIONINGS)}")
+        if self.sequence < 0 or self.sequence == 1:
+            problems.append("sequence must be 0 (frame by frame) or a window of at least 2 "
+                            "frames")
+        if self.sequence:
+            combined = [name for name in ("texture", "replay", "part_gan", "gw_loss")
+                        if getattr(self, name)]
+            if combined:
+                problems.append(f"sequence (windows of frames) does not combine with "
+                                f"{', '.join(combined)} yet: train one or the other")
         if problems:
             raise BadInput("bad training settings: " + "; ".join(problems),
                            hint="fix them in [train] of config.toml or on the command line")

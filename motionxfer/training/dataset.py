@@ -13,6 +13,8 @@ frames decoded once at the working size and memory-mapped.
 Samples. The last part of the video (`holdout_fraction`, at least `min_holdout_seconds`) is held
 out for validation. A training sample is a frame t whose frame t-1 also shows the person (both are
 needed: the generator is conditioned on the previous frame), drawn from before the held-out part.
+With `TrainConfig.sequence = N` a sample is a window of N consecutive frames that all show the
+person (`window_starts_of`, `TrainingSamples.windows`, a `WindowBatch`).
 """
 
 from __future__ import annotations
@@ -74,6 +76,17 @@ def split_frames(person_present: np.ndarray, fps: float, holdout_fraction: float
                       holdout_start=holdout_start)
 
 
+def window_starts_of(person_present: np.ndarray, holdout_start: int, length: int) -> np.ndarray:
+    """(W,) first frames s of the training windows of `length` frames (`TrainConfig.sequence`):
+    every frame s .. s + length - 1 shows the person and lies before the held-out part."""
+    usable = np.asarray(person_present[:holdout_start], bool)
+    if len(usable) < length:
+        return np.zeros(0, np.int64)
+    # a window is usable when its frames are: a sliding minimum of the presence
+    counts = np.convolve(usable.astype(np.int64), np.ones(length, np.int64), mode="valid")
+    return np.flatnonzero(counts == length).astype(np.int64)
+
+
 # --- samples -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -129,6 +142,20 @@ class PairImages:
             images_to_tensor(tensor.to(device, non_blocking=True)) for tensor in (
                 self.previous_pose, self.pose, self.previous_frame, self.frame)),
             joints=None if self.joints is None else self.joints.to(device, non_blocking=True))
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """Windows of N consecutive frames with their pose inputs: `pose` (B, N, C, H, W) and `frame`
+    (B, N, 3, H, W), float32 in [-1, 1] (`TrainConfig.sequence`)."""
+
+    indices: np.ndarray  # (B, N) frame indices
+    pose: torch.Tensor
+    frame: torch.Tensor
+
+    def to(self, device: torch.device) -> WindowBatch:
+        return WindowBatch(self.indices, self.pose.to(device, non_blocking=True),
+                           self.frame.to(device, non_blocking=True))
 
 
 def conditioning_drawer(conditioning: Conditioning, poses: PoseSequence) -> DrawFunction:
@@ -248,6 +275,23 @@ class TrainingSamples:
         return PairImages(indices=indices, previous_pose=stacked(0), pose=stacked(1),
                           previous_frame=stacked(2), frame=stacked(3), joints=joints)
 
+    def windows(self, indices: np.ndarray, seed: int = 0) -> WindowBatch:
+        """The windows of frames `indices` (B, N), each a run of consecutive frames, augmented
+        alike within a window (a pure function of the seed and the window's last frame)."""
+        indices = np.asarray(indices, np.int64)
+        if indices.ndim != 2 or (np.diff(indices, axis=1) != 1).any():
+            raise ValueError(f"windows must be runs of consecutive frames, got {indices.tolist()}")
+        runs = [self._run(row.tolist(), seed)[:2] for row in indices]
+        poses = torch.from_numpy(np.stack([np.stack(inputs) for inputs, _ in runs]))
+        frames = torch.from_numpy(np.stack([np.stack(images) for _, images in runs]))
+        batch, length = indices.shape
+
+        def floats(images: torch.Tensor) -> torch.Tensor:  # (B, N, H, W, C) -> (B, N, C, H, W)
+            converted = images_to_tensor(images.flatten(0, 1))
+            return converted.reshape(batch, length, *converted.shape[1:])
+
+        return WindowBatch(indices, floats(poses), floats(frames))
+
     def _frame_joints(self, keypoints: np.ndarray) -> np.ndarray:
         """The chosen joints (J', 3) float32 of keypoints (J, 3) in pixels of the pose's frames:
         x, y in pixels of the cache's frames, visibility."""
@@ -262,22 +306,31 @@ class TrainingSamples:
     def _pair(self, t: int, seed: int) -> tuple[np.ndarray, ...]:
         """(pose input t-1, pose input t, frame t-1, frame t, frame t's chosen joints), augmented
         alike."""
+        inputs, frames, joints = self._run([t - 1, t], seed)
+        return (*inputs, *frames, joints)
+
+    def _run(self, indices: list[int], seed: int,
+             ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+        """The pose inputs and frames of consecutive frames `indices`, augmented alike (the draw
+        keyed by the last frame), and the last frame's chosen joints."""
+        last = indices[-1]
         if self.augmentation is None:
-            return (self.stick_figure(t - 1), self.stick_figure(t), self.frame(t - 1),
-                    self.frame(t), self._frame_joints(self.poses.keypoints[t]))
+            return ([self.stick_figure(index) for index in indices],
+                    [self.frame(index) for index in indices],
+                    self._frame_joints(self.poses.keypoints[last]))
         zoom, shift_x, shift_y, gain, offset = self.augmentation.draw(
-            np.random.default_rng([seed % 2**63, t]))
+            np.random.default_rng([seed % 2**63, last]))
         width, height = self.size
         on_frames = zoom_and_shift(self.size, zoom, shift_x, shift_y)
         on_poses = zoom_and_shift(self.poses.image_size, zoom, shift_x, shift_y)
         inputs = []
-        for index in (t - 1, t):
+        for index in indices:
             keypoints = self.poses.keypoints[index].copy()
             keypoints[:, :2] = keypoints[:, :2] @ on_poses[:, :2].T + on_poses[:, 2]
             inputs.append(self._pose_input(keypoints, index))
-        joints = self._frame_joints(keypoints)  # frame t's, moved as its pose input
+        joints = self._frame_joints(keypoints)  # the last frame's, moved as its pose input
         frames = [np.clip(cv2.warpAffine(self.frame(index), on_frames, (width, height),
                                          flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REFLECT101) * gain + offset,
-                          0, 255).astype(np.uint8) for index in (t - 1, t)]
-        return (*inputs, *frames, joints)
+                          0, 255).astype(np.uint8) for index in indices]
+        return inputs, frames, joints

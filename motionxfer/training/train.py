@@ -89,6 +89,7 @@ from motionxfer.networks.registry import (
     ATTENTIVE_TEXTURE_ARCHITECTURE,
     COMPOSITING_ARCHITECTURE,
     DEFAULT_ARCHITECTURE,
+    SEQUENCE_ARCHITECTURE,
     TEXTURE_ARCHITECTURE,
 )
 from motionxfer.networks.vgg import VGG16Features
@@ -115,6 +116,7 @@ from motionxfer.training.batches import (
     batch_maker,
     memory_config,
     on_device,
+    window_maker,
 )
 from motionxfer.training.config import TrainConfig
 from motionxfer.training.dataset import (
@@ -123,8 +125,10 @@ from motionxfer.training.dataset import (
     FrameSplit,
     TextureInputs,
     TrainingSamples,
+    WindowBatch,
     conditioning_drawer,
     split_frames,
+    window_starts_of,
 )
 from motionxfer.training.distributed import (
     SINGLE_PROCESS,
@@ -466,6 +470,12 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             conditioning, chosen = resumed.conditioning, resumed.preset
             size, architecture = resumed.working_size, resumed.architecture
             plate = resumed.models.get("background", {}).get("plate")
+            if (architecture == SEQUENCE_ARCHITECTURE) != bool(config.sequence):
+                raise BadInput(
+                    f"{checkpoint_path} was trained with sequence = {resumed.train.sequence}, "
+                    f"this run asks for {config.sequence}",
+                    hint="resume with the checkpoint's --sequence (or leave the flag out), or "
+                    "train a new model")
         else:
             conditioning = Conditioning.for_skeleton(config.conditioning, poses.skeleton,
                                                      config.texture, config.layout)
@@ -482,7 +492,14 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             architecture, plate = DEFAULT_ARCHITECTURE, None
             if config.background == "composite":
                 plate = compositing_plate(cache, poses, record.info.path.name)
-            if conditioning.texture:
+            if config.sequence:
+                if chosen.generator.local_enhancer:
+                    raise BadInput(
+                        f"the sequence generator (--sequence {config.sequence}) has no local "
+                        f"enhancer, and preset {chosen.name} uses one",
+                        hint="use --preset 512 or 256 with --sequence, or train frame by frame")
+                architecture = SEQUENCE_ARCHITECTURE
+            elif conditioning.texture:
                 architecture = (ATTENTIVE_TEXTURE_ARCHITECTURE if config.texture_attention
                                 else TEXTURE_ARCHITECTURE)
             elif plate is not None:
@@ -490,6 +507,13 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             if architecture != DEFAULT_ARCHITECTURE:
                 chosen = dataclasses.replace(chosen, generator=dataclasses.replace(
                     chosen.generator, extra_outputs=2 if conditioning.texture else 1))
+        window_starts = (window_starts_of(poses.person_present, split.holdout_start,
+                                          config.sequence) if config.sequence else None)
+        if window_starts is not None and len(window_starts) == 0:
+            raise BadInput(
+                f"no run of {config.sequence} consecutive frames of {record.info.path.name} "
+                "before the held-out part shows the person",
+                hint="use a shorter window (--sequence 2), or film the person fully in view")
         texture = (texture_inputs(cache, poses, plate, split) if conditioning.texture
                    else None)
         pose_drawer = draw or conditioning_drawer(conditioning, poses)
@@ -602,6 +626,7 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                 steps_done += _run_stage(
                     GENERATOR_STAGE, trainer, samples, split, boxes, config, project, run,
                     save, progress, stop, processes, replay=replay, parts=parts,
+                    window_starts=window_starts,
                 )
                 if use_face:
                     steps_done += _run_stage(
@@ -646,10 +671,13 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
                boxes: np.ndarray, config: TrainConfig, project: Project, run: _RunState,
                save: Callable[[], None], progress: ProgressCallback | None, stop: StopRequest,
                processes: Processes, face_train: np.ndarray | None = None,
-               replay: ReplayDraws | None = None, parts: PartTracks | None = None) -> int:
+               replay: ReplayDraws | None = None, parts: PartTracks | None = None,
+               window_starts: np.ndarray | None = None) -> int:
     """Run one stage from its current step to its last; returns the steps done. `replay`: the
     generator's frames come from the episodic memory, which each step's errors go back to.
-    `parts`: the part boxes of every frame, for the part GANs of the generator stage."""
+    `parts`: the part boxes of every frame, for the part GANs of the generator stage.
+    `window_starts`: the generator trains on windows of `config.sequence` frames starting there
+    (`Trainer.window_step`)."""
     face = stage == FACE_STAGE
     total = config.face_refiner_steps if face else config.steps
     first = trainer.face_refiner_step_count if face else trainer.generator_step_count
@@ -662,9 +690,13 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
     replay_queue = (ReplayBatchQueue(replay, batch_builder(samples, config.seed, stage,
                                                            trainer.device), first, batch_size)
                     if replay is not None else None)
-    queue = replay_queue or BatchQueue(
-        batch_maker(samples, candidates, batch_size, config.seed, stage, processes,
-                    trainer.device), first, total, config.num_workers)
+    windows = window_starts is not None and not face
+    make = (window_maker(samples, window_starts, batch_size, config.sequence, config.seed,
+                         processes)
+            if windows and window_starts is not None else
+            batch_maker(samples, candidates, batch_size, config.seed, stage, processes,
+                        trainer.device))
+    queue = replay_queue or BatchQueue(make, first, total, config.num_workers)
     run.sums, run.count, run.losses = {}, 0, {}
     meter_start, meter_steps = time.perf_counter(), 0
     # The generator stage may end early on a time budget: at a step boundary, finished as its
@@ -674,10 +706,14 @@ def _run_stage(stage: str, trainer: Trainer, samples: TrainingSamples, split: Fr
     trainer.set_train(True)
     try:
         for step in range(first, total):
-            batch = on_device(queue.get(), trainer.device)
+            made = queue.get()
+            batch = (made.to(trainer.device) if isinstance(made, WindowBatch)
+                     else on_device(made, trainer.device))
             stop.in_step = True
             if face:
                 values = trainer.face_refiner_step(batch, torch.from_numpy(boxes[batch.indices]))
+            elif isinstance(batch, WindowBatch):
+                values = trainer.window_step(batch)
             else:
                 values = trainer.generator_step(
                     batch, parts.batch(batch.indices) if parts is not None else None)

@@ -28,11 +28,13 @@ from motionxfer.networks.face_refiner import (
 from motionxfer.networks.registry import (
     COMPOSITING_ARCHITECTURE,
     DEFAULT_ARCHITECTURE,
+    SEQUENCE_ARCHITECTURE,
     build_generator,
 )
+from motionxfer.networks.sequence_generator import generate_windows
 from motionxfer.presets import Preset
 from motionxfer.training.config import TrainConfig
-from motionxfer.training.dataset import PairBatch
+from motionxfer.training.dataset import PairBatch, WindowBatch
 from motionxfer.training.losses import (
     LossTerms,
     LossWeights,
@@ -90,6 +92,11 @@ class Trainer:
 
         self.architecture = architecture
         self.generator = build_generator(preset.generator, architecture).to(device)
+        # windows of frames made jointly (TrainConfig.sequence): `window_step`, not the pairs
+        self.window_length = config.sequence if architecture == SEQUENCE_ARCHITECTURE else 0
+        if (architecture == SEQUENCE_ARCHITECTURE) != bool(config.sequence):
+            raise ValueError(f"the {architecture} generator and sequence = {config.sequence} "
+                             "do not go together")
         self.plate = None  # (1, 3, H, W) in [-1, 1]: compositing over the target's background
         if architecture == COMPOSITING_ARCHITECTURE and plate is None:
             raise ValueError("the compositing generator needs the background plate")
@@ -183,6 +190,11 @@ class Trainer:
         """EDN: frame t-1 from its stick figure alone, then frame t conditioned on it.
         `generator`: the network to call (the training replica); default the generator."""
         network = self.generator if generator is None else generator
+        if self.window_length:  # the pair as a window of two frames
+            frames = network(torch.stack([batch.previous_pose, batch.pose], 1))  # (B, 2, 3, H, W)
+            mask = getattr(self.generator, "last_mask", None)
+            self.last_masks = [None, None] if mask is None else [mask[:, 0], mask[:, 1]]
+            return frames[:, 0], frames[:, 1]
         first_previous_pose, zeros = self.generator.first_frame_inputs(batch.previous_pose)
         fake_previous = network(batch.previous_pose, first_previous_pose, zeros)
         self.last_masks = [getattr(self.generator, "last_mask", None)]
@@ -274,6 +286,67 @@ class Trainer:
             values[f"D_part_{group}"] = loss
         return values
 
+    def window_step(self, batch: WindowBatch) -> dict[str, float]:
+        """One step of the sequence generator (`TrainConfig.sequence`) and its discriminators on
+        windows of N frames: the spatial discriminator on every frame, the temporal one on every
+        consecutive pair (k, k + 1) of a window, the generator's losses as on pairs."""
+        if not self.window_length:
+            raise RuntimeError("this trainer's generator makes frames one at a time")
+        batch = batch.to(self.device)
+        discriminators: list[nn.Module | None] = [self.discriminator,
+                                                  self.temporal_discriminator]
+        spatial_network = self.replicas["discriminator"]
+        temporal_network = self.replicas.get("temporal_discriminator")
+        mode = self.config.gan_mode
+        poses, reals = batch.pose.flatten(0, 1), batch.frame.flatten(0, 1)  # (B * N, C, H, W)
+
+        def pairs(window: torch.Tensor) -> list[torch.Tensor]:  # (B, N, ...) -> 2 x (B(N-1), ..)
+            return [window[:, :-1].flatten(0, 1), window[:, 1:].flatten(0, 1)]
+
+        with self.autocast():
+            fake_window = self.replicas["generator"](batch.pose)  # (B, N, 3, H, W)
+            mask = getattr(self.generator, "last_mask", None)
+            fakes = fake_window.flatten(0, 1)
+            set_requires_grad(discriminators, True)
+            real_spatial = spatial_network(torch.cat([poses, reals], 1))
+            real_temporal = (temporal_network(*pairs(batch.pose), *pairs(batch.frame))
+                             if temporal_network is not None else None)
+            set_requires_grad(discriminators, False)
+            fake_spatial = spatial_network(torch.cat([poses, fakes], 1))
+            fake_temporal = (temporal_network(*pairs(batch.pose), *pairs(fake_window))
+                             if temporal_network is not None else None)
+            generator_losses = generator_objective(
+                self.weights, mode, [fake_spatial], [real_spatial], fake_temporal, real_temporal,
+                [fakes], [reals], self.perceptual,
+                [mask.flatten(0, 1)] if self.plate is not None and mask is not None else None,
+                self.plate)
+        self._descend(generator_losses.total, self.generator_optimizer)
+
+        set_requires_grad(discriminators, True)
+        with self.autocast():
+            spatial = discriminator_objective(
+                mode, real_spatial, spatial_network(torch.cat([poses, fakes.detach()], 1)))
+            temporal = (
+                discriminator_objective(
+                    mode, real_temporal,
+                    temporal_network(*pairs(batch.pose), *pairs(fake_window.detach())))
+                if temporal_network is not None and real_temporal is not None else None)
+            discriminator_total = spatial + temporal if temporal is not None else spatial
+        self._descend(discriminator_total, self.discriminator_optimizer)
+        self.scaler.update()
+        for name, scheduler in self.schedulers.items():
+            if name not in ("face_refiner", "face_discriminator"):
+                scheduler.step()  # the generator stage's
+        self.generator_step_count += 1
+        self.last_outputs = (batch.pose[:, -1].detach(), fake_window[:, -1].detach(),
+                             batch.frame[:, -1].detach())
+        self.last_sample_errors = None  # per window frame; replay does not take windows
+        values = generator_losses.as_floats("G_")
+        values["D_spatial"] = float(spatial.detach())
+        if temporal is not None:
+            values["D_temporal"] = float(temporal.detach())
+        return values
+
     def _part_generator_terms(
         self, parts: PartBatch | None, batch: PairBatch, fake: torch.Tensor,
         discriminators: list[nn.Module | None],
@@ -362,6 +435,16 @@ class Trainer:
                           boxes: list[torch.Tensor] | None) -> list[torch.Tensor]:
         """Frames of a run of consecutive stick figures (each (1, 3, H, W)), fed back as in
         transfer; face-refined when `boxes` (each (1, 4)) are given and there is a refiner."""
+        if self.window_length:  # in overlapping windows, cross-faded, as transfer makes them
+            with self.autocast():
+                made = generate_windows(self.generator, torch.cat(poses).to(self.device),
+                                        self.window_length).float()  # (T, 3, H, W)
+            frames = list(made[:, None])
+            if boxes is not None and self.face_refiner is not None:
+                frames = [refine_faces(self.face_refiner, frame, pose.to(self.device),
+                                       box.to(self.device))
+                          for frame, pose, box in zip(frames, poses, boxes)]
+            return frames
         frames = []
         previous_pose = previous_frame = None
         for index, pose in enumerate(poses):
