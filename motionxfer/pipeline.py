@@ -579,13 +579,21 @@ def target_frames(project: Project, size: tuple[int, int],
 
 
 def texture_bank(project: Project, checkpoint: Checkpoint,
-                 progress: ProgressCallback | None = None) -> TextureBank:
+                 progress: ProgressCallback | None = None,
+                 before_frame: int | None = None) -> TextureBank:
     """The target's frames as the texture a model takes (`Conditioning.texture`): its frame
-    cache at the model's working size, its poses and the model's background plate."""
+    cache at the model's working size, its poses and the model's background plate.
+    `before_frame`: only frames before it may be picked (the held-out protocol must not show
+    the model the very frames it is scored on)."""
     frames = target_frames(project, checkpoint.working_size, progress)
     plate = checkpoint.models.get("background", {}).get("plate")
-    return TextureBank(frames.frames, load_poses(project, project.target),
-                       None if plate is None else to_images(plate.reshape(1, *plate.shape[-3:]))[0])
+    poses = load_poses(project, project.target)
+    allowed = None
+    if before_frame is not None:
+        allowed = np.arange(poses.num_frames) < before_frame
+    return TextureBank(frames.frames, poses,
+                       None if plate is None else to_images(plate.reshape(1, *plate.shape[-3:]))[0],
+                       allowed)
 
 
 def target_plate(project: Project, progress: ProgressCallback | None = None) -> np.ndarray | None:

@@ -101,20 +101,16 @@ def test_a_mouse_imports_normalizes_trains_and_transfers(tmp_path: Path) -> None
     assert np.median(np.nanmax(normalized.xy[..., 1], axis=1)) == pytest.approx(
         np.median(np.nanmax(target.xy[..., 1], axis=1)), abs=0.5)
 
-    # the components made for human bodies: the texture refuses, the part GANs step aside
-    refused = CliRunner().invoke(app, hoist_global_flags(
-        ["train-target", str(project), "--preset", "tiny", "--steps", "2", "--no-perceptual",
-         "--texture"]))
-    assert refused.exit_code != 0 and "train without --texture" in refused.output
-    assert "shoulders and hips" in refused.output
-    assert not (project / "checkpoints" / "model.pt").exists()
+    # the components made for human bodies step aside: the texture (on by default), the part GANs
     trained = invoke("train-target", project, "--preset", "tiny", "--steps", "2",
-                     "--no-perceptual", "--part-gan", "--json")
+                     "--no-perceptual", "--texture", "--part-gan", "--json")
+    assert "training without the texture" in trained.output
     assert "training without the face refiner" in trained.output
     result = json.loads(trained.stdout.strip().splitlines()[-1])
     assert result["generator_steps"] == 2 and result["face_refiner_steps"] == 0
     checkpoint = Checkpoint.load(project / "checkpoints" / "model.pt")
     assert checkpoint.build_face_refiner() is None and not checkpoint.preset.train.face_refiner
+    assert not checkpoint.conditioning.texture and not checkpoint.train.texture
 
     output = tmp_path / "mouse_dancing.mp4"
     invoke("transfer", project, source_video, "-o", output)

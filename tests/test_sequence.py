@@ -127,11 +127,13 @@ def test_windows_for_training_lie_where_the_person_is_before_the_held_out_part()
 
 
 def test_sequence_settings_refuse_what_they_do_not_combine_with() -> None:
-    assert TrainConfig(sequence=4).sequence == 4
-    for wrong in ({"sequence": 1}, {"sequence": -2}, {"sequence": 4, "texture": True},
+    assert TrainConfig(sequence=4, texture=False).sequence == 4
+    with pytest.raises(BadInput, match="add --no-texture"):  # the texture is on by default
+        TrainConfig(sequence=4)
+    for wrong in ({"sequence": 1}, {"sequence": -2},
                   {"sequence": 4, "replay": True}, {"sequence": 4, "part_gan": True}):
         with pytest.raises(BadInput):
-            TrainConfig(**wrong)
+            TrainConfig(**{"texture": False, **wrong})
 
 
 @pytest.fixture
@@ -148,7 +150,8 @@ def test_training_with_sequence_transfers_streamed_as_sequential_and_resumes(
     project.paths.config.write_text(settings)
     runner = CliRunner()
     result = runner.invoke(app, hoist_global_flags(
-        ["train-target", str(project.root), "--steps", "2", "--sequence", "4"]))
+        ["train-target", str(project.root), "--steps", "2", "--sequence", "4",
+         "--no-texture"]))
     assert result.exit_code == 0, result.output
     model = Checkpoint.load(project.paths.checkpoint)
     assert model.architecture == SEQUENCE_ARCHITECTURE and model.train.sequence == 4

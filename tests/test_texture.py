@@ -251,6 +251,8 @@ def test_training_with_texture_transfers_exports_and_resumes(project, tmp_path: 
         assert np.array_equal(one.rgb, other.rgb)
     bank = texture_bank(project, model)
     assert bank.size == model.working_size
+    held_out = texture_bank(project, model, before_frame=60)  # the held-out protocol's bank
+    assert bank.allowed[60:].any() and not held_out.allowed[60:].any()
     assert len(bank.frames) == load_poses(project, project.target).num_frames
     exported = export_project(project)
     assert all(m.max_abs_difference < 1e-3 for m in exported.models if m.precision == "fp32")
@@ -290,7 +292,8 @@ def test_training_with_texture_attention_exports_the_attention(tmp_path: Path) -
     project, source = clips_project(tmp_path)
     fast_training_settings(project)
     refused = CliRunner().invoke(app, hoist_global_flags(
-        ["train-target", str(project.root), "--steps", "1", "--texture-attention"]))
+        ["train-target", str(project.root), "--steps", "1", "--no-texture",
+         "--texture-attention"]))
     assert refused.exit_code != 0 and "needs texture = true" in refused.output
     result = CliRunner().invoke(app, hoist_global_flags(
         ["train-target", str(project.root), "--steps", "1", "--texture", "--texture-attention"]))

@@ -145,7 +145,7 @@ def quick_config(**changes: object) -> TrainConfig:
         "steps": 6, "batch_size": 1, "perceptual": False, "face_refiner": True,
         "face_refiner_steps": 2, "face_batch_size": 2, "checkpoint_every": 100,
         "sample_every": 3, "validate_every": 3, "log_every": 2, "validation_frames": 4,
-        "num_workers": 0, "device": "cpu",
+        "num_workers": 0, "device": "cpu", "texture": False,  # the base machinery (test_texture)
     }
     values.update(changes)
     return TrainConfig(**values)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from motionxfer.evaluation.evaluate import EvaluateConfig, EvaluationResult, self_reconstruction
 from motionxfer.inference.transfer import TransferConfig, open_model, write_transfer
-from motionxfer.pipeline import check_unchanged, load_poses
+from motionxfer.pipeline import check_unchanged, load_poses, texture_bank
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project
 from motionxfer.training.dataset import split_frames
@@ -41,6 +41,8 @@ def evaluate_holdout(
     offset = (target.start or 0.0)
     held_out = dataclasses.replace(target, start=offset + split.holdout_start / poses.fps)
     output = Path(output) if output else project.paths.logs / "holdout.mp4"
+    if model.checkpoint.conditioning.texture:  # from the training frames only, never these
+        model.texture = texture_bank(project, model.checkpoint, progress, split.holdout_start)
     write_transfer(model, held_out, poses.slice(split.holdout_start, poses.num_frames), output,
                    transfer_config, progress)
     first_frame = round(offset * poses.fps) + split.holdout_start

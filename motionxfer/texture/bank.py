@@ -31,6 +31,7 @@ from motionxfer.background.plate import difference_mask
 from motionxfer.errors import BadInput
 from motionxfer.parsing.geometry import JointLayout, body_field
 from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.skeleton import Skeleton
 from motionxfer.texture.warp import part_maps, repose
 
 TEXTURE_CHANNELS = 4  # RGB and alpha
@@ -41,6 +42,11 @@ TEXTURE_GAP_SECONDS = 2.0  # training: a frame's texture comes from at least thi
 STICKINESS = 0.2  # transfer: keep the reference while within 20% (+1 px) of the nearest's distance
 TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 _CHUNK = 64  # query frames per distance block in `nearest_frames`
+
+
+def has_torso(skeleton: Skeleton) -> bool:
+    """Whether a joint layout has the shoulders and hips that the texture is re-posed from."""
+    return all(skeleton.has(name) for name in TORSO)
 
 
 def body_joints(poses: PoseSequence) -> slice:
@@ -97,8 +103,8 @@ class TextureBank:
         self.poses = poses
         self.plate = plate
         self.size = (int(frames.shape[2]), int(frames.shape[1]))  # (width, height)
-        missing = [name for name in TORSO if not poses.skeleton.has(name)]
-        if missing:
+        if not has_torso(poses.skeleton):
+            missing = [name for name in TORSO if not poses.skeleton.has(name)]
             raise BadInput(
                 f"the texture re-poses a human body part by part, from the shoulders and hips, "
                 f"and the '{poses.skeleton.name}' keypoint layout has no {', '.join(missing)}",

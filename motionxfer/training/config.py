@@ -56,8 +56,10 @@ class TrainConfig:
     face_lr: float = 0.0002
     conditioning: str = "stick_figure"  # the generator's pose input: stick_figure or label_maps
     augmentation: bool = False  # small random zoom, shift and colour changes of training pairs
-    texture: bool = False  # the target's frame nearest in pose, re-posed, joins the pose input
-    #                        and is blended into the output (REMOT's texture alignment)
+    texture: bool = True  # the target's frame nearest in pose, re-posed, joins the pose input
+    #                       and is blended into the output (REMOT's texture alignment; a layout
+    #                       without shoulders and hips, an animal, trains without it;
+    #                       docs/quality.md has the measurement behind the default)
     texture_attention: bool = False  # and the generator's features attend over the texture's
     layout: bool = False  # REMOT's layout GAN: a stage before the generator trains a network
     #                       to predict the target's six-class parsing from the pose, and its
@@ -117,7 +119,9 @@ class TrainConfig:
                         if getattr(self, name)]
             if combined:
                 problems.append(f"sequence (windows of frames) does not combine with "
-                                f"{', '.join(combined)} yet: train one or the other")
+                                f"{', '.join(combined)} yet: train one or the other"
+                                + (" (texture is on by default: add --no-texture)"
+                                   if self.texture else ""))
         if problems:
             raise BadInput("bad training settings: " + "; ".join(problems),
                            hint="fix them in [train] of config.toml or on the command line")

@@ -105,7 +105,7 @@ from motionxfer.pose.sequence import PoseSequence
 from motionxfer.presets import DEFAULT_PRESET, Preset, load_preset
 from motionxfer.progress import ProgressCallback
 from motionxfer.project import Project
-from motionxfer.texture.bank import TEXTURE_GAP_SECONDS, TORSO, TextureBank
+from motionxfer.texture.bank import TEXTURE_GAP_SECONDS, TORSO, TextureBank, has_torso
 from motionxfer.training.batches import (
     FACE_STAGE,
     GENERATOR_STAGE,
@@ -477,6 +477,13 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                     hint="resume with the checkpoint's --sequence (or leave the flag out), or "
                     "train a new model")
         else:
+            if config.texture and not has_torso(poses.skeleton):
+                if processes.is_main:
+                    logger.warning(
+                        f"the keypoint layout '{poses.skeleton.name}' of {record.info.path.name} "
+                        "has no shoulders and hips, from which the texture is re-posed: "
+                        "training without the texture")
+                config = dataclasses.replace(config, texture=False)
             conditioning = Conditioning.for_skeleton(config.conditioning, poses.skeleton,
                                                      config.texture, config.layout)
             chosen = plan.preset.conditioned(conditioning)
