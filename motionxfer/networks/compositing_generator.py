@@ -41,11 +41,7 @@ class CompositingGenerator(nn.Module):
 
     def set_plate(self, plate: torch.Tensor) -> None:
         """(3, H, W) or (1, 3, H, W) in [-1, 1]: the background the person is painted over."""
-        plate = plate.reshape(1, *plate.shape[-3:]).to(self.plate.device, torch.float32)
-        if plate.shape[1] != self.config.image_channels:
-            raise ValueError(f"the plate has {plate.shape[1]} channels, the images "
-                             f"{self.config.image_channels}")
-        self.plate = plate
+        self.plate = plate_buffer(plate, self.plate.device, self.config.image_channels)
 
     def forward(self, pose: torch.Tensor, previous_pose: torch.Tensor,
                 previous_frame: torch.Tensor) -> torch.Tensor:
@@ -62,3 +58,11 @@ class CompositingGenerator(nn.Module):
 
     def first_frame_inputs(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.generator.first_frame_inputs(pose)
+
+
+def plate_buffer(plate: torch.Tensor, device: torch.device, channels: int) -> torch.Tensor:
+    """A plate (3, H, W) or (1, 3, H, W) as the (1, 3, H, W) float32 buffer on `device`."""
+    plate = plate.reshape(1, *plate.shape[-3:]).to(device, torch.float32)
+    if plate.shape[1] != channels:
+        raise ValueError(f"the plate has {plate.shape[1]} channels, the images {channels}")
+    return plate

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from motionxfer.networks.compositing_generator import plate_buffer
 from motionxfer.networks.generator import (
     GeneratorConfig,
     ResidualBlock,
@@ -104,11 +105,7 @@ class SequenceGenerator(nn.Module):
 
     def set_plate(self, plate: torch.Tensor) -> None:
         """(3, H, W) or (1, 3, H, W) in [-1, 1]: the background the person is painted over."""
-        plate = plate.reshape(1, *plate.shape[-3:]).to(self.plate.device, torch.float32)
-        if plate.shape[1] != self.config.image_channels:
-            raise ValueError(f"the plate has {plate.shape[1]} channels, the images "
-                             f"{self.config.image_channels}")
-        self.plate = plate
+        self.plate = plate_buffer(plate, self.plate.device, self.config.image_channels)
         self.composites = True
 
     def forward(self, poses: torch.Tensor) -> torch.Tensor:
