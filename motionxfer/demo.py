@@ -99,7 +99,7 @@ def run_demo(
 
 def _scores(generated: Path, reference: Path, progress: ProgressCallback | None,
             log: Callable[[str], None]) -> dict[str, float]:
-    config = EvaluateConfig(masked=False, fid=False, pose=False, face=False,
+    config = EvaluateConfig(masked=False, fid=False, pose=False, face=False, parts=False,
                             lpips_backbones=("alex",), resize_reference=True)
     evaluation = evaluate_videos(generated, reference, config, progress)
     for name, reason in evaluation.skipped:
