@@ -58,6 +58,7 @@ from motionxfer.pipeline import (
     source_record,
     target_frames,
 )
+from motionxfer.pose.sequence import PoseSequence
 from motionxfer.presets import load_preset
 from motionxfer.project import Project
 from motionxfer.texture.bank import TextureBank
@@ -116,14 +117,18 @@ def mask_video(masks_npz: Path, output: Path, fps: float) -> Path:
     return output
 
 
+def driving_poses(project: Project, driver: Path, seconds: float) -> PoseSequence:
+    """The first `seconds` of a driving video's poses, normalized onto the target."""
+    normalized, _ = normalize_source(project, source_record(project, driver))
+    return normalized.slice(0, min(normalized.num_frames, int(round(seconds * normalized.fps))))
+
+
 def retrieval_video(project: Project, driver: Path, output: Path, size: tuple[int, int],
                     seconds: float) -> int:
     """For each driving frame, the target training frame of nearest normalized pose."""
-    record = source_record(project, driver)
-    normalized, _ = normalize_source(project, record)
-    count = min(normalized.num_frames, int(round(seconds * normalized.fps)))
+    normalized = driving_poses(project, driver, seconds)
     target = project.target
-    nearest = nearest_target_frames(normalized.slice(0, count), load_poses(project, target))
+    nearest = nearest_target_frames(normalized, load_poses(project, target))
     wanted = set(int(index) for index in nearest)
     frames = {frame.index: resize_frame(frame.rgb, size)
               for frame in read_frames(target.info.path, target.start, target.end)
@@ -131,32 +136,29 @@ def retrieval_video(project: Project, driver: Path, output: Path, size: tuple[in
     with VideoWriter(output, fps=normalized.fps, width=size[0], height=size[1]) as writer:
         for index in nearest:
             writer.write(frames[int(index)])
-    return count
+    return normalized.num_frames
 
 
 def reposed_video(project: Project, driver: Path, output: Path, size: tuple[int, int],
                   seconds: float) -> int:
     """For each driving frame, the bank's reference frame re-posed to it, over the plate."""
-    record = source_record(project, driver)
-    normalized, _ = normalize_source(project, record)
-    count = min(normalized.num_frames, int(round(seconds * normalized.fps)))
+    driving = driving_poses(project, driver, seconds)
     poses = load_poses(project, project.target)
     frames = target_frames(project, size)
     plate = compositing_plate(frames, poses, project.target.info.path.name)
     plate_image = None if plate is None else to_images(plate)[0]
     bank = TextureBank(frames.frames, poses, plate_image)
-    driving = normalized.slice(0, count)
     references = bank.references(driving)
     background = (plate_image if plate_image is not None
                   else np.zeros((size[1], size[0], 3), np.uint8)).astype(np.float32)
-    with VideoWriter(output, fps=normalized.fps, width=size[0], height=size[1]) as writer:
-        for index in range(count):
+    with VideoWriter(output, fps=driving.fps, width=size[0], height=size[1]) as writer:
+        for index in range(driving.num_frames):
             reposed = bank.encode(driving.keypoints[index], driving.image_size,
                                   int(references[index]))
             alpha = reposed[..., 3:].astype(np.float32) / 255.0
             writer.write(np.clip(reposed[..., :3] + (1 - alpha) * background + 0.5, 0,
                                  255).astype(np.uint8))
-    return count
+    return driving.num_frames
 
 
 def reusable(row_dir: Path, steps: int) -> bool:
