@@ -155,3 +155,18 @@ def fast_training_settings(project) -> None:
     project.paths.config.write_text(project.paths.config.read_text().replace(
         "[train]\n", '[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\n'
         "face_refiner = false\nvalidation_frames = 2\n"))
+
+
+def streamed_equals_sequential(project, source, folder: Path, **settings) -> Path:
+    """Transfer the first 0.5 s of `source` streamed and sequentially with the same settings,
+    check that every frame is the same, and return the streamed video."""
+    from motionxfer.inference.transfer import TransferConfig, transfer
+    from motionxfer.io.video import read_frames
+
+    streamed, sequential = folder / "streamed.mp4", folder / "sequential.mp4"
+    transfer(project, source, streamed, TransferConfig(max_seconds=0.5, **settings))
+    transfer(project, source, sequential, TransferConfig(max_seconds=0.5, streaming=False,
+                                                         **settings))
+    pairs = zip(read_frames(streamed), read_frames(sequential), strict=True)
+    assert all(np.array_equal(one.rgb, other.rgb) for one, other in pairs)
+    return streamed

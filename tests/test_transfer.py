@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import clips_project, write_blank_video
+from conftest import clips_project, streamed_equals_sequential, write_blank_video
 from typer.testing import CliRunner
 
 from motionxfer.checkpoint import Checkpoint
@@ -174,14 +174,8 @@ def test_label_map_conditioning_trains_transfers_and_exports(tmp_path: Path) -> 
     assert model.face_refiner is not None and model.face_refiner.pose_channels == channels
     assert model.models["discriminator"]  # trained against label maps as well
 
-    streamed, sequential = tmp_path / "streamed.mp4", tmp_path / "sequential.mp4"
-    transfer(project, source, streamed, TransferConfig(max_seconds=0.5, side_by_side=True))
-    transfer(project, source, sequential, TransferConfig(max_seconds=0.5, side_by_side=True,
-                                                         streaming=False))
-    info = probe(streamed)
+    info = probe(streamed_equals_sequential(project, source, tmp_path, side_by_side=True))
     assert (info.width, info.height, info.frame_count) == (3 * 256, 256, 15)
-    frames = [[frame.rgb for frame in read_frames(path)] for path in (streamed, sequential)]
-    assert all(np.array_equal(a, b) for a, b in zip(*frames, strict=True))
 
     exported = export_project(project)
     assert {m.network for m in exported.models} == {"generator", "face_refiner"}

@@ -189,6 +189,14 @@ class _Stages:
         if self.errors:
             raise self.errors[0]
 
+    def finish(self, frames: int, started: float, waiting: float,
+               finished_after: list[float]) -> StreamStats:
+        """Wait for every stage, raise the first error, else the run's statistics."""
+        self.join()
+        self.raise_first()
+        return StreamStats(frames, time.perf_counter() - started, dict(self.busy), waiting,
+                           tuple(finished_after))
+
 
 @dataclass
 class _Slot:
@@ -247,10 +255,7 @@ def generate_videos(backend: FrameGenerator, jobs: Sequence[VideoJob],
         stages.put(refine_queue, _END)
     except BaseException as error:  # noqa: BLE001 - every stage stops, then it is raised
         stages.fail(error)
-    stages.join()
-    stages.raise_first()
-    return StreamStats(frames, time.perf_counter() - started, dict(stages.busy), waiting,
-                       tuple(finished_after))
+    return stages.finish(frames, started, waiting, finished_after)
 
 
 def generate_windowed(backend: FrameGenerator, jobs: Sequence[VideoJob],
@@ -308,10 +313,7 @@ def generate_windowed(backend: FrameGenerator, jobs: Sequence[VideoJob],
         stages.put(refine_queue, _END)
     except BaseException as error:  # noqa: BLE001 - every stage stops, then it is raised
         stages.fail(error)
-    stages.join()
-    stages.raise_first()
-    return StreamStats(frames, time.perf_counter() - started, dict(stages.busy), waiting,
-                       tuple(finished_after))
+    return stages.finish(frames, started, waiting, finished_after)
 
 
 def _render_stage(stages: _Stages, size: tuple[int, int], conditioning: Conditioning,

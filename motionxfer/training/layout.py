@@ -32,7 +32,7 @@ import torch
 from torch.nn import functional
 
 from motionxfer.checkpoint import Checkpoint
-from motionxfer.errors import CheckpointError, ProjectError
+from motionxfer.errors import ProjectError
 from motionxfer.io.images import to_tensor
 from motionxfer.networks.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
 from motionxfer.networks.layout_generator import (
@@ -47,7 +47,11 @@ from motionxfer.training.dataset import DrawFunction
 from motionxfer.training.interrupt import Interrupted, StopRequest
 from motionxfer.training.logs import append_log
 from motionxfer.training.losses import LossWeights, discriminator_objective, layout_objective
-from motionxfer.training.trainer import learning_rate_factor, set_requires_grad
+from motionxfer.training.trainer import (
+    learning_rate_factor,
+    load_optimizer_states,
+    set_requires_grad,
+)
 
 LAYOUT_STAGE = "layout"
 LAYOUT_STAGE_NUMBER = 2  # of the batch seeds: the generator's stage is 0, the face refiner's 1
@@ -183,16 +187,8 @@ class LayoutTraining:
         training = checkpoint.training
         if training is None:
             return
-        try:
-            for name, optimizer in self.optimizers().items():
-                if name in training.optimizers:
-                    optimizer.load_state_dict(training.optimizers[name])
-            for name, scheduler in self.schedulers.items():
-                if name in training.schedulers:
-                    scheduler.load_state_dict(training.schedulers[name])
-        except (KeyError, ValueError, RuntimeError) as error:
-            raise CheckpointError(f"the layout optimizer state in {checkpoint.path} does not "
-                                  f"fit: {error}", hint="delete it and train again") from error
+        load_optimizer_states(self.optimizers(), self.schedulers, training, checkpoint,
+                              "layout ")
 
 
 def run_layout_stage(layout: LayoutTraining, samples: LayoutSamples, candidates: np.ndarray,

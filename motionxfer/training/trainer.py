@@ -61,6 +61,23 @@ def learning_rate_factor(step: int, steps: int, decay_start: float) -> float:
     return max(0.0, (steps - step) / (steps - start))
 
 
+def load_optimizer_states(optimizers: dict[str, torch.optim.Optimizer],
+                          schedulers: dict[str, Any], training: Any, checkpoint: Checkpoint,
+                          what: str) -> None:
+    """Each optimizer's and scheduler's state from a checkpoint's `TrainingState`, by name (the
+    ones it lacks start fresh); a state that does not fit is a CheckpointError (`what`: whose)."""
+    try:
+        for name, optimizer in optimizers.items():
+            if name in training.optimizers:
+                optimizer.load_state_dict(training.optimizers[name])
+        for name, scheduler in schedulers.items():
+            if name in training.schedulers:
+                scheduler.load_state_dict(training.schedulers[name])
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"the {what}optimizer state in {checkpoint.path} does not fit: "
+                              f"{error}", hint="delete it and train again") from error
+
+
 def set_requires_grad(modules: list[nn.Module | None], flag: bool) -> None:
     for module in modules:
         if module is not None:
@@ -503,17 +520,12 @@ class Trainer:
         if training is None:
             raise CheckpointError(f"{checkpoint.path} is an inference export and cannot be resumed",
                                   hint="resume from a checkpoint written by train-target")
+        load_optimizer_states(self.optimizers(), self.schedulers, training, checkpoint, "")
         try:
-            for name, optimizer in self.optimizers().items():
-                if name in training.optimizers:
-                    optimizer.load_state_dict(training.optimizers[name])
-            for name, scheduler in self.schedulers.items():
-                if name in training.schedulers:
-                    scheduler.load_state_dict(training.schedulers[name])
             if training.scaler:
                 self.scaler.load_state_dict(training.scaler)
         except (KeyError, ValueError, RuntimeError) as error:
-            raise CheckpointError(f"the optimizer state in {checkpoint.path} does not fit: "
+            raise CheckpointError(f"the GradScaler state in {checkpoint.path} does not fit: "
                                   f"{error}", hint="delete it and train again") from error
         self.generator_step_count = checkpoint.generator_step
         self.face_refiner_step_count = checkpoint.face_refiner_step
