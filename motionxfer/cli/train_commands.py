@@ -89,6 +89,18 @@ def train_target(
                      "bodies only; one process only; transfer needs the torch backend. Steps: "
                      "--layout-steps. Default: [train] layout."),
     ] = None,
+    regions: Annotated[
+        bool | None,
+        typer.Option("--regions/--no-regions",
+                     help="REMOT's region generation and whole composition (needs --layout and "
+                     "--texture): a small network shared by the five body regions (head, top, "
+                     "bottom, shoes, skin) paints each one from its predicted layout mask and "
+                     "the re-posed texture inside it, each supervised on its own pixels (weight "
+                     "region in the losses table); the generator then refines the coarse "
+                     "person they make into the whole frame over the background plate. It "
+                     "starts as the plain texture generator. Transfer needs the torch backend "
+                     "(as the layout does). Default: [train] regions."),
+    ] = None,
     layout_steps: Annotated[
         int | None,
         typer.Option("--layout-steps", min=0,
@@ -166,7 +178,7 @@ def train_target(
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
         conditioning=conditioning, background=background, augmentation=augmentation,
         texture=texture, texture_attention=texture_attention, layout=layout,
-        layout_steps=layout_steps,
+        layout_steps=layout_steps, regions=regions,
         replay=replay, part_gan=part_gan, gw_loss=gw_loss, sequence=sequence,
     )
     chosen, config = plan.preset, plan.config

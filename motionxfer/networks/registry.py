@@ -14,6 +14,7 @@ from torch import nn
 from motionxfer.errors import BadInput
 from motionxfer.networks.compositing_generator import CompositingGenerator
 from motionxfer.networks.generator import Generator, GeneratorConfig
+from motionxfer.networks.region_generator import RegionGenerator
 from motionxfer.networks.sequence_generator import SequenceGenerator
 from motionxfer.networks.texture_generator import AttentiveTextureGenerator, TextureGenerator
 
@@ -22,6 +23,7 @@ COMPOSITING_ARCHITECTURE = "pix2pixhd_composite"
 TEXTURE_ARCHITECTURE = "pix2pixhd_texture"
 ATTENTIVE_TEXTURE_ARCHITECTURE = "pix2pixhd_texture_attention"
 SEQUENCE_ARCHITECTURE = "pix2pixhd_sequence"
+REGION_ARCHITECTURE = "pix2pixhd_regions"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ ARCHITECTURES = {
     # ... and REMOT's texture alignment module (attention over the texture) at the bottleneck
     ATTENTIVE_TEXTURE_ARCHITECTURE: Architecture(ATTENTIVE_TEXTURE_ARCHITECTURE, GeneratorConfig,
                                                  AttentiveTextureGenerator),
+    # REMOT's regions: each body region painted from its layout mask and texture, the coarse
+    # person they make refined by the texture generator into the whole (needs layout and texture)
+    REGION_ARCHITECTURE: Architecture(REGION_ARCHITECTURE, GeneratorConfig, RegionGenerator),
     # windows of N frames made jointly (TrainConfig.sequence), over the plate when there is one
     SEQUENCE_ARCHITECTURE: Architecture(SEQUENCE_ARCHITECTURE, GeneratorConfig,
                                         SequenceGenerator),

@@ -98,7 +98,7 @@ class TextureGenerator(CompositingGenerator):
     def forward(self, pose: torch.Tensor, previous_pose: torch.Tensor,
                 previous_frame: torch.Tensor) -> torch.Tensor:
         channels = self.config.image_channels
-        painted = self.generator(pose, previous_pose, previous_frame)  # (B, 5, H, W) in [-1, 1]
+        painted = self.paint(pose, previous_pose, previous_frame)  # (B, 5, H, W) in [-1, 1]
         texture = pose[:, -TEXTURE_CHANNELS:-1]
         alpha = (pose[:, -1:] + 1) * 0.5
         blend = alpha * torch.sigmoid(GAIN * painted[:, channels + 1:channels + 2] + 3.0)
@@ -109,6 +109,12 @@ class TextureGenerator(CompositingGenerator):
         mask = torch.sigmoid(GAIN * (painted[:, channels:channels + 1] + alpha - 0.5))
         self.last_mask = mask
         return mask * person + (1 - mask) * self.plate_at(pose.shape[-2:], person.dtype)
+
+    def paint(self, pose: torch.Tensor, previous_pose: torch.Tensor,
+              previous_frame: torch.Tensor) -> torch.Tensor:
+        """The painted colours and the m, b corrections (B, 5, H, W) in [-1, 1] that `forward`
+        blends and composites (the region generator paints them from more inputs)."""
+        return self.generator(pose, previous_pose, previous_frame)
 
 
 class AttentiveTextureGenerator(TextureGenerator):

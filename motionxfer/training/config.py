@@ -66,6 +66,10 @@ class TrainConfig:
     #                       prediction joins the generator's pose input (needs the parsing cache,
     #                       made by the built-in parser when there is none)
     layout_steps: int = 2000  # steps of the layout generator's stage
+    regions: bool = False  # REMOT's region generation and whole composition: each body region
+    #                        painted from its predicted layout mask and its share of the texture,
+    #                        the coarse person they make refined into the frame (needs layout
+    #                        and texture; networks/region_generator.py)
     background: str = "composite"  # the person painted over the target's background plate
     #                                (a moving camera falls back to "generate": the whole frame;
     #                                docs/quality.md has the measurement behind the default)
@@ -109,6 +113,16 @@ class TrainConfig:
             problems.append(f"background must be one of {', '.join(BACKGROUNDS)}")
         if self.texture_attention and not self.texture:
             problems.append("texture_attention attends over the texture: it needs texture = true")
+        if self.regions:
+            missing = [name for name in ("layout", "texture") if not getattr(self, name)]
+            if missing:
+                problems.append(
+                    "regions paint each body region from the predicted layout's mask and the "
+                    f"re-posed texture inside it: they need {' and '.join(missing)} = true "
+                    f"(--{' --'.join(missing)})")
+            if self.texture_attention:
+                problems.append("regions do not combine with texture_attention yet: train one "
+                                "or the other")
         if self.conditioning not in CONDITIONINGS:
             problems.append(f"conditioning must be one of {', '.join(CONDITIONINGS)}")
         if self.sequence < 0 or self.sequence == 1:

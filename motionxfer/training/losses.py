@@ -34,6 +34,12 @@ the per-pixel cross-entropy of its class logits against the target's parsing cac
 (pose, class probabilities), real being the parsing's one-hot map (`layout_adversarial`;
 `layout_objective`).
 
+With the region generator (`TrainConfig.regions`, `networks.region_generator`) the generator's
+objective adds `region`: each body region's colours against the real frame inside that region's
+predicted layout probability (times the real person's pixels when compositing), an L1 per region
+normalised by its area, averaged over the five regions and both frames of the pair
+(`region_loss`), so that each region is supervised on its own pixels.
+
 The adversarial loss is LSGAN's (pix2pixHD's choice: least squares towards 1 for real and 0 for
 fake) or the hinge loss; `gan_mode` chooses. Each discriminator is trained on the mean of its real
 and fake terms.
@@ -76,6 +82,7 @@ class LossWeights:
     part_feature_matching: float = 10.0  # ... and match its features on the real crops
     part_l1: float = 0.0  # ... and L1 on the crops' pixels
     mask: float = 1.0  # compositing only: the painted person mask against the person's pixels
+    region: float = 10.0  # regions only: each region's colours against the real frame inside it
     layout_cross_entropy: float = 1.0  # layout only: predicted parsing against the parsing cache
     layout_adversarial: float = 0.1  # ... and fool the layout's patch discriminator
 
@@ -194,12 +201,14 @@ def generator_objective(
     masks: list[torch.Tensor] | None = None,
     plate: torch.Tensor | None = None,
     joints: torch.Tensor | None = None,
+    regions: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> LossTerms:
     """The generator's loss on one or more generated frames (each with its discriminator outputs)
     and, when given, on the temporal discriminator's view of the generated pair. Compositing:
     `masks` are the painted person masks of the frames, `plate` the background they were
     composited over. `joints` (B, J, 3), the last frame's joints in its pixels (x, y,
-    visibility): the GW structure term on that frame (needs the perceptual loss)."""
+    visibility): the GW structure term on that frame (needs the perceptual loss). `regions`:
+    the region generator's (regions, their layout weights) of each frame, for `region_loss`."""
     count = len(fake_frames)
     adversarial = sum(
         adversarial_loss(fake, True, gan_mode, False) for fake in fake_spatial) / count
@@ -242,6 +251,11 @@ def generator_objective(
     if masks is not None and plate is not None and weights.mask:
         wanted = person_pixels(all_reals, plate)
         terms["mask"] = (weights.mask, functional.l1_loss(torch.cat(masks).float(), wanted))
+    if regions is not None and weights.region:
+        terms["region"] = (weights.region, sum(
+            region_loss(colours, layout, real, person_pixels(real, plate) if plate is not None
+                        else None)
+            for (colours, layout), real in zip(regions, real_frames)) / len(regions))
     objective = _weighted(terms)
     # Each sample's error: the unweighted perceptual term (else the pixels' L1) averaged over its
     # frames (the pair t-1, t of EDN's step).
@@ -283,6 +297,20 @@ def person_pixels(frames: torch.Tensor, plate: torch.Tensor, threshold: float = 
                                    align_corners=False)
     difference = (frames.float() - plate).abs().amax(dim=1, keepdim=True) * 0.5
     return torch.sigmoid((difference - threshold) / softness)
+
+
+def region_loss(regions: torch.Tensor, weights: torch.Tensor, real: torch.Tensor,
+                person: torch.Tensor | None = None) -> torch.Tensor:
+    """Regions (B, K, 3, H, W) against the real frame (B, 3, H, W), all in [-1, 1], inside their
+    weights (B, K, 1, H, W) in [0, 1] (times `person` (B, 1, H, W), the real person's pixels,
+    when given): each region's weighted L1 over its weight's sum (at least one pixel's), averaged
+    over the K regions. A region absent from the batch adds 0."""
+    weights = weights.float()
+    if person is not None:
+        weights = weights * person.float().unsqueeze(1)
+    difference = (regions.float() - real.float().unsqueeze(1)).abs().mean(2, keepdim=True)
+    area = weights.sum((0, 2, 3, 4)).clamp_min(1.0)  # (K,)
+    return ((weights * difference).sum((0, 2, 3, 4)) / area).mean()
 
 
 def discriminator_objective(gan_mode: str, real_outputs: list[ScaleOutputs],

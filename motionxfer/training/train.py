@@ -89,6 +89,7 @@ from motionxfer.networks.registry import (
     ATTENTIVE_TEXTURE_ARCHITECTURE,
     COMPOSITING_ARCHITECTURE,
     DEFAULT_ARCHITECTURE,
+    REGION_ARCHITECTURE,
     SEQUENCE_ARCHITECTURE,
     TEXTURE_ARCHITECTURE,
 )
@@ -404,6 +405,14 @@ def train_plan(project: Project, plan: TrainingPlan, progress: ProgressCallback 
             "resuming cannot change that (the generator's input channels follow it)",
             hint=f"resume {'without --no-layout' if uses_layout else 'without --layout'}, or "
             "train from scratch")
+    if plan.resume_from is not None:
+        trained_regions = plan.resume_from.architecture == REGION_ARCHITECTURE
+        if plan.config.regions != trained_regions:
+            raise BadInput(
+                f"the checkpoint was trained {'with' if trained_regions else 'without'} the "
+                "region generator, and resuming cannot change that (it is the architecture)",
+                hint=f"resume {'without --no-regions' if trained_regions else 'without --regions'}"
+                ", or train from scratch")
     if uses_layout and processes.distributed:
         raise BadInput(
             f"the layout stage trains in one process, not {processes.world_size}",
@@ -429,7 +438,8 @@ def layout_parsing(project: Project, progress: ProgressCallback | None = None,
             f"the layout generator predicts REMOT's six classes of a human body (head, top, "
             f"bottom, shoes, skin), parsed from the shoulders and hips, and the "
             f"'{skeleton.name}' keypoint layout has no {', '.join(missing)}",
-            hint="train without --layout (layout = false in [train] of config.toml)")
+            hint="train without --layout (layout = false in [train] of config.toml), and "
+            "without --regions, which need it")
     parsing = load_parsing(project, record)
     if parsing is None:
         logger.info("the layout needs the target's parsing: running the built-in parser "
@@ -478,12 +488,16 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                     "train a new model")
         else:
             if config.texture and not has_torso(poses.skeleton):
+                # (the layout, which regions also need, refused such a layout already)
                 if processes.is_main:
                     logger.warning(
                         f"the keypoint layout '{poses.skeleton.name}' of {record.info.path.name} "
                         "has no shoulders and hips, from which the texture is re-posed: "
-                        "training without the texture")
-                config = dataclasses.replace(config, texture=False)
+                        "training without the texture"
+                        + (" and its attention" if config.texture_attention else "")
+                        + (" and the regions" if config.regions else ""))
+                config = dataclasses.replace(config, texture=False, texture_attention=False,
+                                             regions=False)
             conditioning = Conditioning.for_skeleton(config.conditioning, poses.skeleton,
                                                      config.texture, config.layout)
             chosen = plan.preset.conditioned(conditioning)
@@ -506,6 +520,8 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                         f"enhancer, and preset {chosen.name} uses one",
                         hint="use --preset 512 or 256 with --sequence, or train frame by frame")
                 architecture = SEQUENCE_ARCHITECTURE
+            elif conditioning.texture and config.regions:  # (config: with the layout)
+                architecture = REGION_ARCHITECTURE
             elif conditioning.texture:
                 architecture = (ATTENTIVE_TEXTURE_ARCHITECTURE if config.texture_attention
                                 else TEXTURE_ARCHITECTURE)

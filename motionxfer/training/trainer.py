@@ -188,6 +188,8 @@ class Trainer:
         self.face_refiner_step_count = 0
         self.last_outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.last_masks: list[torch.Tensor | None] = []  # compositing: of the last pair
+        # the region generator's (regions, layout weights) of the last pair (else empty)
+        self.last_regions: list[tuple[torch.Tensor, torch.Tensor]] = []
         # (B,) each sample's error in the last generator step (LossTerms.sample_errors), on the
         # CPU, in batch order: what the loop reports to the episodic memory
         self.last_sample_errors: torch.Tensor | None = None
@@ -215,9 +217,18 @@ class Trainer:
         first_previous_pose, zeros = self.generator.first_frame_inputs(batch.previous_pose)
         fake_previous = network(batch.previous_pose, first_previous_pose, zeros)
         self.last_masks = [getattr(self.generator, "last_mask", None)]
+        self.last_regions = self._regions()
         fake = network(batch.pose, batch.previous_pose, fake_previous.detach())
         self.last_masks.append(getattr(self.generator, "last_mask", None))
+        self.last_regions += self._regions()
         return fake_previous, fake
+
+    def _regions(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The region generator's latest (regions, layout weights), as a list of one; [] for
+        every other generator."""
+        regions = getattr(self.generator, "last_regions", None)
+        weights = getattr(self.generator, "last_region_weights", None)
+        return [] if regions is None or weights is None else [(regions, weights)]
 
     # --- stage 1 ---------------------------------------------------------------------------
     def generator_step(self, batch: PairBatch, parts: PartBatch | None = None,
@@ -255,6 +266,7 @@ class Trainer:
                 fakes, reals, self.perceptual,
                 self.last_masks if self.plate is not None else None, self.plate,
                 batch.joints if self.config.gw_loss else None,
+                self.last_regions or None,
             )
             part_crops, part_real, part_losses = self._part_generator_terms(
                 parts, batch, fake, discriminators)
