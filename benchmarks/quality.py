@@ -96,6 +96,8 @@ ROWS: dict[str, dict[str, object]] = {
     # built-in parser when missing)
     "layout": {"layout": True},
     "texture+layout": {"texture": True, "layout": True},
+    # ... and REMOT's region generation and whole composition on that layout and texture
+    "texture+layout+regions": {"texture": True, "layout": True, "regions": True},
     # windows of 4 frames generated jointly instead of the recurrence (see the warp_error column)
     "sequence": {"sequence": 4},
 }
