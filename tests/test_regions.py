@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import streamed_equals_sequential
+from test_animals import LIMBS, write_clip
 from test_layout import invoke, parsed_project
 
 from motionxfer.checkpoint import Checkpoint
@@ -94,8 +95,14 @@ def test_the_coarse_person_is_each_pixels_own_region() -> None:
     # classes 1 (head) and 4 (shoes) are regions 0 and 3
     assert torch.allclose(coarse[..., :8], regions[:, 0, :, :, :8], atol=1e-2)
     assert torch.allclose(coarse[..., 8:], regions[:, 3, :, :, 8:], atol=1e-2)
-    # the regions differ: the shared network tells them apart by the class code
-    assert (regions[:, 0] - regions[:, 3]).abs().max() > 1e-3
+    # two classes with the same mask: the shared network tells them apart by the class code
+    pose[:, 3:9] = -1.0
+    pose[:, 4, :, :8] = pose[:, 7, :, :8] = 0.0  # probability 0.5 each on the left half
+    with torch.no_grad():
+        generator(pose, pose, torch.zeros(1, 3, 16, 16))
+    regions = generator.last_regions
+    assert regions is not None and (regions[:, 0] - regions[:, 3]).abs().max() > 1e-3
+    assert (regions[:, 1] - regions[:, 2]).abs().max() == 0  # two absent classes: one input
 
 
 def test_the_region_loss_is_each_regions_own_error() -> None:
@@ -192,3 +199,21 @@ def test_training_with_regions_transfers_exports_and_resumes(project, tmp_path: 
     assert resumed.exit_code == 0, resumed.output
     again = Checkpoint.load(project.paths.checkpoint)
     assert again.architecture == REGION_ARCHITECTURE and again.generator_step == 3
+
+
+def test_an_animal_refuses_the_regions_and_steps_aside_from_the_texture(tmp_path: Path) -> None:
+    """Regions need the layout, which refuses a body without a human torso; the texture (and
+    its attention) steps aside with a warning, as before."""
+    video, table = write_clip(tmp_path, "mouse", frames=48, size=64, scale=1.0)
+    project = tmp_path / "mouse_project"
+    assert invoke("init", project, "--target", video).exit_code == 0
+    assert invoke("import-keypoints", project, table, "--limbs", LIMBS).exit_code == 0
+    tiny = ("--preset", "tiny", "--steps", "1", "--no-perceptual", "--no-face-refiner")
+    refused = invoke("train-target", project, *tiny, "--layout", "--texture", "--regions")
+    assert refused.exit_code != 0 and "without --regions" in refused.output
+    assert not (project / "checkpoints" / "model.pt").exists()
+    stepped_aside = invoke("train-target", project, *tiny, "--texture", "--texture-attention")
+    assert stepped_aside.exit_code == 0, stepped_aside.output
+    assert "training without the texture and its attention" in stepped_aside.output
+    model = Checkpoint.load(project / "checkpoints" / "model.pt")
+    assert not model.conditioning.texture and not model.train.texture_attention
