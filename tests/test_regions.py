@@ -6,15 +6,19 @@ part GANs) through transfer, ONNX export and resume."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import streamed_equals_sequential
 from test_animals import LIMBS, write_clip
 from test_layout import invoke, parsed_project
+from test_train import quick_config, tiny_preset
 
 from motionxfer.checkpoint import Checkpoint
+from motionxfer.conditioning import Conditioning
 from motionxfer.errors import BadInput
 from motionxfer.inference.export import export_project
 from motionxfer.inference.frame_generator import BackendConfig
@@ -25,7 +29,9 @@ from motionxfer.networks.region_generator import REGIONS, RegionGenerator
 from motionxfer.networks.registry import REGION_ARCHITECTURE, build_generator
 from motionxfer.networks.texture_generator import TextureGenerator
 from motionxfer.training.config import TrainConfig
+from motionxfer.training.dataset import PairBatch
 from motionxfer.training.losses import region_loss
+from motionxfer.training.trainer import Trainer
 
 torch.set_num_threads(1)
 CHANNELS = 3 + 6 + 4  # stick figure, layout, texture
@@ -217,3 +223,26 @@ def test_an_animal_refuses_the_regions_and_steps_aside_from_the_texture(tmp_path
     assert "training without the texture and its attention" in stepped_aside.output
     model = Checkpoint.load(project / "checkpoints" / "model.pt")
     assert not model.conditioning.texture and not model.train.texture_attention
+
+
+def test_the_trainer_adds_the_region_term_and_it_falls(one_torch_thread) -> None:
+    """The generator step of a region generator: `G_region` in its losses, falling on one batch
+    it overfits (two regions of plain colours, no texture), with the plate composited."""
+    conditioning = Conditioning("stick_figure", CHANNELS, texture=True, layout=True)
+    preset = tiny_preset(32).conditioned(conditioning)
+    preset = dataclasses.replace(preset, generator=dataclasses.replace(preset.generator,
+                                                                       extra_outputs=2))
+    config = quick_config(steps=15, layout=True, texture=True, regions=True, lr=0.002,
+                          face_refiner=False)
+    torch.manual_seed(0)
+    trainer = Trainer(preset, config, torch.device("cpu"), None, False,
+                      architecture=REGION_ARCHITECTURE, plate=torch.full((3, 32, 32), -1.0))
+    pose = region_input(2, 32, 32, alpha=0.0)
+    frame = torch.full((2, 3, 32, 32), -1.0)
+    frame[..., 8:24, 4:16] = torch.tensor([0.8, -0.6, 0.2])[:, None, None]
+    frame[..., 8:24, 16:28] = torch.tensor([-0.7, 0.5, -0.9])[:, None, None]
+    batch = PairBatch(np.array([1, 2]), pose, pose, frame, frame)
+    losses = [trainer.generator_step(batch)["G_region"] for _ in range(15)]
+    print("G_region", [round(value, 3) for value in losses])
+    assert len(trainer.last_regions) == 2  # frames t-1 and t
+    assert losses[-1] < 0.6 * losses[0]
