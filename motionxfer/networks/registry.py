@@ -1,7 +1,7 @@
 """Generators by architecture name: the one place that builds a generator from its config.
 
 A checkpoint records its architecture's name; `build_generator` turns the name and the config back
-into the network. A new architecture (a region-by-region generator, say) is one more entry.
+into the network. A new architecture (as the region generator was) is one more entry.
 """
 
 from __future__ import annotations
