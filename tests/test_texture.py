@@ -4,6 +4,7 @@ transfer (streamed and sequential), ONNX export and resume."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,12 @@ from motionxfer.pipeline import load_poses, texture_bank
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 from motionxfer.texture import bank as bank_module
-from motionxfer.texture.bank import TextureBank, nearest_frames
+from motionxfer.texture.bank import (
+    TextureBank,
+    nearest_frames,
+    pose_distances,
+    smooth_references,
+)
 from motionxfer.texture.warp import affine_fit, bone_map, repose, similarity_fit
 
 torch.set_num_threads(1)
@@ -132,6 +138,33 @@ def test_nearest_frames_keep_their_distance_from_the_query_frame() -> None:
     assert nothing[0] == -1
 
 
+def test_smooth_references_find_the_cheapest_path_of_distances_and_changes() -> None:
+    rng = np.random.default_rng(0)
+    bank = rng.normal(0, 4, (4, 3, 2))
+    query = bank[[0, 1, 0, 1, 2]] + rng.normal(0, 1.5, (5, 3, 2))
+    seen, bank_seen = np.ones((5, 3), bool), np.ones((4, 3), bool)
+    distance = pose_distances(query[:, None], seen[:, None], bank[None], bank_seen[None])
+    assert list(smooth_references(query, seen, bank, bank_seen, 0.0)) == list(
+        nearest_frames(query, seen, bank, bank_seen))
+    for switch in (0.5, 3.0, 50.0):
+        def cost(path: tuple[int, ...], switch: float = switch) -> float:
+            return float(distance[np.arange(5), list(path)].sum()
+                         + switch * np.count_nonzero(np.diff(path)))
+        best = min(itertools.product(range(4), repeat=5), key=cost)  # every path, by brute force
+        found = smooth_references(query, seen, bank, bank_seen, switch, candidates=4)
+        assert cost(tuple(found)) == pytest.approx(cost(best))
+    held = smooth_references(query, seen, bank, bank_seen, 50.0, candidates=4)
+    assert len(set(held)) == 1  # a change costs more than any distance here
+    # a query with no pose keeps the path's reference; a frame that may not be picked is not
+    blind = seen.copy()
+    blind[2] = False
+    path = smooth_references(query, blind, bank, bank_seen, 0.0)
+    assert path[2] == path[1]
+    closed = bank_seen.copy()
+    closed[0] = False
+    assert 0 not in smooth_references(query, seen, bank, closed, 3.0)
+
+
 def test_the_bank_re_poses_its_nearest_frame_and_keeps_it_while_it_fits() -> None:
     poses = standing(12)
     bank = painted_bank(poses)
@@ -151,7 +184,7 @@ def test_the_bank_re_poses_its_nearest_frame_and_keeps_it_while_it_fits() -> Non
     chosen = bank.references(slow)
     assert len(np.unique(chosen)) < len(np.unique(
         [bank.nearest(keypoints) for keypoints in slow.keypoints]))
-    assert len(np.unique(bank.references(slow, stickiness=0.0))) >= len(np.unique(chosen))
+    assert len(np.unique(bank.references(slow, switch_cost=0.0))) >= len(np.unique(chosen))
 
 
 def test_the_bank_refuses_a_target_that_never_shows_its_torso() -> None:

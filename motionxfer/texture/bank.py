@@ -15,8 +15,12 @@ kept for the frames used most recently.
 
 Training takes, for frame t, the nearest frame at least `gap` frames away from t (its neighbours
 look like t itself, and at transfer time no frame of the new dance is in the bank). A driving
-video keeps its reference frame while it stays within `STICKINESS` of the nearest one's
-distance (`references`): a texture that jumps between frames of similar pose would flicker.
+video's references are chosen for the whole video at once (`references`, `smooth_references`):
+a texture that jumps between frames of similar pose flickers, so each change of reference costs
+`SWITCH_COST` (a share of the person's height, in the distance's pixels), and the path of least
+total distance plus changes is found by dynamic programming (Viterbi) over each frame's nearest
+`CANDIDATES` and its neighbours' (`CANDIDATE_WINDOW`). Following the reference along the target's
+own video for free instead of holding it measured worse (docs/quality.md).
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ MIN_VISIBILITY = 0.5
 PERSON_THRESHOLD = 15  # grey levels from the plate
 COVER_MARGIN = 0.08
 TEXTURE_GAP_SECONDS = 2.0  # training: a frame's texture comes from at least this far away
-STICKINESS = 0.2  # transfer: keep the reference while within 20% (+1 px) of the nearest's distance
+SWITCH_COST = 0.2  # transfer: each change of reference costs 20% of the person's height
+CANDIDATES = 8  # nearest bank frames of each driving frame that the path may pass through
+CANDIDATE_WINDOW = 8  # and those of the driving frames this many frames before and after it
 TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 _CHUNK = 64  # query frames per distance block in `nearest_frames`
 
@@ -87,6 +93,64 @@ def nearest_frames(query_xy: np.ndarray, query_seen: np.ndarray, bank_xy: np.nda
         found = np.isfinite(mean[np.arange(len(best)), best])
         nearest[chunk] = np.where(found, best, -1)
     return nearest
+
+
+def smooth_references(query_xy: np.ndarray, query_seen: np.ndarray, bank_xy: np.ndarray,
+                      bank_seen: np.ndarray, switch_cost: float,
+                      candidates: int = CANDIDATES, window: int = CANDIDATE_WINDOW) -> np.ndarray:
+    """A bank frame for each query pose, (S,) int64, minimizing the sum over the queries of
+    `pose_distances` plus `switch_cost` for every change of bank frame from one query to the next
+    (Viterbi).
+
+    Shapes as `nearest_frames`'. A query's choice is among its own `candidates` nearest bank
+    frames and those of the queries up to `window` before and after it, so a reference can be
+    held through a few frames where it is not among the nearest.
+    With switch_cost = 0 the path is each query's nearest frame. A query that shares no joint
+    with any bank frame (no pose) keeps the path's reference; a bank frame that may not be picked
+    has no joint seen (`nearest_frames`), and is picked only if none may be.
+    """
+    count = len(query_xy)
+    if count == 0:
+        return np.zeros(0, np.int64)
+    nearest_count = min(candidates, len(bank_xy))
+    nearest = np.empty((count, nearest_count), np.int64)
+    for first in range(0, count, _CHUNK):
+        chunk = slice(first, first + _CHUNK)
+        mean = pose_distances(query_xy[chunk, None], query_seen[chunk, None], bank_xy[None],
+                              bank_seen[None])  # (s, T)
+        nearest[chunk] = np.argpartition(mean, nearest_count - 1, axis=1)[:, :nearest_count]
+    options: list[np.ndarray] = []  # each query's candidate bank frames
+    costs: list[np.ndarray] = []  # the least total cost of a path ending there
+    came_from: list[np.ndarray] = []  # the previous query's option on that path
+    for index in range(count):
+        frames = np.unique(nearest[max(0, index - window):index + window + 1])
+        distance = pose_distances(query_xy[index], query_seen[index], bank_xy[frames],
+                                  bank_seen[frames])
+        if not np.isfinite(distance).any():  # no pose here: hold whatever came before
+            frames = (options[-1] if index > 0
+                      else np.flatnonzero(bank_seen.any(axis=-1))[:1] if bank_seen.any()
+                      else np.zeros(1, np.int64))
+            distance = np.zeros(len(frames))
+        if index == 0:
+            cost, back = distance, np.zeros(len(frames), np.int64)
+        else:
+            before, previous = options[-1], costs[-1]
+            at = np.minimum(np.searchsorted(before, frames), len(before) - 1)
+            held = np.where(before[at] == frames, previous[at], np.inf)  # the same frame before
+            jump = int(np.argmin(previous))
+            switch = previous[jump] + switch_cost
+            stays = held <= switch
+            cost = distance + np.where(stays, held, switch)
+            back = np.where(stays, at, jump)
+        options.append(frames)
+        costs.append(cost)
+        came_from.append(back)
+    chosen = np.empty(count, np.int64)
+    option = int(np.argmin(costs[-1]))
+    for index in range(count - 1, -1, -1):
+        chosen[index] = options[index][option]
+        option = int(came_from[index][option])
+    return chosen
 
 
 class TextureBank:
@@ -142,26 +206,22 @@ class TextureBank:
         found = int(nearest_frames(*query, *self._bank())[0])
         return found if found >= 0 else int(np.flatnonzero(self.allowed)[0])
 
-    def references(self, poses: PoseSequence, stickiness: float = STICKINESS) -> np.ndarray:
+    def references(self, poses: PoseSequence, switch_cost: float = SWITCH_COST) -> np.ndarray:
         """The reference frame of every frame of a driving video (normalized onto the target):
-        (T,) int64. The nearest in pose, except that the previous frame's reference is kept while
-        its distance is within `stickiness` (and 1 px) of the nearest's."""
+        (T,) int64, the path of `smooth_references` with a jump costing `switch_cost` times the
+        person's median height in the bank (0: each frame's nearest)."""
         query_xy, query_seen = self._body(poses.keypoints,
                                           poses.keypoints[..., 2] >= MIN_VISIBILITY)
         bank_xy, bank_seen = self._bank()
-        nearest = nearest_frames(query_xy, query_seen, bank_xy, bank_seen)
-        chosen = np.where(nearest >= 0, nearest, int(np.flatnonzero(self.allowed)[0]))
-        for index in range(1, len(chosen)):
-            kept, best = chosen[index - 1], chosen[index]
-            if kept == best:
-                continue
-            own = pose_distances(query_xy[index], query_seen[index], bank_xy[best],
-                                 bank_seen[best])
-            previous = pose_distances(query_xy[index], query_seen[index], bank_xy[kept],
-                                      bank_seen[kept])
-            if previous <= own * (1 + stickiness) + 1.0:
-                chosen[index] = kept
-        return chosen
+        return smooth_references(query_xy, query_seen, bank_xy, bank_seen,
+                                 switch_cost * self.person_height())
+
+    def person_height(self) -> float:
+        """The median over the allowed frames of the seen body joints' vertical extent, in
+        pixels of `poses.image_size`."""
+        bank_xy, bank_seen = self._bank()
+        y = np.where(bank_seen, bank_xy[..., 1], np.nan)[self.allowed]
+        return float(np.median(np.nanmax(y, axis=1) - np.nanmin(y, axis=1)))
 
     def training_references(self, gap: int) -> np.ndarray:
         """For every bank frame t, the allowed frame nearest in pose at least `gap` frames away
