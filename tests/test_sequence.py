@@ -1,6 +1,7 @@
 """Sequence-to-sequence generation (`TrainConfig.sequence`): the window network's shapes and its
-temporal mixing, the overlapping windows and their cross-fade, the window sampler, and a tiny
-training through the CLI that transfers (streamed and sequential alike) and resumes."""
+temporal mixing, its texture variant's start, the overlapping windows and their cross-fade, the
+window sampler, and a tiny training with the texture (the default) through the CLI that transfers
+(streamed and sequential alike) and resumes."""
 
 from __future__ import annotations
 
@@ -15,11 +16,16 @@ from typer.testing import CliRunner
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.cli import app, hoist_global_flags
 from motionxfer.errors import BadInput
+from motionxfer.inference.bench import BenchConfig, bench_project
 from motionxfer.inference.frame_generator import BackendConfig
 from motionxfer.inference.transfer import TransferConfig, transfer
 from motionxfer.io.video import probe
 from motionxfer.networks.generator import GeneratorConfig
-from motionxfer.networks.registry import SEQUENCE_ARCHITECTURE, build_generator
+from motionxfer.networks.registry import (
+    SEQUENCE_ARCHITECTURE,
+    SEQUENCE_TEXTURE_ARCHITECTURE,
+    build_generator,
+)
 from motionxfer.networks.sequence_generator import (
     SequenceGenerator,
     blend_windows,
@@ -27,6 +33,7 @@ from motionxfer.networks.sequence_generator import (
     generate_windows,
     window_starts,
 )
+from motionxfer.networks.sequence_texture_generator import SequenceTextureGenerator
 from motionxfer.training.batches import window_indices
 from motionxfer.training.config import TrainConfig
 from motionxfer.training.dataset import window_starts_of
@@ -59,6 +66,42 @@ def test_the_window_network_makes_one_frame_per_pose_input_with_a_mask_over_the_
     assert isinstance(build_generator(SMALL, SEQUENCE_ARCHITECTURE), SequenceGenerator)
     with pytest.raises(ValueError, match="local enhancer"):
         SequenceGenerator(GeneratorConfig(local_enhancer=True))
+
+
+def small_texture_network() -> SequenceTextureGenerator:
+    torch.manual_seed(0)
+    return SequenceTextureGenerator(GeneratorConfig(pose_channels=7, ngf=4, n_downsample=2,
+                                                    n_blocks=2, max_channels=16)).eval()
+
+
+def test_a_new_sequence_texture_generator_shows_each_frames_texture_over_the_plate() -> None:
+    network = small_texture_network()
+    poses = torch.rand(2, 3, 7, 16, 24) * 2 - 1
+    poses[:, :, -1] = -1.0
+    poses[:, :, -1, :, :12] = 1.0  # texture on the left half only
+    with torch.no_grad():
+        plain = network(poses)
+    assert plain.shape == (2, 3, 3, 16, 24) and network.last_mask is None
+    plate = torch.full((3, 16, 24), -0.5)
+    network.set_plate(plate)
+    with torch.no_grad():
+        frames = network(poses)
+        painted = network.paint(poses.flatten(0, 1), 2)[:, :3].reshape(2, 3, 3, 16, 24)
+    mask = network.last_mask
+    assert frames.shape == (2, 3, 3, 16, 24) and mask is not None
+    assert mask.shape == (2, 3, 1, 16, 24)
+    high, low = torch.sigmoid(torch.tensor(3.0)), torch.sigmoid(torch.tensor(-3.0))
+    assert torch.allclose(mask[..., :12], high, atol=1e-6)  # the corrections start at zero
+    assert torch.allclose(mask[..., 12:], low, atol=1e-6)
+    person = high * poses[:, :, 3:6] + (1 - high) * painted  # blend a * sigmoid(3)
+    expected = mask * person + (1 - mask) * plate
+    assert torch.allclose(frames[..., :12], expected[..., :12], atol=1e-5)
+    assert (frames[..., 12:] - plate[..., 12:]).abs().max() < 0.1  # mostly the plate
+    assert torch.allclose(plain[..., 12:], painted[..., 12:], atol=1e-5)  # no texture there
+    assert isinstance(build_generator(network.config, SEQUENCE_TEXTURE_ARCHITECTURE),
+                      SequenceTextureGenerator)
+    with pytest.raises(ValueError, match="texture"):
+        SequenceTextureGenerator(SMALL)  # 3 pose channels: no room for the texture
 
 
 def test_the_temporal_mixing_carries_one_frame_into_its_neighbours() -> None:
@@ -128,12 +171,13 @@ def test_windows_for_training_lie_where_the_person_is_before_the_held_out_part()
 
 def test_sequence_settings_refuse_what_they_do_not_combine_with() -> None:
     assert TrainConfig(sequence=4, texture=False).sequence == 4
-    with pytest.raises(BadInput, match="add --no-texture"):  # the texture is on by default
-        TrainConfig(sequence=4)
+    assert TrainConfig(sequence=4).texture  # with the texture, on by default
     for wrong in ({"sequence": 1}, {"sequence": -2},
-                  {"sequence": 4, "replay": True}, {"sequence": 4, "part_gan": True}):
+                  {"sequence": 4, "replay": True}, {"sequence": 4, "part_gan": True},
+                  {"sequence": 4, "texture_attention": True},
+                  {"sequence": 4, "layout": True, "regions": True}):
         with pytest.raises(BadInput):
-            TrainConfig(**{"texture": False, **wrong})
+            TrainConfig(**wrong)
 
 
 @pytest.fixture
@@ -141,8 +185,9 @@ def project(tmp_path: Path):
     return clips_project(tmp_path)
 
 
+@pytest.mark.parametrize("texture", [True, False], ids=["texture", "no_texture"])
 def test_training_with_sequence_transfers_streamed_as_sequential_and_resumes(
-        project, tmp_path: Path) -> None:
+        project, tmp_path: Path, texture: bool) -> None:
     project, source = project
     settings = project.paths.config.read_text().replace(
         "[train]\n", '[train]\npreset = "tiny"\nperceptual = false\nnum_workers = 0\n'
@@ -150,11 +195,15 @@ def test_training_with_sequence_transfers_streamed_as_sequential_and_resumes(
     project.paths.config.write_text(settings)
     runner = CliRunner()
     result = runner.invoke(app, hoist_global_flags(
-        ["train-target", str(project.root), "--steps", "2", "--sequence", "4",
-         "--no-texture"]))
+        ["train-target", str(project.root), "--steps", "2", "--sequence", "4"]
+        + ([] if texture else ["--no-texture"])))  # the texture is on by default
     assert result.exit_code == 0, result.output
     model = Checkpoint.load(project.paths.checkpoint)
-    assert model.architecture == SEQUENCE_ARCHITECTURE and model.train.sequence == 4
+    architecture = SEQUENCE_TEXTURE_ARCHITECTURE if texture else SEQUENCE_ARCHITECTURE
+    assert model.architecture == architecture and model.train.sequence == 4
+    assert model.conditioning.texture == model.train.texture == texture
+    assert (model.generator.pose_channels, model.generator.extra_outputs) == (
+        (7, 2) if texture else (3, 1))
     assert "background" in model.models  # composited over the plate (the default)
     log = project.paths.train_log.read_text()
     assert "G_mask" in log and "G_temporal_adversarial" in log
@@ -164,10 +213,17 @@ def test_training_with_sequence_transfers_streamed_as_sequential_and_resumes(
     with pytest.raises(BadInput, match="sequence"):
         transfer(project, source, tmp_path / "onnx.mp4",
                  TransferConfig(max_seconds=0.5, backend=BackendConfig(backend="onnx")))
+    # bench times the windows (and the texture's re-posing in the render stage); onnx cannot run
+    report = bench_project(project, BenchConfig(seconds=0.5, workers=0, video_batch=1))
+    rows = {(row.stage, row.backend.split(" ")[0]): row for row in report.rows}
+    assert rows[("generate", "torch")].frames == 15
+    assert "windows of 4" in rows[("generate", "torch")].note
+    assert rows[("end to end, poses cached", "torch")].frames == 15
+    assert rows[("generate", "onnx")].frames == 0 and "sequence" in rows[("generate", "onnx")].note
 
     resumed = runner.invoke(app, hoist_global_flags(
         ["train-target", str(project.root), "--resume", "--steps", "3"]))
     assert resumed.exit_code == 0, resumed.output
     again = Checkpoint.load(project.paths.checkpoint)
-    assert again.architecture == SEQUENCE_ARCHITECTURE and again.generator_step == 3
-    assert again.train.sequence == 4
+    assert again.architecture == architecture and again.generator_step == 3
+    assert again.train.sequence == 4 and again.conditioning.texture == texture

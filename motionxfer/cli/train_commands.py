@@ -142,10 +142,10 @@ def train_target(
                      "(Everybody Dance Now's recurrence). N >= 2: windows of N consecutive "
                      "frames generated jointly, mixed in time at the bottleneck, no feedback of "
                      "the generator's own frames; transfer makes a video in windows overlapping "
-                     "by half, cross-faded. Composites over the background plate as usual; not "
-                     "with --texture, --replay, --part-gan, --gw-loss, the 1024 preset or the "
-                     "onnx backend. The checkpoint records it. Default: [train] sequence, "
-                     "else 0."),
+                     "by half, cross-faded. Composites over the background plate and blends in "
+                     "the re-posed texture as usual; not with --texture-attention, --regions, "
+                     "--replay, --part-gan, --gw-loss, the 1024 preset or the onnx backend. The "
+                     "checkpoint records it. Default: [train] sequence, else 0."),
     ] = None,
     max_minutes: Annotated[
         float | None,

@@ -6,12 +6,13 @@ Stages, each timed alone on the same frames (frames/s = frames / wall seconds):
     poses       MediaPipe pose extraction (one process, then `workers` processes)
     normalize   global pose normalization of the whole sequence (then per frame)
     render      stick figures at the working size
-    generate    the generator, one video (batch 1), and `video_batch` videos at once
+    generate    the generator, one video (batch 1), and `video_batch` videos at once; a
+                sequence model (`TrainConfig.sequence`) in its cross-faded windows, one video
     refine      the face refiner (crop, network, paste) and the conversion to uint8
     encode      H.264 encoding (libx264, crf 18)
 
-End to end: `streaming.generate_videos` (render, generate, refine and encode overlapped) on the
-cached poses, and the whole job from the video file (poses extracted in `workers` processes,
+End to end: `streaming.generate_videos` (render, generate, refine and encode overlapped;
+`generate_windowed` for a sequence model) on the cached poses, and the whole job from the video file (poses extracted in `workers` processes,
 normalization, then the overlapped part).
 
 Without a trained model the benchmark builds one with random weights from a preset
@@ -45,12 +46,18 @@ from motionxfer.inference.frame_generator import (
     GeneratedBatch,
     Recurrence,
 )
-from motionxfer.inference.streaming import StreamConfig, VideoJob, generate_videos
+from motionxfer.inference.streaming import (
+    StreamConfig,
+    VideoJob,
+    generate_videos,
+    generate_windowed,
+)
 from motionxfer.io.images import working_size as fit_size
 from motionxfer.io.video import VideoWriter, probe, read_frames
 from motionxfer.networks.face_refiner import FaceRefiner, face_boxes
 from motionxfer.networks.layout_generator import LayoutPredictor
 from motionxfer.networks.registry import build_generator
+from motionxfer.networks.sequence_generator import WindowBlender, window_stride
 from motionxfer.pipeline import load_poses, texture_bank
 from motionxfer.pose.extract import ExtractConfig, extract_from_frames
 from motionxfer.pose.normalization import NormalizeConfig, normalize_poses
@@ -111,7 +118,8 @@ class BenchConfig:
     preset: the architecture of the random model, when no checkpoint is given.
     height: working frame height (default: the checkpoint's, or the preset's size); the width
         keeps the video's aspect.
-    workers: processes for the parallel pose extraction (0: skip MediaPipe entirely).
+    workers: processes for the parallel pose extraction (0: skip MediaPipe entirely and drive
+        with the target's first poses, or a standing figure without them).
     video_batch: videos in the batched generator measurement (1: skip it).
     """
 
@@ -259,6 +267,9 @@ def run_benchmark(
                                    f"{config.workers} processes, decoding and start-up "
                                    "included"))
             pass_one = seconds
+    if poses is None and target_poses is not None and target_poses.num_frames >= count:
+        # the target's own poses, in the keypoint layout its texture bank is re-posed in
+        poses = target_poses.slice(0, count)
     if poses is None:
         poses = _still_poses(count, info.fps, (info.width, info.height))
     same_layout = (target_poses is not None
@@ -278,11 +289,6 @@ def run_benchmark(
         checkpoint = random_checkpoint(workdir / "model.pt", preset, size, project_id or "0" * 64)
         project_id = project_id or "0" * 64
     model = Checkpoint.load(checkpoint, project_id)
-    if model.train.sequence:
-        raise BadInput(f"bench times the recurrent generator frame by frame, and "
-                       f"{model.path} is a sequence model (windows of {model.train.sequence} "
-                       "frames)", hint="time it with a transfer (motionxfer transfer prints its "
-                       "frames per second), or bench a model trained with --sequence 0")
     width, height = model.working_size
     say("render")
     layout_network = model.build_layout_generator()  # on the CPU, as the render stage
@@ -290,6 +296,7 @@ def run_benchmark(
               if layout_network is not None else None)
     sticks, seconds = _timed(_render_all, model.conditioning, normalized, width, height,
                              texture, layout)
+    references = texture.references(normalized) if texture is not None else None  # (T,)
     rows.append(StageSpeed("render", "", count, seconds, f"stick figures at {width}x{height}"
                            + (", re-posed texture" if texture is not None else "")))
     boxes = face_boxes(normalized, (width, height))
@@ -308,10 +315,14 @@ def run_benchmark(
             continue
         label = backend.describe()
         say(f"{label}: generate")
-        _generate_all(backend, sticks[:3])  # warm up (allocations, first-run planning)
-        generated, seconds = _timed(_generate_all, backend, sticks)
-        rows.append(StageSpeed("generate", label, count, seconds, "one video (batch 1)"))
-        if config.video_batch > 1:
+        length = backend.window_length  # a sequence model: windows of frames
+        generate = _generate_windows if length else _generate_all
+        generate(backend, sticks[:3])  # warm up (allocations, first-run planning)
+        generated, seconds = _timed(generate, backend, sticks)
+        rows.append(StageSpeed("generate", label, count, seconds,
+                               f"windows of {length}, stride {window_stride(length)}, "
+                               "cross-faded" if length else "one video (batch 1)"))
+        if config.video_batch > 1 and not length:  # (windows: one video at a time)
             say(f"{label}: generate x{config.video_batch}")
             batch = config.video_batch
             _, seconds = _timed(_generate_all, backend, sticks, batch)
@@ -332,8 +343,10 @@ def run_benchmark(
             encoded_done = True
         say(f"{label}: end to end")
         job = VideoJob("bench", normalized, count, boxes, lambda: VideoWriter(
-            workdir / "stream.mp4", fps=info.fps, width=width, height=height))
-        stats = generate_videos(backend, [job], StreamConfig(), progress)
+            workdir / "stream.mp4", fps=info.fps, width=width, height=height),
+            texture=texture, references=references, layout=layout)
+        stats = (generate_windowed if length else generate_videos)(
+            backend, [job], StreamConfig(), progress)
         rows.append(StageSpeed(
             "end to end, poses cached", label, count, stats.seconds,
             f"render+generate+refine+encode overlapped; generator idle "
@@ -381,6 +394,23 @@ def _generate_all(backend: FrameGenerator, sticks: np.ndarray,
         generated = backend.generate(np.repeat(stick[None], batch, axis=0), previous)
         previous = [generated.recurrence(index) for index in range(batch)]
         outputs.append(generated)
+    return outputs
+
+
+def _generate_windows(backend: FrameGenerator, sticks: np.ndarray) -> list[GeneratedBatch]:
+    """A sequence model's frames in order, made in cross-faded windows as transfer makes them;
+    one batch of one frame each."""
+    length = backend.window_length
+    blender = WindowBlender(len(sticks), length, window_stride(length))
+    poses: dict[int, Any] = {}  # the pose inputs as the backend holds them
+    outputs = []
+    while not blender.done:
+        window = blender.next_window()
+        generated = backend.generate_window(sticks[window.start:window.stop])
+        for position, index in enumerate(window):
+            poses[index] = generated.poses[position]
+        outputs += [backend.batch_of([frame], [poses.pop(index)])
+                    for index, frame in blender.add(list(generated.frames))]
     return outputs
 
 

@@ -60,7 +60,7 @@ from motionxfer import __version__
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.errors import BadInput, CheckpointError, MissingDependency
 from motionxfer.io.files import atomic_path, sha256_file, write_json
-from motionxfer.networks.registry import SEQUENCE_ARCHITECTURE
+from motionxfer.networks.registry import SEQUENCE_ARCHITECTURES
 from motionxfer.progress import ProgressCallback, RateMeter
 from motionxfer.project import Project
 
@@ -201,7 +201,7 @@ def _check_export(path: Path, network: str, checkpoint_sha256: str,
 def refuse_windows(checkpoint: Checkpoint) -> None:
     """A sequence model (`TrainConfig.sequence`) has no ONNX export: its graph takes windows of
     frames, not the recurrent generator's three inputs that the onnx backend binds."""
-    if checkpoint.architecture == SEQUENCE_ARCHITECTURE:
+    if checkpoint.architecture in SEQUENCE_ARCHITECTURES:
         raise BadInput(
             f"{checkpoint.path or 'this checkpoint'} is a sequence model (windows of "
             f"{checkpoint.train.sequence} frames): there is no ONNX export or onnx backend for it "

@@ -53,8 +53,7 @@ class CompositingGenerator(nn.Module):
 
     def plate_at(self, size: torch.Size, dtype: torch.dtype) -> torch.Tensor:
         """The plate (1, 3, H, W) resized to the frame's (H, W)."""
-        return functional.interpolate(self.plate, size=size, mode="bilinear",
-                                      align_corners=False).to(dtype)
+        return plate_at_size(self.plate, size, dtype)
 
     def first_frame_inputs(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.generator.first_frame_inputs(pose)
@@ -66,3 +65,9 @@ def plate_buffer(plate: torch.Tensor, device: torch.device, channels: int) -> to
     if plate.shape[1] != channels:
         raise ValueError(f"the plate has {plate.shape[1]} channels, the images {channels}")
     return plate
+
+
+def plate_at_size(plate: torch.Tensor, size: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    """A plate buffer (1, 3, h, w) resized to a frame's (H, W), in `dtype`."""
+    return functional.interpolate(plate, size=size, mode="bilinear",
+                                  align_corners=False).to(dtype)

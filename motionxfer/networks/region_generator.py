@@ -42,7 +42,12 @@ from torch import nn
 
 from motionxfer.networks.generator import GeneratorConfig, GlobalGenerator, LocalEnhancer
 from motionxfer.networks.layout_generator import LAYOUT_CLASSES
-from motionxfer.networks.texture_generator import GAIN, TEXTURE_CHANNELS, TextureGenerator
+from motionxfer.networks.texture_generator import (
+    TEXTURE_CHANNELS,
+    TextureGenerator,
+    texture_blend,
+    zero_corrections,
+)
 
 REGIONS = LAYOUT_CLASSES - 1  # the body classes: every layout class but the background (0)
 COARSE_CHANNELS = 3  # the coarse person's RGB, read by the whole composition
@@ -92,10 +97,8 @@ class RegionGenerator(TextureGenerator):
             self.body_channels + REGIONS + TEXTURE_CHANNELS, config.image_channels + 1,
             sizes["ngf"], sizes["n_downsample"], sizes["n_blocks"], config.max_channels,
             config.upsample)
-        last = self.regions.output[1]  # the 7x7 conv before tanh
-        with torch.no_grad():  # each region starts as the re-posed texture (its b_k = 0)
-            last.weight[config.image_channels:].zero_()
-            last.bias[config.image_channels:].zero_()
+        # the 7x7 conv before tanh: each region starts as the re-posed texture (its b_k = 0)
+        zero_corrections(self.regions.output[1], config.image_channels)
         self.register_buffer("codes", torch.eye(REGIONS).reshape(1, REGIONS, REGIONS, 1, 1),
                              persistent=False)
         self.last_regions: torch.Tensor | None = None  # (B, 5, 3, H, W) in [-1, 1]
@@ -116,7 +119,7 @@ class RegionGenerator(TextureGenerator):
                             alpha * masks], dim=2)  # (B, 5, P + 5 + 4, H, W)
         painted = self.regions(inputs.reshape(-1, inputs.shape[2], height, width))
         painted = painted.reshape(-1, REGIONS, channels + 1, height, width)
-        blend = alpha * torch.sigmoid(GAIN * painted[:, :, channels:] + 3.0)
+        blend = texture_blend(alpha, painted[:, :, channels:])
         return blend * texture + (1 - blend) * painted[:, :, :channels], masks
 
     def paint(self, pose: torch.Tensor, previous_pose: torch.Tensor,

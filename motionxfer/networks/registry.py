@@ -16,6 +16,7 @@ from motionxfer.networks.compositing_generator import CompositingGenerator
 from motionxfer.networks.generator import Generator, GeneratorConfig
 from motionxfer.networks.region_generator import RegionGenerator
 from motionxfer.networks.sequence_generator import SequenceGenerator
+from motionxfer.networks.sequence_texture_generator import SequenceTextureGenerator
 from motionxfer.networks.texture_generator import AttentiveTextureGenerator, TextureGenerator
 
 DEFAULT_ARCHITECTURE = "pix2pixhd"
@@ -23,6 +24,7 @@ COMPOSITING_ARCHITECTURE = "pix2pixhd_composite"
 TEXTURE_ARCHITECTURE = "pix2pixhd_texture"
 ATTENTIVE_TEXTURE_ARCHITECTURE = "pix2pixhd_texture_attention"
 SEQUENCE_ARCHITECTURE = "pix2pixhd_sequence"
+SEQUENCE_TEXTURE_ARCHITECTURE = "pix2pixhd_sequence_texture"
 REGION_ARCHITECTURE = "pix2pixhd_regions"
 
 
@@ -49,7 +51,12 @@ ARCHITECTURES = {
     # windows of N frames made jointly (TrainConfig.sequence), over the plate when there is one
     SEQUENCE_ARCHITECTURE: Architecture(SEQUENCE_ARCHITECTURE, GeneratorConfig,
                                         SequenceGenerator),
+    # ... with the target's re-posed texture blended into each frame, as pix2pixhd_texture
+    SEQUENCE_TEXTURE_ARCHITECTURE: Architecture(SEQUENCE_TEXTURE_ARCHITECTURE, GeneratorConfig,
+                                                SequenceTextureGenerator),
 }
+# the generators that make windows of frames (TrainConfig.sequence), not one frame after another
+SEQUENCE_ARCHITECTURES = frozenset({SEQUENCE_ARCHITECTURE, SEQUENCE_TEXTURE_ARCHITECTURE})
 
 
 def architecture(name: str) -> Architecture:

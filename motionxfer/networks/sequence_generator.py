@@ -20,7 +20,9 @@ The output is the person's colours and a mask (`extra_outputs = 1`); once a plat
 
 Call: frames (B, N, 3, H, W) = network(poses (B, N, C, H, W)); `last_mask` is (B, N, 1, H, W).
 The temporal convolution takes any N, so a window shorter than the trained one (a short video)
-runs too. The local enhancer and the texture input are not offered with this network.
+runs too. The local enhancer is not offered with this network. `paint` and `compose` are the two
+halves of the call: the texture's variant (motionxfer.networks.sequence_texture_generator) paints
+two corrections instead of the mask and composes each frame as the texture generator does.
 
 A video longer than a window is made in overlapping windows (`window_starts`, stride N // 2 by
 default) whose frames are cross-faded where they overlap (`crossfade_weights`, `WindowBlender`):
@@ -37,9 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional
 
-from motionxfer.networks.compositing_generator import plate_buffer
+from motionxfer.networks.compositing_generator import plate_at_size, plate_buffer
 from motionxfer.networks.generator import (
     GeneratorConfig,
     ResidualBlock,
@@ -72,12 +73,14 @@ class TemporalMixing(nn.Module):
 class SequenceGenerator(nn.Module):
     """frames (B, N, 3, H, W) = composite(G(pose inputs (B, N, C, H, W)), plate)."""
 
+    extra_outputs = 1  # the mask
+
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
         if config.local_enhancer:
             raise ValueError("the sequence generator has no local enhancer: use a preset "
                              "without local_enhancer (256 or 512), or train without --sequence")
-        self.config = dataclasses.replace(config, extra_outputs=1)
+        self.config = dataclasses.replace(config, extra_outputs=self.extra_outputs)
         widths = [min(config.ngf * 2**level, config.max_channels)
                   for level in range(config.n_downsample + 1)]
         before = config.n_blocks // 2
@@ -116,23 +119,34 @@ class SequenceGenerator(nn.Module):
         if height % multiple or width % multiple:
             raise ValueError(f"frame size {width}x{height} is not a multiple of {multiple} "
                              "(2 ** n_downsample)")
-        features = self.encoder(poses.flatten(0, 1))  # (B * N, C, h, w)
+        flat = poses.flatten(0, 1)  # (B * N, C, H, W)
+        frames, mask = self.compose(self.paint(flat, batch), flat)
+        self.last_mask = None if mask is None else mask.reshape(batch, length, 1, height, width)
+        return frames.reshape(batch, length, self.config.image_channels, height, width)
+
+    def paint(self, poses: torch.Tensor, batch: int) -> torch.Tensor:
+        """The windows' pose inputs (B * N, C, H, W), window by window, -> the painted colours
+        and extra outputs (B * N, 3 + extra_outputs, H, W) in [-1, 1]."""
+        features = self.encoder(poses)  # (B * N, C', h, w)
         channels, rows, columns = features.shape[1:]
-        features = features.reshape(batch, length, channels, rows, columns).transpose(1, 2)
-        features = self.temporal(features)  # (B, C, N, h, w)
-        features = features.transpose(1, 2).reshape(batch * length, channels, rows, columns)
-        painted = self.output(self.decoder(features))  # (B * N, 4, H, W) in [-1, 1]
-        image_channels = self.config.image_channels
-        person = painted[:, :image_channels]
+        features = features.reshape(batch, -1, channels, rows, columns).transpose(1, 2)
+        features = self.temporal(features)  # (B, C', N, h, w)
+        features = features.transpose(1, 2).reshape(-1, channels, rows, columns)
+        return self.output(self.decoder(features))
+
+    def compose(self, painted: torch.Tensor, poses: torch.Tensor,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The frames (B * N, 3, H, W) and their masks (B * N, 1, H, W) (None without a plate)
+        from what `paint` made of the pose inputs `poses` (B * N, C, H, W)."""
+        person = painted[:, :self.config.image_channels]
         if not self.composites:
-            self.last_mask = None
-            return person.reshape(batch, length, image_channels, height, width)
-        mask = (painted[:, image_channels:] + 1) * 0.5  # (B * N, 1, H, W) in [0, 1]
-        plate = functional.interpolate(self.plate, size=(height, width), mode="bilinear",
-                                       align_corners=False).to(person.dtype)
-        frames = mask * person + (1 - mask) * plate
-        self.last_mask = mask.reshape(batch, length, 1, height, width)
-        return frames.reshape(batch, length, image_channels, height, width)
+            return person, None
+        mask = (painted[:, self.config.image_channels:] + 1) * 0.5  # in [0, 1]
+        return mask * person + (1 - mask) * self.plate_at(poses.shape[-2:], person.dtype), mask
+
+    def plate_at(self, size: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+        """The plate (1, 3, H, W) resized to the frame's (H, W)."""
+        return plate_at_size(self.plate, size, dtype)
 
 
 # --- a video in overlapping windows --------------------------------------------------------------

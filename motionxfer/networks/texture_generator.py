@@ -28,6 +28,9 @@ place take what it needs from wherever the texture has it (a sleeve the warp put
 The plate is a buffer set with `set_plate` (a checkpoint stores it beside the weights, as the
 compositing generator's); `last_mask` holds the mask of the latest call when there is a plate.
 The call signature is the generator's, so every backend and the ONNX export run it unchanged.
+
+The formula is in `texture_composite` (and `texture_blend`, `zero_corrections`), which the region
+generator and the sequence generator with the texture share.
 """
 
 from __future__ import annotations
@@ -40,6 +43,38 @@ from motionxfer.networks.generator import GeneratorConfig, ResidualBlock
 
 TEXTURE_CHANNELS = 4  # RGB and alpha: the pose input's last channels (texture.bank makes them)
 GAIN = 6.0  # logits per unit of a painted correction (its range: [-6, 6] around the start)
+
+
+def texture_blend(alpha: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
+    """How much of the person is the re-posed texture: a * sigmoid(GAIN * b + 3), from the
+    texture's alpha a in [0, 1] and the painted blend correction b in [-1, 1] (one shape)."""
+    return alpha * torch.sigmoid(GAIN * correction + 3.0)
+
+
+def texture_composite(painted: torch.Tensor, pose: torch.Tensor, image_channels: int,
+                      plate: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The frame (B, 3, H, W) and its mask (B, 1, H, W) (None without a plate) from the painted
+    colours and the m, b corrections (B, 3 + 2, H, W) in [-1, 1] and the pose input (B, C, H, W),
+    whose last four channels are the re-posed texture and its alpha; `plate` (1, 3, H, W) at the
+    frame's size, or None: the frame is the person."""
+    channels = image_channels
+    texture = pose[:, -TEXTURE_CHANNELS:-1]
+    alpha = (pose[:, -1:] + 1) * 0.5
+    blend = texture_blend(alpha, painted[:, channels + 1:channels + 2])
+    person = blend * texture + (1 - blend) * painted[:, :channels]
+    if plate is None:
+        return person, None
+    mask = torch.sigmoid(GAIN * (painted[:, channels:channels + 1] + alpha - 0.5))
+    return mask * person + (1 - mask) * plate, mask
+
+
+def zero_corrections(output: nn.Conv2d, image_channels: int) -> None:
+    """Zero the weights and biases of an output convolution's channels after the image's (the
+    corrections): a new network starts from the re-posed texture (m, b = 0)."""
+    with torch.no_grad():
+        output.weight[image_channels:].zero_()
+        if output.bias is not None:
+            output.bias[image_channels:].zero_()
 
 
 class TextureAttention(nn.Module):
@@ -85,10 +120,8 @@ class TextureGenerator(CompositingGenerator):
             raise ValueError(f"the pose input needs more than the {TEXTURE_CHANNELS} texture "
                              f"channels, got {config.pose_channels}")
         super().__init__(config)
-        last = self.generator.network.output[1]  # the 7x7 conv before tanh
-        with torch.no_grad():  # start from the re-posed texture (the corrections m, b = 0)
-            last.weight[config.image_channels:].zero_()
-            last.bias[config.image_channels:].zero_()
+        # the 7x7 conv before tanh: start from the re-posed texture (the corrections m, b = 0)
+        zero_corrections(self.generator.network.output[1], config.image_channels)
         self.composites = False  # True once a plate is set
 
     def set_plate(self, plate: torch.Tensor) -> None:
@@ -97,18 +130,11 @@ class TextureGenerator(CompositingGenerator):
 
     def forward(self, pose: torch.Tensor, previous_pose: torch.Tensor,
                 previous_frame: torch.Tensor) -> torch.Tensor:
-        channels = self.config.image_channels
         painted = self.paint(pose, previous_pose, previous_frame)  # (B, 5, H, W) in [-1, 1]
-        texture = pose[:, -TEXTURE_CHANNELS:-1]
-        alpha = (pose[:, -1:] + 1) * 0.5
-        blend = alpha * torch.sigmoid(GAIN * painted[:, channels + 1:channels + 2] + 3.0)
-        person = blend * texture + (1 - blend) * painted[:, :channels]
-        if not self.composites:
-            self.last_mask = None
-            return person
-        mask = torch.sigmoid(GAIN * (painted[:, channels:channels + 1] + alpha - 0.5))
-        self.last_mask = mask
-        return mask * person + (1 - mask) * self.plate_at(pose.shape[-2:], person.dtype)
+        plate = self.plate_at(pose.shape[-2:], painted.dtype) if self.composites else None
+        frame, self.last_mask = texture_composite(painted, pose, self.config.image_channels,
+                                                  plate)
+        return frame
 
     def paint(self, pose: torch.Tensor, previous_pose: torch.Tensor,
               previous_frame: torch.Tensor) -> torch.Tensor:

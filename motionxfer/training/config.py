@@ -74,7 +74,8 @@ class TrainConfig:
     #                                (a moving camera falls back to "generate": the whole frame;
     #                                docs/quality.md has the measurement behind the default)
     sequence: int = 0  # 0: frame by frame, each frame conditioned on the previous generated one;
-    #                    N >= 2: windows of N consecutive frames generated jointly (no recurrence)
+    #                    N >= 2: windows of N consecutive frames generated jointly (no
+    #                    recurrence), with the texture as the frame-by-frame generator's
 
     def __post_init__(self) -> None:
         problems = []
@@ -129,13 +130,11 @@ class TrainConfig:
             problems.append("sequence must be 0 (frame by frame) or a window of at least 2 "
                             "frames")
         if self.sequence:
-            combined = [name for name in ("texture", "replay", "part_gan", "gw_loss")
-                        if getattr(self, name)]
+            combined = [name for name in ("texture_attention", "regions", "replay", "part_gan",
+                                          "gw_loss") if getattr(self, name)]
             if combined:
                 problems.append(f"sequence (windows of frames) does not combine with "
-                                f"{', '.join(combined)} yet: train one or the other"
-                                + (" (texture is on by default: add --no-texture)"
-                                   if self.texture else ""))
+                                f"{', '.join(combined)} yet: train one or the other")
         if problems:
             raise BadInput("bad training settings: " + "; ".join(problems),
                            hint="fix them in [train] of config.toml or on the command line")

@@ -91,6 +91,8 @@ from motionxfer.networks.registry import (
     DEFAULT_ARCHITECTURE,
     REGION_ARCHITECTURE,
     SEQUENCE_ARCHITECTURE,
+    SEQUENCE_ARCHITECTURES,
+    SEQUENCE_TEXTURE_ARCHITECTURE,
     TEXTURE_ARCHITECTURE,
 )
 from motionxfer.networks.vgg import VGG16Features
@@ -480,7 +482,7 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
             conditioning, chosen = resumed.conditioning, resumed.preset
             size, architecture = resumed.working_size, resumed.architecture
             plate = resumed.models.get("background", {}).get("plate")
-            if (architecture == SEQUENCE_ARCHITECTURE) != bool(config.sequence):
+            if (architecture in SEQUENCE_ARCHITECTURES) != bool(config.sequence):
                 raise BadInput(
                     f"{checkpoint_path} was trained with sequence = {resumed.train.sequence}, "
                     f"this run asks for {config.sequence}",
@@ -519,7 +521,8 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                         f"the sequence generator (--sequence {config.sequence}) has no local "
                         f"enhancer, and preset {chosen.name} uses one",
                         hint="use --preset 512 or 256 with --sequence, or train frame by frame")
-                architecture = SEQUENCE_ARCHITECTURE
+                architecture = (SEQUENCE_TEXTURE_ARCHITECTURE if conditioning.texture
+                                else SEQUENCE_ARCHITECTURE)
             elif conditioning.texture and config.regions:  # (config: with the layout)
                 architecture = REGION_ARCHITECTURE
             elif conditioning.texture:

@@ -28,7 +28,7 @@ from motionxfer.networks.face_refiner import (
 from motionxfer.networks.registry import (
     COMPOSITING_ARCHITECTURE,
     DEFAULT_ARCHITECTURE,
-    SEQUENCE_ARCHITECTURE,
+    SEQUENCE_ARCHITECTURES,
     build_generator,
 )
 from motionxfer.networks.sequence_generator import generate_windows
@@ -110,8 +110,8 @@ class Trainer:
         self.architecture = architecture
         self.generator = build_generator(preset.generator, architecture).to(device)
         # windows of frames made jointly (TrainConfig.sequence): `window_step`, not the pairs
-        self.window_length = config.sequence if architecture == SEQUENCE_ARCHITECTURE else 0
-        if (architecture == SEQUENCE_ARCHITECTURE) != bool(config.sequence):
+        self.window_length = config.sequence if architecture in SEQUENCE_ARCHITECTURES else 0
+        if (architecture in SEQUENCE_ARCHITECTURES) != bool(config.sequence):
             raise ValueError(f"the {architecture} generator and sequence = {config.sequence} "
                              "do not go together")
         self.plate = None  # (1, 3, H, W) in [-1, 1]: compositing over the target's background
