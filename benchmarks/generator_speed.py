@@ -4,7 +4,9 @@
         --modes fp32 bf16 fp16 compile cuda_graphs
 
 For each preset size and batch: frames/s of the personal model's generator forward pass (random
-weights, the preset of that size, square frames, three inputs as transfer feeds them), in
+weights, the preset of that size, square frames, three inputs as transfer feeds them; today's
+default architecture, the texture generator over a plate, unless `--architecture` says another
+frame-by-frame one), in
 
     fp32         eager float32
     bf16, fp16   eager under torch.autocast (fp16: CUDA only)
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -31,10 +34,23 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from motionxfer.networks.registry import build_generator
+from motionxfer.networks.layout_generator import LAYOUT_CLASSES
+from motionxfer.networks.registry import (
+    ARCHITECTURES,
+    ATTENTIVE_TEXTURE_ARCHITECTURE,
+    REGION_ARCHITECTURE,
+    SEQUENCE_ARCHITECTURES,
+    TEXTURE_ARCHITECTURE,
+    build_generator,
+)
+from motionxfer.networks.texture_generator import TEXTURE_CHANNELS
 from motionxfer.presets import load_preset
 
 PRESET_OF_SIZE = {128: "tiny", 256: "256", 512: "512", 1024: "1024"}
+# input channels beyond the preset's stick figure: the texture's, and the layout's for regions
+EXTRA_CHANNELS = {TEXTURE_ARCHITECTURE: TEXTURE_CHANNELS,
+                  ATTENTIVE_TEXTURE_ARCHITECTURE: TEXTURE_CHANNELS,
+                  REGION_ARCHITECTURE: TEXTURE_CHANNELS + LAYOUT_CLASSES}
 
 
 def synchronize(device: torch.device) -> None:
@@ -124,13 +140,16 @@ def main() -> None:
                                                        "cuda_graphs"])
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seconds", type=float, default=2.0, help="timing per cell")
+    parser.add_argument("--architecture", default=TEXTURE_ARCHITECTURE,
+                        choices=sorted(set(ARCHITECTURES) - SEQUENCE_ARCHITECTURES),
+                        help="the generator to time (default: today's, the texture generator)")
     args = parser.parse_args()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads")
     rate = matrix_rate(device)
     print(f"python benchmarks/generator_speed.py {' '.join(sys.argv[1:])}")
-    print(f"device: {name}; torch {torch.__version__}; measured matrix rate "
+    print(f"device: {name}; torch {torch.__version__}; {args.architecture}; measured matrix rate "
           f"{rate / 1e12:.1f} TFLOP/s; load {os.getloadavg()[0]:.1f}\n")
     print("| size | batch | mode | frames/s | max diff vs fp32 | GFLOP/frame | floor frames/s "
           "| measured / floor |")
@@ -138,9 +157,14 @@ def main() -> None:
     for size in args.sizes:
         preset = load_preset(PRESET_OF_SIZE.get(size, "256"))
         torch.manual_seed(0)
-        generator = build_generator(preset.generator).to(device).eval()
+        config = dataclasses.replace(preset.generator, pose_channels=preset.generator.pose_channels
+                                     + EXTRA_CHANNELS.get(args.architecture, 0))
+        generator = build_generator(config, args.architecture)
+        if hasattr(generator, "set_plate"):  # a background plate, as a target's
+            generator.set_plate(torch.rand(3, size, size) * 2 - 1)
+        generator = generator.to(device).eval()
         for batch in args.batches:
-            shape = (batch, preset.generator.pose_channels, size, size)
+            shape = (batch, config.pose_channels, size, size)
             inputs = (torch.rand(shape, device=device) * 2 - 1,
                       torch.rand(shape, device=device) * 2 - 1,
                       torch.rand((batch, 3, size, size), device=device) * 2 - 1)

@@ -126,7 +126,7 @@ def mask_video(masks_npz: Path, output: Path, fps: float) -> Path:
 def driving_poses(project: Project, driver: Path, seconds: float) -> PoseSequence:
     """The first `seconds` of a driving video's poses, normalized onto the target."""
     normalized, _ = normalize_source(project, source_record(project, driver))
-    return normalized.slice(0, min(normalized.num_frames, int(round(seconds * normalized.fps))))
+    return normalized.slice(0, min(normalized.num_frames, round(seconds * normalized.fps)))
 
 
 def retrieval_video(project: Project, driver: Path, output: Path, size: tuple[int, int],
@@ -135,7 +135,7 @@ def retrieval_video(project: Project, driver: Path, output: Path, size: tuple[in
     normalized = driving_poses(project, driver, seconds)
     target = project.target
     nearest = nearest_target_frames(normalized, load_poses(project, target))
-    wanted = set(int(index) for index in nearest)
+    wanted = {int(index) for index in nearest}
     frames = {frame.index: resize_frame(frame.rgb, size)
               for frame in read_frames(target.info.path, target.start, target.end)
               if frame.index in wanted}
