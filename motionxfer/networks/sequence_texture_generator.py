@@ -26,7 +26,7 @@ import torch
 from motionxfer.networks.generator import GeneratorConfig
 from motionxfer.networks.sequence_generator import SequenceGenerator
 from motionxfer.networks.texture_generator import (
-    TEXTURE_CHANNELS,
+    check_texture_channels,
     texture_composite,
     zero_corrections,
 )
@@ -39,9 +39,7 @@ class SequenceTextureGenerator(SequenceGenerator):
     extra_outputs = 2  # the mask and blend corrections
 
     def __init__(self, config: GeneratorConfig) -> None:
-        if config.pose_channels <= TEXTURE_CHANNELS:
-            raise ValueError(f"the pose input needs more than the {TEXTURE_CHANNELS} texture "
-                             f"channels, got {config.pose_channels}")
+        check_texture_channels(config)
         super().__init__(config)
         # the 7x7 conv before tanh: start from the re-posed texture (the corrections m, b = 0)
         zero_corrections(self.output[1], config.image_channels)

@@ -68,6 +68,13 @@ def texture_composite(painted: torch.Tensor, pose: torch.Tensor, image_channels:
     return mask * person + (1 - mask) * plate, mask
 
 
+def check_texture_channels(config: GeneratorConfig) -> None:
+    """Refuse a pose input with no channel besides the texture's four."""
+    if config.pose_channels <= TEXTURE_CHANNELS:
+        raise ValueError(f"the pose input needs more than the {TEXTURE_CHANNELS} texture "
+                         f"channels, got {config.pose_channels}")
+
+
 def zero_corrections(output: nn.Conv2d, image_channels: int) -> None:
     """Zero the weights and biases of an output convolution's channels after the image's (the
     corrections): a new network starts from the re-posed texture (m, b = 0)."""
@@ -116,9 +123,7 @@ class TextureGenerator(CompositingGenerator):
     extra_outputs = 2  # the mask and blend corrections
 
     def __init__(self, config: GeneratorConfig) -> None:
-        if config.pose_channels <= TEXTURE_CHANNELS:
-            raise ValueError(f"the pose input needs more than the {TEXTURE_CHANNELS} texture "
-                             f"channels, got {config.pose_channels}")
+        check_texture_channels(config)
         super().__init__(config)
         # the 7x7 conv before tanh: start from the re-posed texture (the corrections m, b = 0)
         zero_corrections(self.generator.network.output[1], config.image_channels)
