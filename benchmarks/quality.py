@@ -62,6 +62,7 @@ from motionxfer.pose.sequence import PoseSequence
 from motionxfer.presets import load_preset
 from motionxfer.project import Project
 from motionxfer.texture.bank import TextureBank
+from motionxfer.training.config import TrainConfig
 from motionxfer.training.train import compositing_plate, train_plan, training_setup
 
 # Each row: the training settings it changes (TrainConfig fields). "retrieval" and "reposed"
@@ -167,10 +168,19 @@ def reposed_video(project: Project, driver: Path, output: Path, size: tuple[int,
     return driving.num_frames
 
 
-def reusable(row_dir: Path, steps: int) -> bool:
-    """A row trained before (`--reuse`) for the steps asked."""
+def reusable(row_dir: Path, steps: int, row: str) -> bool:
+    """A row trained before (`--reuse`) for the steps asked, with the row's method: every
+    choice that some row sets is as this row sets it (or at today's default), so that a model
+    trained under an older meaning of the row's name is trained again."""
     checkpoint = row_dir / "checkpoints" / "model.pt"
-    return checkpoint.is_file() and Checkpoint.load(checkpoint).generator_step == steps
+    if not checkpoint.is_file():
+        return False
+    loaded = Checkpoint.load(checkpoint)
+    choices = {name for overrides in ROWS.values() for name in overrides}
+    defaults = TrainConfig()
+    return loaded.generator_step == steps and all(
+        getattr(loaded.train, name) == ROWS[row].get(name, getattr(defaults, name))
+        for name in choices)
 
 
 def logged_budget(project: Project) -> dict[str, float | int]:
@@ -261,7 +271,7 @@ def main() -> None:
         for row in args.rows:
             row_dir = args.workdir / f"target{target}" / row
             budget = {"minutes": 0.0, "steps": 0}
-            if row not in UNTRAINED and args.reuse and reusable(row_dir, args.steps):
+            if row not in UNTRAINED and args.reuse and reusable(row_dir, args.steps, row):
                 row_project = Project.open(row_dir)
                 budget = logged_budget(row_project)
             elif row not in UNTRAINED:
