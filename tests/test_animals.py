@@ -101,7 +101,7 @@ def test_a_mouse_imports_normalizes_trains_and_transfers(tmp_path: Path) -> None
     assert np.median(np.nanmax(normalized.xy[..., 1], axis=1)) == pytest.approx(
         np.median(np.nanmax(target.xy[..., 1], axis=1)), abs=0.5)
 
-    # the components made for human bodies step aside: the texture (on by default), the part GANs
+    # the components made for human bodies step aside: the texture, the part GANs
     trained = invoke("train-target", project, "--preset", "tiny", "--steps", "2",
                      "--no-perceptual", "--texture", "--part-gan", "--json")
     assert "training without the texture" in trained.output

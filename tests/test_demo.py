@@ -24,7 +24,7 @@ def test_bundled_sample_model_belongs_to_the_bundled_target() -> None:
     assert path.stat().st_size <= 25 * 1024 * 1024
     model = Checkpoint.load(path, sha256_file(samples / "target.mp4"))
     assert model.preset.name == "tiny" and model.generator_step > 0 and model.face_refiner_step > 0
-    # today's defaults: the stick figure and the re-posed texture, composited over the plate
+    # trained with --texture: the stick figure and the re-posed texture, over the plate
     assert model.conditioning == Conditioning("stick_figure", 7, texture=True)
     assert model.architecture == TEXTURE_ARCHITECTURE and "background" in model.models
 

@@ -155,15 +155,15 @@ def test_the_region_loss_teaches_each_region_its_own_colours() -> None:
 
 
 def test_regions_need_the_layout_and_the_texture() -> None:
-    with pytest.raises(BadInput, match="need layout = true"):
+    with pytest.raises(BadInput, match="need layout and texture = true"):
         TrainConfig(regions=True)
+    with pytest.raises(BadInput, match="need layout = true"):
+        TrainConfig(regions=True, texture=True)
     with pytest.raises(BadInput, match="need texture = true"):
         TrainConfig(regions=True, layout=True, texture=False)
-    with pytest.raises(BadInput, match="need layout and texture = true"):
-        TrainConfig(regions=True, texture=False)
     with pytest.raises(BadInput, match="texture_attention"):
-        TrainConfig(regions=True, layout=True, texture_attention=True)
-    assert TrainConfig(regions=True, layout=True).regions
+        TrainConfig(regions=True, layout=True, texture=True, texture_attention=True)
+    assert TrainConfig(regions=True, layout=True, texture=True).regions
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def project(tmp_path_factory):
 def test_training_with_regions_transfers_exports_and_resumes(project, tmp_path: Path) -> None:
     project, source = project
     refused = invoke("train-target", project.root, "--steps", "1", "--regions")
-    assert refused.exit_code != 0 and "need layout = true (--layout)" in refused.output
+    assert refused.exit_code != 0 and "need layout and texture = true (--layout --texture)" in refused.output
     # with the face refiner (a step) and the part GANs, whose face discriminator judges the
     # whole composition's frames
     project.paths.config.write_text(project.paths.config.read_text().replace(

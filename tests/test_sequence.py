@@ -1,6 +1,6 @@
 """Sequence-to-sequence generation (`TrainConfig.sequence`): the window network's shapes and its
 temporal mixing, its texture variant's start, the overlapping windows and their cross-fade, the
-window sampler, and a tiny training with the texture (the default) through the CLI that transfers
+window sampler, and a tiny training with and without the texture through the CLI that transfers
 (streamed and sequential alike) and resumes."""
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def test_windows_for_training_lie_where_the_person_is_before_the_held_out_part()
 
 def test_sequence_settings_refuse_what_they_do_not_combine_with() -> None:
     assert TrainConfig(sequence=4, texture=False).sequence == 4
-    assert TrainConfig(sequence=4).texture  # with the texture, on by default
+    assert TrainConfig(sequence=4, texture=True).texture  # windows take the texture
     for wrong in ({"sequence": 1}, {"sequence": -2},
                   {"sequence": 4, "replay": True}, {"sequence": 4, "part_gan": True},
                   {"sequence": 4, "texture_attention": True},
@@ -196,7 +196,7 @@ def test_training_with_sequence_transfers_streamed_as_sequential_and_resumes(
     runner = CliRunner()
     result = runner.invoke(app, hoist_global_flags(
         ["train-target", str(project.root), "--steps", "2", "--sequence", "4"]
-        + ([] if texture else ["--no-texture"])))  # the texture is on by default
+        + (["--texture"] if texture else ["--no-texture"])))
     assert result.exit_code == 0, result.output
     model = Checkpoint.load(project.paths.checkpoint)
     architecture = SEQUENCE_TEXTURE_ARCHITECTURE if texture else SEQUENCE_ARCHITECTURE

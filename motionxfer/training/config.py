@@ -56,10 +56,11 @@ class TrainConfig:
     face_lr: float = 0.0002
     conditioning: str = "stick_figure"  # the generator's pose input: stick_figure or label_maps
     augmentation: bool = False  # small random zoom, shift and colour changes of training pairs
-    texture: bool = True  # the target's frame nearest in pose, re-posed, joins the pose input
-    #                       and is blended into the output (REMOT's texture alignment; a layout
-    #                       without shoulders and hips, an animal, trains without it;
-    #                       docs/quality.md has the measurement behind the default)
+    texture: bool = False  # the target's frame nearest in pose, re-posed, joins the pose input
+    #                        and is blended into the output (REMOT's texture alignment; a layout
+    #                        without shoulders and hips, an animal, trains without it). Off:
+    #                        at the full CPU budget compositing alone scored better on both
+    #                        targets (docs/quality.md), though the texture wins at short budgets
     texture_attention: bool = False  # and the generator's features attend over the texture's
     layout: bool = False  # REMOT's layout GAN: a stage before the generator trains a network
     #                       to predict the target's six-class parsing from the pose, and its
