@@ -71,9 +71,9 @@ UNTRAINED = ("retrieval", "reposed")
 ROWS: dict[str, dict[str, object]] = {
     "retrieval": {},
     "reposed": {},
-    "default": {},  # today's defaults (texture and compositing since docs/quality.md)
+    "default": {},  # today's defaults (compositing over the plate, no texture: docs/quality.md)
     "texture": {"texture": True},  # REMOT's texture alignment (with today's compositing)
-    # the rows below without the texture are as measured before it was the default
+    # rows without the texture say so (the texture was the default for a while, docs/quality.md)
     "composite": {"texture": False},  # compositing over the plate: the default before texture
     "generate": {"background": "generate", "texture": False},  # EDN's whole-frame generation
     "label_maps": {"conditioning": "label_maps", "texture": False},
@@ -100,11 +100,10 @@ ROWS: dict[str, dict[str, object]] = {
     "texture+layout": {"texture": True, "layout": True},
     # ... and REMOT's region generation and whole composition on that layout and texture
     "texture+layout+regions": {"texture": True, "layout": True, "regions": True},
-    # windows of 4 frames generated jointly instead of the recurrence (see the warp_error column):
-    # today's defaults (the texture) plus windows, and without the texture as measured before
-    # the sequence generator took it (compare with "composite")
-    "sequence": {"sequence": 4},
-    "sequence_no_texture": {"sequence": 4, "texture": False},
+    # windows of 4 frames generated jointly instead of the recurrence (see the warp_error column),
+    # on today's defaults and on the texture model
+    "sequence": {"sequence": 4, "texture": False},
+    "texture+sequence": {"sequence": 4, "texture": True},
 }
 METRICS = ("ssim", "psnr", "mask_ssim", "lpips", "lpips_worst_decile", "lpips_hands",
            "lpips_feet", "lpips_face", "fid", "tcm", "warp_error", "akd_body", "mkr_body", "akd_hands",
