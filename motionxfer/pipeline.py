@@ -297,6 +297,9 @@ def load_poses(project: Project, record: VideoRecord, smoothing: SmoothingConfig
 PARSING_FIT_FRAMES = 60
 # A pixel belongs to the person where it differs from the background plate by more than this.
 PARSING_PLATE_THRESHOLD = 30.0
+# Parsings are made and cached at most this tall (the largest preset's generator reads the
+# labels resized; 3 minutes of 1080p at full size would take 11 GB of memory).
+PARSING_MAX_HEIGHT = 512
 
 
 def parsing_inputs(project: Project, record: VideoRecord) -> str | None:
@@ -370,14 +373,16 @@ def import_parsing(
         poses = _poses_for_parsing(project, record, "import-parsing")
         check_unchanged(record)
         width, height = poses.image_size
-        labels = read_label_folder(folder, poses.num_frames, (height, width), convention)
+        labels = read_label_folder(folder, poses.num_frames, (height, width), convention,
+                                   PARSING_MAX_HEIGHT)
         check_parsing_presence(labels, record, f"the label maps in {folder}")
         inputs = parsing_inputs(project, record)
         assert inputs is not None  # the poses are recorded
-        parsing = ParsingSequence(labels, f"import:{convention.lower()}", poses.fps, inputs)
+        parsing = ParsingSequence(labels, f"import:{convention.lower()}", poses.fps, inputs,
+                                  poses.image_size)
         parsing.save(output)
         project.mark_done(stage, fingerprint("parsing", inputs, "import", convention.lower(),
-                                             _folder_digest(folder)))
+                                             _folder_digest(folder), PARSING_MAX_HEIGHT))
     return parsing, StageResult(output, reused=False)
 
 
@@ -404,7 +409,7 @@ def extract_parsing(
             person_masks = None  # from other poses than these: use the background plate
         inputs = parsing_inputs(project, record)
         key = fingerprint("parsing", inputs, "builtin", dataclasses.asdict(config),
-                          PARSING_FIT_FRAMES, PARSING_PLATE_THRESHOLD,
+                          PARSING_FIT_FRAMES, PARSING_PLATE_THRESHOLD, PARSING_MAX_HEIGHT,
                           "mediapipe" if person_masks is not None else "plate")
         if not force and project.is_fresh(stage, key, output):
             cached = load_parsing(project, record)
@@ -445,9 +450,10 @@ def extract_parsing(
         seen &= poses.person_present[:, None]
         result = parse_video(frames, masks, poses.xy.astype(np.float64), seen,
                              JointLayout.from_names(poses.skeleton.joint_names), config,
-                             PARSING_FIT_FRAMES, progress)
+                             PARSING_FIT_FRAMES, progress, PARSING_MAX_HEIGHT)
         check_parsing_presence(result.labels, record, "the built-in parser")
-        parsing = ParsingSequence(result.labels, "colour_model", poses.fps, inputs or "")
+        parsing = ParsingSequence(result.labels, "colour_model", poses.fps, inputs or "",
+                                  poses.image_size)
         parsing.save(output)
         project.mark_done(stage, key)
     return parsing, StageResult(output, reused=False)
@@ -517,7 +523,9 @@ def _layout_extents(project: Project, source: VideoRecord, config: NormalizeConf
     parsings = [load_parsing(project, record) for record in (source, project.target)]
     if any(parsing is None for parsing in parsings):
         return None, None
-    return layout_extent(parsings[0].labels), layout_extent(parsings[1].labels)
+    source, target = (layout_extent(parsing.labels).scaled(parsing.video_scale)  # video pixels
+                      for parsing in parsings)
+    return source, target
 
 
 def _normalized_key(project: Project, source: VideoRecord, config: NormalizeConfig,

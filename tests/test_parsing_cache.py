@@ -21,6 +21,7 @@ from motionxfer.cli import app, commands, hoist_global_flags  # noqa: F401
 from motionxfer.errors import BadInput, NoPersonFound, ProjectError
 from motionxfer.parsing.global_alignment import layout_extent
 from motionxfer.parsing.io import ParsingSequence
+from motionxfer.parsing.labels import CLASS_NAMES
 from motionxfer.pipeline import (
     extract_parsing,
     import_keypoints,
@@ -242,3 +243,47 @@ def test_extract_parsing_reports_progress_of_each_pass(project) -> None:
     assert result.reused is False and parsing.labels.shape == (FRAMES, 256, 256)
     for task in ("parsing: background plate", "parsing: colour model", "parsing"):
         assert reports[task] == (FRAMES, FRAMES), (task, reports)
+
+
+def test_parsings_of_tall_videos_are_made_and_cached_at_the_capped_height(
+        project, clip, tmp_path, monkeypatch) -> None:
+    """A 1080p video's parse of every frame would not fit in memory: the project keeps them at
+    most PARSING_MAX_HEIGHT tall (here 128 for the 256 px clip), and measures in video pixels."""
+    monkeypatch.setattr("motionxfer.pipeline.PARSING_MAX_HEIGHT", 128)
+    truth = clip["truth"]
+    parsing, _ = extract_parsing(project, project.target)
+    assert parsing.labels.shape == (FRAMES, 128, 128)
+    assert parsing.image_size == (256, 256) and parsing.video_scale == 2.0
+    small_truth = truth[:, ::2, ::2]
+    mask_iou = (((parsing.labels > 0) & (small_truth > 0)).sum()
+                / ((parsing.labels > 0) | (small_truth > 0)).sum())
+    assert mask_iou > 0.6, mask_iou
+    # Imported maps are shrunk the same way, and the layout normalization measures the person
+    # in the video's pixels: as from the full-size maps, to a pixel.
+    imported, _ = import_parsing(project, project.target, write_maps(tmp_path / "t", truth),
+                                 "six")
+    assert np.array_equal(imported.labels, small_truth)
+    loaded = load_parsing(project, project.target)
+    assert loaded.image_size == (256, 256) and loaded.labels.shape == (FRAMES, 128, 128)
+    dancer = tmp_path / "dancer.mp4"
+    shutil.copy(clip["video"], dancer)
+    source = source_record(project, dancer)
+    import_keypoints(project, source, clip["keypoints"])
+    no_shoes = np.where(truth == 4, 0, truth)
+    import_parsing(project, source, write_maps(tmp_path / "s", no_shoes), "six")
+    normalized, _ = normalize_source(project, source, NormalizeConfig(method="layout"))
+    poses = [load_poses(project, record) for record in (source, project.target)]
+    expected, _ = normalize_poses(*poses, NormalizeConfig(method="layout"),
+                                  layout_extent(no_shoes), layout_extent(truth))
+    np.testing.assert_allclose(normalized.xy, expected.xy, atol=1.5)
+
+
+def test_a_parsing_file_of_the_first_schema_still_loads(tmp_path) -> None:
+    labels = np.zeros((2, 8, 8), np.uint8)
+    labels[:, 2:6, 3:5] = 2
+    np.savez_compressed(tmp_path / "old.npz", labels=labels, method=np.array("import:six"),
+                        fps=np.array(30.0), inputs=np.array("x"),
+                        class_names=np.array(CLASS_NAMES), schema_version=np.array(1))
+    parsing = ParsingSequence.load(tmp_path / "old.npz")
+    assert parsing.image_size is None and parsing.video_scale == 1.0
+    assert np.array_equal(parsing.labels, labels)

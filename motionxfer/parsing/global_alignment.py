@@ -47,6 +47,14 @@ class LayoutExtent:
     centre_y: np.ndarray
     height: np.ndarray
 
+    def scaled(self, factor: float) -> LayoutExtent:
+        """The extent in pixels `factor` times larger (a layout stored smaller than its video,
+        measured in the video's pixels)."""
+        if factor == 1.0:
+            return self
+        return LayoutExtent(*(values * factor for values in
+                              (self.top, self.bottom, self.centre_x, self.centre_y, self.height)))
+
 
 @dataclass(frozen=True)
 class GlobalAlignment:
