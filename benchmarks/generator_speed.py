@@ -5,7 +5,7 @@
 
 For each preset size and batch: frames/s of the personal model's generator forward pass (random
 weights, the preset of that size, square frames, three inputs as transfer feeds them; today's
-default architecture, the texture generator over a plate, unless `--architecture` says another
+default architecture, compositing over a plate, unless `--architecture` says another
 frame-by-frame one), in
 
     fp32         eager float32
@@ -38,6 +38,7 @@ from motionxfer.networks.layout_generator import LAYOUT_CLASSES
 from motionxfer.networks.registry import (
     ARCHITECTURES,
     ATTENTIVE_TEXTURE_ARCHITECTURE,
+    COMPOSITING_ARCHITECTURE,
     REGION_ARCHITECTURE,
     SEQUENCE_ARCHITECTURES,
     TEXTURE_ARCHITECTURE,
@@ -140,9 +141,9 @@ def main() -> None:
                                                        "cuda_graphs"])
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seconds", type=float, default=2.0, help="timing per cell")
-    parser.add_argument("--architecture", default=TEXTURE_ARCHITECTURE,
+    parser.add_argument("--architecture", default=COMPOSITING_ARCHITECTURE,
                         choices=sorted(set(ARCHITECTURES) - SEQUENCE_ARCHITECTURES),
-                        help="the generator to time (default: today's, the texture generator)")
+                        help="the generator to time (default: today's, compositing over a plate)")
     args = parser.parse_args()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
