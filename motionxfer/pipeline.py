@@ -210,7 +210,7 @@ def extract_poses(
     key = fingerprint("poses", record.info.sha256, record.start, record.end, settings,
                       *(() if resampled is None else (resampled,)))
     stage = f"poses/{record.video_id}"
-    with project.locked("extract-poses"):
+    with project.video_locked(record, "extract-poses"):
         outputs = (output, masks) if config.segmentation else (output,)
         if not force and project.is_fresh(stage, key, *outputs):
             return PoseSequence.load(output), StageResult(output, reused=True)
@@ -261,7 +261,7 @@ def import_keypoints(
     """Use keypoints made by another tool as the poses of `record` (replaces extracted ones)."""
     keypoints = Path(keypoints)
     info = record.info
-    with project.locked("import-keypoints"):
+    with project.video_locked(record, "import-keypoints"):
         poses = load_keypoints(
             keypoints, layout=layout, fps=info.fps, image_size=(info.width, info.height),
             limbs=limbs,
@@ -369,7 +369,7 @@ def import_parsing(
     label_table(convention)  # an unknown convention is refused before anything is read
     stage = f"parsing/{record.video_id}"
     output = project.paths.parsing(record.video_id)
-    with project.locked("import-parsing"):
+    with project.video_locked(record, "import-parsing"):
         poses = _poses_for_parsing(project, record, "import-parsing")
         check_unchanged(record)
         width, height = poses.image_size
@@ -401,7 +401,7 @@ def extract_parsing(
     config = config or ParserConfig()
     stage = f"parsing/{record.video_id}"
     output = project.paths.parsing(record.video_id)
-    with project.locked("extract-parsing"):
+    with project.video_locked(record, "extract-parsing"):
         poses = _poses_for_parsing(project, record, "extract-parsing")
         masks_path = project.paths.person_masks(record.video_id)
         person_masks = PersonMasks.load(masks_path) if masks_path.is_file() else None
@@ -483,12 +483,14 @@ def normalize_source(
             key = _normalized_key(project, source, config, smoothing)
             if key is not None and project.is_fresh(stage, key, output):
                 return PoseSequence.load(output), StageResult(output, reused=True)
-    with project.locked("normalize"):
-        for record in (target, source):
-            # Poses already extracted are used with whatever settings made them; a video that
-            # is new to the project, or whose trim changed, is extracted first.
-            if not _poses_recorded(project, record):
-                extract_poses(project, record, progress=progress)
+    # Poses already extracted are used with whatever settings made them; a video that is new
+    # to the project, or whose trim changed, is extracted first (the target's under the
+    # exclusive lock, a source's under its own: beside other transfers).
+    if not _poses_recorded(project, target):
+        extract_poses(project, target, progress=progress)
+    with project.video_locked(source, "normalize"):
+        if not _poses_recorded(project, source):
+            extract_poses(project, source, progress=progress)
         key = _normalized_key(project, source, config, smoothing)
         if not force and project.is_fresh(stage, key, output):
             return PoseSequence.load(output), StageResult(output, reused=True)

@@ -4,14 +4,19 @@
       motionxfer.json        manifest: schema and tool versions, the videos, stage fingerprints
       config.toml            the user's overrides, one table per stage
       .motionxfer.lock       held while a process writes (or, shared, reads) the project
+      .motionxfer.manifest.lock  held for the moment of a manifest update
       videos/<video id>/     per-video cache: poses.npz, parsing.npz, normalized.npz,
-                             frames cache, ...
+                             frames cache, ...; .lock, held while one process prepares a
+                             source video (beside others reading the project)
       checkpoints/           the personal model
       exports/               ONNX files
       logs/                  training logs and sample grids
 
 `ProjectPaths` is the one place that knows these paths. `Project` reads and writes the manifest,
-always atomically and under the lock.
+always atomically and under the lock: the project's exclusive lock, or its shared lock and the
+lock of the source video whose stages are written (`Project.video_locked`), so that batch jobs
+can prepare new sources while other transfers generate. Each update re-reads the manifest under
+the manifest lock, so that one process's update never loses another's.
 """
 
 from __future__ import annotations
@@ -24,10 +29,10 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from motionxfer import __version__
 from motionxfer.config import from_dict, override, read_toml
@@ -55,11 +60,19 @@ class ProjectPaths:
         return self.root / ".motionxfer.lock"
 
     @property
+    def manifest_lock(self) -> Path:
+        return self.root / ".motionxfer.manifest.lock"
+
+    @property
     def videos(self) -> Path:
         return self.root / "videos"
 
     def video_dir(self, video_id: str) -> Path:
         return self.videos / video_id
+
+    def video_lock(self, video_id: str) -> Path:
+        """Held (exclusive) while one process prepares a source video (`Project.video_locked`)."""
+        return self.video_dir(video_id) / ".lock"
 
     def poses(self, video_id: str) -> Path:
         return self.video_dir(video_id) / "poses.npz"
@@ -172,12 +185,40 @@ def check_manifest(path: Path, manifest: dict[str, Any]) -> None:
                            hint=hint)
 
 
+def read_manifest(paths: ProjectPaths) -> dict[str, Any]:
+    """The manifest on disk, checked: ProjectError with the fix when it cannot be read, belongs
+    to another tool or a newer motionxfer, or lacks a key the stages read."""
+    try:
+        manifest = json.loads(paths.manifest.read_text())
+    except (OSError, ValueError) as error:
+        raise ProjectError(
+            f"cannot read {paths.manifest}: {error}",
+            hint="restore the file from a backup, or start a new project",
+        ) from error
+    if not isinstance(manifest, dict) or manifest.get("tool") != "motionxfer":
+        raise ProjectError(
+            f"{paths.manifest} belongs to another tool",
+            hint="choose a folder made by 'motionxfer init'",
+        )
+    if int(manifest.get("schema_version", 0)) > SCHEMA_VERSION:
+        raise ProjectError(
+            f"{paths.root} was made by a newer motionxfer "
+            f"(schema {manifest['schema_version']}, this one reads {SCHEMA_VERSION})",
+            hint="upgrade motionxfer: pip install -U motionxfer",
+        )
+    check_manifest(paths.manifest, manifest)
+    return manifest
+
+
 class Project:
     """An open project folder. Create with `Project.create`, open with `Project.open`."""
 
     def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
         self.paths = ProjectPaths(root)
         self._manifest = manifest
+        self._lock_mode: str | None = None  # "shared" or "exclusive" while held
+        self._lock_depth = 0
+        self._video_locks: dict[str, int] = {}  # video id -> depth, under the shared lock
 
     # --- opening ---------------------------------------------------------------------------
     @staticmethod
@@ -209,7 +250,7 @@ class Project:
         project = Project(root, manifest)
         with project.locked():
             write_text(paths.config, config_text)
-            project._save()
+            project._update(lambda manifest: None)
         return project
 
     @staticmethod
@@ -226,28 +267,9 @@ class Project:
                 f"{root} is not a motionxfer project (no {MANIFEST_NAME})",
                 hint=f"create one with: motionxfer init {root} --target VIDEO",
             )
-        try:
-            manifest = json.loads(paths.manifest.read_text())
-        except (OSError, ValueError) as error:
-            raise ProjectError(
-                f"cannot read {paths.manifest}: {error}",
-                hint="restore the file from a backup, or start a new project",
-            ) from error
-        if not isinstance(manifest, dict) or manifest.get("tool") != "motionxfer":
-            raise ProjectError(
-                f"{paths.manifest} belongs to another tool",
-                hint="choose a folder made by 'motionxfer init'",
-            )
-        if int(manifest.get("schema_version", 0)) > SCHEMA_VERSION:
-            raise ProjectError(
-                f"{root} was made by a newer motionxfer "
-                f"(schema {manifest['schema_version']}, this one reads {SCHEMA_VERSION})",
-                hint="upgrade motionxfer: pip install -U motionxfer",
-            )
-        check_manifest(paths.manifest, manifest)
-        return Project(root, manifest)
+        return Project(root, read_manifest(paths))
 
-    # --- the lock --------------------------------------------------------------------------
+    # --- the locks -------------------------------------------------------------------------
     @contextlib.contextmanager
     def locked(self, purpose: str = "", shared: bool = False) -> Iterator[None]:
         """Hold the project's lock: exclusive (the default) to write the project, `shared` to
@@ -258,9 +280,10 @@ class Project:
         Re-entrant within one `Project` object: inside the exclusive lock a shared one is
         granted at once; inside a shared one the exclusive one is a programming error (flock
         cannot upgrade without letting go in between), so a command takes the exclusive lock
-        for its writing steps first and the shared one afterwards, not around them.
+        for its writing steps first and the shared one afterwards, not around them. Under the
+        shared lock a source video's stages are written with `video_locked`.
         """
-        held = getattr(self, "_lock_mode", None)
+        held = self._lock_mode
         if held is not None:
             if held == "shared" and not shared:
                 raise RuntimeError(f"cannot take the project's write lock ({purpose}) inside "
@@ -272,19 +295,7 @@ class Project:
                 self._lock_depth -= 1
             return
         self.paths.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.paths.lock, "a+")
-        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-        try:
-            fcntl.flock(handle.fileno(), mode | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holders = [line.strip() for line in handle.read().splitlines() if line.strip()]
-            handle.close()
-            holder = ", ".join(holders) or "another process"
-            raise ProjectLocked(
-                f"project {self.paths.root} is in use by {holder}",
-                hint="wait for that command to finish (or stop it), then run this one again",
-            ) from None
+        handle = _take_lock(self.paths.lock, shared, f"project {self.paths.root}")
         line = f"process {os.getpid()} ({purpose or 'motionxfer'}{', reading' if shared else ''})"
         if shared:  # other readers may be listed: add this one
             handle.seek(0, os.SEEK_END)
@@ -306,18 +317,74 @@ class Project:
                 handle.write("".join(f"{kept}\n" for kept in others))
             else:
                 handle.truncate(0)
+            _release(handle)
+
+    @contextlib.contextmanager
+    def video_locked(self, record: VideoRecord, purpose: str) -> Iterator[None]:
+        """Hold what writing one video's stages (poses, parsing, normalization) needs.
+
+        For a source: the project's shared lock (train-target cannot start meanwhile, other
+        transfers go on generating) and the video's own lock, which one process holds at a time
+        (a second is refused with ProjectLocked, never a wait), so that batch jobs prepare new
+        sources side by side. For the target, which training reads: the exclusive lock. Inside
+        the exclusive lock, nothing more. The manifest is read afresh once the video's lock is
+        held: another process may have prepared this video since the project was opened.
+        """
+        video_id = record.video_id
+        if record.role == "target" or self._lock_mode == "exclusive":
+            with self.locked(purpose):
+                yield
+            return
+        if video_id in self._video_locks:
+            self._video_locks[video_id] += 1
+            try:
+                yield
+            finally:
+                self._video_locks[video_id] -= 1
+            return
+        with self.locked(purpose, shared=True):
+            self.paths.video_dir(video_id).mkdir(parents=True, exist_ok=True)
+            handle = _take_lock(self.paths.video_lock(video_id), False,
+                                f"{record.info.path.name} in project {self.paths.root}")
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} ({purpose})\n")
             handle.flush()
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
+            self._video_locks[video_id] = 1
+            try:
+                if self.paths.manifest.is_file():
+                    self._manifest = read_manifest(self.paths)
+                yield
+            finally:
+                del self._video_locks[video_id]
+                handle.truncate(0)
+                _release(handle)
 
-    def _require_lock(self) -> None:
-        if getattr(self, "_lock_mode", None) != "exclusive":
-            raise RuntimeError("write the project only inside `with project.locked():`")
+    @contextlib.contextmanager
+    def _writing(self, video_id: str | None, purpose: str) -> Iterator[None]:
+        """The lock a manifest write needs: the exclusive one (taken here when no lock is
+        held), or the shared one with the lock of the video written about."""
+        if self._lock_mode == "shared" and video_id not in self._video_locks:
+            raise RuntimeError(f"cannot take the project's write lock ({purpose}) inside "
+                               "its shared lock: take it before or after, or write a source "
+                               "video's stages inside video_locked")
+        with contextlib.nullcontext() if self._lock_mode else self.locked(purpose):
+            yield
 
-    def _save(self) -> None:
-        self._require_lock()
-        self._manifest["tool_version"] = __version__
-        write_json(self.paths.manifest, self._manifest)
+    def _update(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Apply `change` to the manifest as it is on disk now, and write it atomically; the
+        manifest lock is held (waited for: a moment) between the read and the write, so that
+        processes writing about different videos never lose each other's updates."""
+        with open(self.paths.manifest_lock, "a+") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                if self.paths.manifest.is_file():
+                    self._manifest = read_manifest(self.paths)
+                change(self._manifest)
+                self._manifest["tool_version"] = __version__
+                write_json(self.paths.manifest, self._manifest)
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     # --- videos ----------------------------------------------------------------------------
     @property
@@ -367,11 +434,13 @@ class Project:
         return VideoRecord(video_id, role, info, start, end)
 
     def save_record(self, record: VideoRecord) -> None:
-        with self.locked("add video"):
+        def change(manifest: dict[str, Any]) -> None:
             if record.role == "target":
-                self._manifest["target"] = record.video_id
-            self._manifest["videos"][record.video_id] = record.to_dict()
-            self._save()
+                manifest["target"] = record.video_id
+            manifest["videos"][record.video_id] = record.to_dict()
+
+        with self._writing(None if record.role == "target" else record.video_id, "add video"):
+            self._update(change)
 
     def find_video(self, path: str | os.PathLike[str]) -> VideoRecord | None:
         """The record of a video already added, found by its path."""
@@ -392,9 +461,9 @@ class Project:
         return self._manifest["stages"].get(stage)
 
     def mark_done(self, stage: str, fingerprint: str) -> None:
-        with self.locked(stage):
-            self._manifest["stages"][stage] = fingerprint
-            self._save()
+        """Record `stage`'s fingerprint. A per-video stage is named `<kind>/<video id>`."""
+        with self._writing(stage.rpartition("/")[2], stage):
+            self._update(lambda manifest: manifest["stages"].__setitem__(stage, fingerprint))
 
     # --- settings --------------------------------------------------------------------------
     def settings(self, table: str) -> dict[str, Any]:
@@ -428,3 +497,25 @@ def config_from_project(cls: type, project: Project | None, table: str, **flags:
     values = project.settings(table) if project else {}
     return override(from_dict(cls, values, f"[{table}] of config.toml"), **flags)
 
+
+def _take_lock(path: Path, shared: bool, what: str) -> IO[str]:
+    """`path` opened and flocked (shared or exclusive, never waiting); ProjectLocked naming the
+    holders written in it when another process has it."""
+    handle = open(path, "a+")  # noqa: SIM115 (closed by _release, or here when refused)
+    try:
+        fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holders = [line.strip() for line in handle.read().splitlines() if line.strip()]
+        handle.close()
+        raise ProjectLocked(
+            f"{what} is in use by {', '.join(holders) or 'another process'}",
+            hint="wait for that command to finish (or stop it), then run this one again",
+        ) from None
+    return handle
+
+
+def _release(handle: IO[str]) -> None:
+    handle.flush()
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    handle.close()

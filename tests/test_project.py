@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import multiprocessing
 import os
 from collections.abc import Iterator
@@ -306,3 +307,44 @@ def test_pose_files_round_trip_and_refuse_newer_or_damaged_ones(tmp_path: Path) 
     with pytest.raises(BadInput, match="cannot read the pose file") as error:
         PoseSequence.load(tmp_path / "cut.npz")
     assert "--force" in error.value.hint
+
+
+def test_new_sources_are_prepared_while_a_transfer_generates(tmp_path: Path) -> None:
+    """Batch jobs: while one transfer generates (the project's shared lock), two others prepare
+    their own new sources side by side (each under its video's lock); the same source in two
+    at once is refused, naming the holder; every update reaches the manifest; train-target
+    waits for them all."""
+    from motionxfer.pipeline import import_keypoints, init_project, normalize_source, source_record
+
+    fixtures = Path(__file__).parent / "fixtures"
+    keypoints = fixtures / "target_clip_keypoints.npz"
+    project = init_project(tmp_path / "me", fixtures / "target_clip.mp4")
+    import_keypoints(project, project.target, keypoints)
+    for name in ("a", "b"):
+        shutil.copy(fixtures / "target_clip.mp4", tmp_path / f"{name}.mp4")
+    # Each open Project is another open lock file: as another process would hold it.
+    generating, first, second = (Project.open(project.root) for _ in range(3))
+    with generating.locked("transfer", shared=True):
+        a = source_record(first, tmp_path / "a.mp4")
+        b = source_record(second, tmp_path / "b.mp4")
+        with first.video_locked(a, "extract-poses"):
+            import_keypoints(first, a, keypoints)
+            with pytest.raises(ProjectLocked) as error:
+                import_keypoints(second, source_record(second, tmp_path / "a.mp4"), keypoints)
+            assert "a.mp4" in error.value.message and "extract-poses" in error.value.message
+            assert error.value.hint
+            import_keypoints(second, b, keypoints)  # another source meanwhile
+            normalize_source(second, b)
+            with pytest.raises(ProjectLocked), Project.open(project.root).locked("train-target"):
+                pass
+        normalize_source(first, a)
+    on_disk = Project.open(project.root)
+    for record in (a, b):
+        assert record.video_id in on_disk.videos
+        for stage in ("poses", "normalized"):
+            assert on_disk.stage_fingerprint(f"{stage}/{record.video_id}"), (stage, record)
+    with on_disk.locked("train-target"):
+        pass
+    with pytest.raises(RuntimeError, match="inside its shared lock"), \
+            first.locked("transfer", shared=True):
+        first.mark_done(f"poses/{b.video_id}", "x")  # b's lock is not held here
