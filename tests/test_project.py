@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import multiprocessing
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,7 +191,7 @@ def test_train_target_is_refused_while_a_transfer_reads(tmp_path: Path) -> None:
     """The command line: train-target exits with ProjectLocked's code and one clear error."""
     from typer.testing import CliRunner
 
-    from motionxfer.cli import app  # noqa: F401
+    from motionxfer.cli import app
     from motionxfer.pipeline import import_keypoints, init_project
 
     fixtures = Path(__file__).parent / "fixtures"
