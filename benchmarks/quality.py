@@ -48,6 +48,7 @@ from motionxfer.inference.frame_generator import BackendConfig
 from motionxfer.inference.transfer import PersonalModel, TransferConfig, transfer
 from motionxfer.io.images import resize_frame, to_images, working_size
 from motionxfer.io.video import VideoWriter, probe, read_frames
+from motionxfer.networks.registry import MASK_GAIN_ARCHITECTURES
 from motionxfer.pipeline import (
     extract_poses,
     import_keypoints,
@@ -167,6 +168,14 @@ def reposed_video(project: Project, driver: Path, output: Path, size: tuple[int,
     return driving.num_frames
 
 
+def with_mask_gain(checkpoint: Checkpoint, gain: float) -> Checkpoint:
+    """The checkpoint (in memory; its file stays) as if trained with [train] mask_gain = gain:
+    the composite's mask contrast is an inference setting, so one model scores every gain."""
+    train = dataclasses.replace(checkpoint.train, mask_gain=gain)
+    return dataclasses.replace(checkpoint, preset=dataclasses.replace(checkpoint.preset,
+                                                                      train=train))
+
+
 def reusable(row_dir: Path, steps: int, row: str) -> bool:
     """A row trained before (`--reuse`) for the steps asked, with the row's method: every
     choice that some row sets is as this row sets it (or at today's default), so that a model
@@ -225,6 +234,10 @@ def main() -> None:
                         "--workdir and --steps instead of training it again")
     parser.add_argument("--save-poses", type=Path, default=None,
                         help="write every clip's poses to this folder")
+    parser.add_argument("--mask-gains", nargs="+", type=float, default=None,
+                        help="score each compositing row's model at each of these mask gains "
+                        "(an inference setting, [train] mask_gain: one trained model, rows "
+                        "'<row> gain G'); default: the gain each checkpoint records")
     args = parser.parse_args()
 
     studio = args.data / "studio"
@@ -292,32 +305,41 @@ def main() -> None:
                 budget = {"minutes": round((time.perf_counter() - started) / 60, 1),
                           "steps": trained.generator_steps,
                           "face_steps": trained.face_refiner_steps}
+            variants: dict[str, Checkpoint | None] = {row: None}  # label -> checkpoint
             if row not in UNTRAINED:
-                model = PersonalModel(row_project.paths.checkpoint, args.device,
-                                      project_id=row_project.target.info.sha256)
+                checkpoint = Checkpoint.load(row_project.paths.checkpoint,
+                                             row_project.target.info.sha256)
+                variants = {row: checkpoint}
+                if args.mask_gains and checkpoint.architecture in MASK_GAIN_ARCHITECTURES:
+                    variants = {f"{row} gain {gain:g}": with_mask_gain(checkpoint, gain)
+                                for gain in args.mask_gains}
             else:
                 row_dir.mkdir(parents=True, exist_ok=True)
             print(f"target{target} {row}: trained {budget}", flush=True)
-            for clip, (driver, truth) in clips.items():
-                output = row_dir / f"{clip}.mp4"
-                if row == "retrieval":
-                    retrieval_video(project, driver, output, size, args.eval_seconds)
-                elif row == "reposed":
-                    reposed_video(project, driver, output, size, args.eval_seconds)
-                else:
-                    transfer(row_project, driver, output,  # at the working size, as the others
-                             TransferConfig(BackendConfig(device=args.device), size=size,
-                                            max_seconds=args.eval_seconds), model=model)
-                mask = args.workdir / f"target{target}_{clip}_mask.mp4"
-                summary = evaluate_videos(output, truth / "video.mp4", evaluation,
-                                          mask=mask).summary()
-                scores = {name: summary.get(name.replace("lpips", f"lpips_{args.lpips}", 1)
-                                            if name.startswith("lpips") else name)
-                          for name in METRICS}
-                results.append({"target": target, "row": row, "clip": clip, **budget,
-                                **scores})
-                print(f"  {clip}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()
-                                               if isinstance(v, float)), flush=True)
+            for label, checkpoint in variants.items():
+                model = (None if checkpoint is None
+                         else PersonalModel(checkpoint, args.device))
+                for clip, (driver, truth) in clips.items():
+                    output = row_dir / f"{clip}{label[len(row):].replace(' ', '_')}.mp4"
+                    if row == "retrieval":
+                        retrieval_video(project, driver, output, size, args.eval_seconds)
+                    elif row == "reposed":
+                        reposed_video(project, driver, output, size, args.eval_seconds)
+                    else:
+                        transfer(row_project, driver, output,  # at the working size, as others
+                                 TransferConfig(BackendConfig(device=args.device), size=size,
+                                                max_seconds=args.eval_seconds), model=model)
+                    mask = args.workdir / f"target{target}_{clip}_mask.mp4"
+                    summary = evaluate_videos(output, truth / "video.mp4", evaluation,
+                                              mask=mask).summary()
+                    scores = {name: summary.get(name.replace("lpips", f"lpips_{args.lpips}", 1)
+                                                if name.startswith("lpips") else name)
+                              for name in METRICS}
+                    results.append({"target": target, "row": label, "clip": clip, **budget,
+                                    **scores})
+                    print(f"  {label} {clip}: " + ", ".join(
+                        f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, float)),
+                        flush=True)
 
     print(f"\nload after {os.getloadavg()[0]:.1f}\n")
     header = ["target", "protocol", "row", "minutes", "steps", *METRICS]

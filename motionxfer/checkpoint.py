@@ -55,6 +55,7 @@ from motionxfer.networks.layout_generator import LayoutGenerator
 from motionxfer.networks.registry import (
     COMPOSITING_ARCHITECTURE,
     DEFAULT_ARCHITECTURE,
+    MASK_GAIN_ARCHITECTURES,
     architecture,
     build_generator,
 )
@@ -338,6 +339,8 @@ class Checkpoint:
                                   "holds none", hint="delete it and train again")
         if plate is not None:
             generator.set_plate(plate)
+        if self.architecture in MASK_GAIN_ARCHITECTURES:
+            generator.mask_gain = self.preset.train.mask_gain  # the composite's, at inference
         return generator.to(device).eval()
 
     def build_layout_generator(self, device: str | torch.device = "cpu",

@@ -22,10 +22,12 @@ from motionxfer.inference.transfer import TransferConfig, transfer
 from motionxfer.io.frame_cache import FrameCache
 from motionxfer.io.images import resize_frame, to_images
 from motionxfer.io.video import probe, read_frames
-from motionxfer.networks.compositing_generator import CompositingGenerator
+from motionxfer.errors import BadInput
+from motionxfer.networks.compositing_generator import CompositingGenerator, sharpen_mask
 from motionxfer.networks.generator import GeneratorConfig
 from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE
 from motionxfer.pipeline import load_poses, target_plate
+from motionxfer.training.config import TrainConfig
 from motionxfer.training.losses import person_pixels
 from motionxfer.training.train import compositing_plate, prepare_frames
 
@@ -66,6 +68,30 @@ def test_the_mask_chooses_between_the_painted_person_and_the_plate() -> None:
     assert smaller.shape == (2, 3, 8, 12)
     assert torch.allclose(smaller, torch.nn.functional.interpolate(
         plate[None], size=(8, 12), mode="bilinear", align_corners=False), atol=1e-6)
+
+
+def test_the_mask_gain_firms_the_mask_about_one_half_at_inference_only() -> None:
+    mask = torch.tensor([0.0, 0.2, 0.45, 0.5, 0.6, 0.8, 1.0])
+    assert torch.equal(sharpen_mask(mask, 1.0), mask)
+    assert torch.allclose(sharpen_mask(mask, 2.0),
+                          torch.tensor([0.0, 0.0, 0.4, 0.5, 0.7, 1.0, 1.0]))
+    # A half-sure mask (0.75 everywhere): gain 2 shows the painted person alone, while the
+    # mask training supervises (last_mask) stays the painted one.
+    plate = torch.full((3, 8, 8), -1.0)
+    pose = torch.rand(1, 3, 8, 8) * 2 - 1
+    generator = small_generator(0.0)
+    with torch.no_grad():
+        generator.generator.network.output[1].bias[3] = float(np.arctanh(0.5))  # mask 0.75
+        generator.set_plate(plate)
+        soft = generator(pose, pose, torch.zeros_like(pose))
+        painted = generator.generator(pose, pose, torch.zeros_like(pose))[:, :3]
+        generator.mask_gain = 2.0
+        firm = generator(pose, pose, torch.zeros_like(pose))
+    assert torch.allclose(generator.last_mask, torch.full_like(generator.last_mask, 0.75))
+    assert torch.allclose(soft, 0.75 * painted + 0.25 * plate, atol=1e-5)
+    assert torch.allclose(firm, painted, atol=1e-5)
+    with pytest.raises(BadInput, match="mask_gain must be at least 1"):
+        TrainConfig(mask_gain=0.5)
 
 
 def test_a_frame_made_over_the_small_plate_goes_over_the_full_one() -> None:
@@ -158,6 +184,7 @@ def test_training_with_composite_transfers_exports_and_resumes(project, tmp_path
     assert result.exit_code == 0, result.output
     model = Checkpoint.load(project.paths.checkpoint)
     assert model.architecture == COMPOSITING_ARCHITECTURE and model.train.augmentation
+    assert model.build_generator().mask_gain == model.train.mask_gain  # used at inference
     assert model.generator.extra_outputs == 1
     assert tuple(model.models["background"]["plate"].shape) == (1, 3, 128, 128)
     assert "G_mask" in (project.paths.train_log.read_text())  # the mask was supervised

@@ -205,6 +205,8 @@ def test_training_with_sequence_transfers_streamed_as_sequential_and_resumes(
     assert (model.generator.pose_channels, model.generator.extra_outputs) == (
         (7, 2) if texture else (3, 1))
     assert "background" in model.models  # composited over the plate (the default)
+    if not texture:  # the compositing mask's contrast at inference (the texture has its own)
+        assert model.build_generator().mask_gain == model.train.mask_gain
     log = project.paths.train_log.read_text()
     assert "G_mask" in log and "G_temporal_adversarial" in log
 

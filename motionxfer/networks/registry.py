@@ -57,6 +57,9 @@ ARCHITECTURES = {
 }
 # the generators that make windows of frames (TrainConfig.sequence), not one frame after another
 SEQUENCE_ARCHITECTURES = frozenset({SEQUENCE_ARCHITECTURE, SEQUENCE_TEXTURE_ARCHITECTURE})
+# Their painted mask composites with a contrast (`mask_gain`, `compositing_generator.sharpen_mask`);
+# the texture generators make their mask from the texture's alpha instead.
+MASK_GAIN_ARCHITECTURES = frozenset({COMPOSITING_ARCHITECTURE, SEQUENCE_ARCHITECTURE})
 
 
 def architecture(name: str) -> Architecture:

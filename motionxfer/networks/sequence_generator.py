@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from motionxfer.networks.compositing_generator import plate_at_size, plate_buffer
+from motionxfer.networks.compositing_generator import plate_at_size, plate_buffer, sharpen_mask
 from motionxfer.networks.generator import (
     GeneratorConfig,
     ResidualBlock,
@@ -105,6 +105,7 @@ class SequenceGenerator(nn.Module):
                              persistent=False)
         self.composites = False  # True once a plate is set
         self.last_mask: torch.Tensor | None = None  # (B, N, 1, H, W) in [0, 1]
+        self.mask_gain = 1.0  # the mask's contrast in the composite (`sharpen_mask`)
 
     def set_plate(self, plate: torch.Tensor) -> None:
         """(3, H, W) or (1, 3, H, W) in [-1, 1]: the background the person is painted over."""
@@ -142,7 +143,8 @@ class SequenceGenerator(nn.Module):
         if not self.composites:
             return person, None
         mask = (painted[:, self.config.image_channels:] + 1) * 0.5  # in [0, 1]
-        return mask * person + (1 - mask) * self.plate_at(poses.shape[-2:], person.dtype), mask
+        shown = sharpen_mask(mask, self.mask_gain)
+        return shown * person + (1 - shown) * self.plate_at(poses.shape[-2:], person.dtype), mask
 
     def plate_at(self, size: torch.Size, dtype: torch.dtype) -> torch.Tensor:
         """The plate (1, 3, H, W) resized to the frame's (H, W)."""

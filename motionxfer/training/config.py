@@ -74,6 +74,11 @@ class TrainConfig:
     background: str = "composite"  # the person painted over the target's background plate
     #                                (a moving camera falls back to "generate": the whole frame;
     #                                docs/quality.md has the measurement behind the default)
+    mask_gain: float = 1.0  # inference only: the painted person mask's contrast about one half
+    #                         (clamp(0.5 + gain (mask - 0.5), 0, 1)) when the frame is composited
+    #                         over the plate: firmer, the person is less see-through (LPIPS and
+    #                         FID lower), softer (1 = as trained), steadier in time (TCM higher);
+    #                         docs/quality.md. Training itself runs at 1
     sequence: int = 0  # 0: frame by frame, each frame conditioned on the previous generated one;
     #                    N >= 2: windows of N consecutive frames generated jointly (no
     #                    recurrence), with the texture as the frame-by-frame generator's
@@ -95,6 +100,8 @@ class TrainConfig:
             problems.append(f"gan_mode must be one of {', '.join(GAN_MODES)}")
         if not (self.device in DEVICES or self.device.startswith("cuda:")):
             problems.append("device must be auto, cpu, cuda or cuda:N")
+        if not self.mask_gain >= 1:
+            problems.append("mask_gain must be at least 1 (1 = the mask as trained)")
         if not 0 <= self.holdout_fraction < 0.5:
             problems.append("holdout_fraction must be in [0, 0.5)")
         if not self.max_minutes >= 0:
