@@ -5,9 +5,10 @@
       config.toml            the user's overrides, one table per stage
       .motionxfer.lock       held while a process writes (or, shared, reads) the project
       .motionxfer.manifest.lock  held for the moment of a manifest update
+      .motionxfer.locks/     <video id>.lock while one process prepares that source video
+                             (beside others reading the project); removed afterwards
       videos/<video id>/     per-video cache: poses.npz, parsing.npz, normalized.npz,
-                             frames cache, ...; .lock, held while one process prepares a
-                             source video (beside others reading the project)
+                             frames cache, ...
       checkpoints/           the personal model
       exports/               ONNX files
       logs/                  training logs and sample grids
@@ -72,7 +73,7 @@ class ProjectPaths:
 
     def video_lock(self, video_id: str) -> Path:
         """Held (exclusive) while one process prepares a source video (`Project.video_locked`)."""
-        return self.video_dir(video_id) / ".lock"
+        return self.root / ".motionxfer.locks" / f"{video_id}.lock"
 
     def poses(self, video_id: str) -> Path:
         return self.video_dir(video_id) / "poses.npz"
@@ -343,8 +344,9 @@ class Project:
                 self._video_locks[video_id] -= 1
             return
         with self.locked(purpose, shared=True):
-            self.paths.video_dir(video_id).mkdir(parents=True, exist_ok=True)
-            handle = _take_lock(self.paths.video_lock(video_id), False,
+            path = self.paths.video_lock(video_id)
+            path.parent.mkdir(exist_ok=True)
+            handle = _take_lock(path, False,
                                 f"{record.info.path.name} in project {self.paths.root}")
             handle.seek(0)
             handle.truncate()
@@ -357,7 +359,7 @@ class Project:
                 yield
             finally:
                 del self._video_locks[video_id]
-                handle.truncate(0)
+                path.unlink(missing_ok=True)  # while still held: see _take_lock
                 _release(handle)
 
     @contextlib.contextmanager
@@ -500,19 +502,28 @@ def config_from_project(cls: type, project: Project | None, table: str, **flags:
 
 def _take_lock(path: Path, shared: bool, what: str) -> IO[str]:
     """`path` opened and flocked (shared or exclusive, never waiting); ProjectLocked naming the
-    holders written in it when another process has it."""
-    handle = open(path, "a+")  # noqa: SIM115 (closed by _release, or here when refused)
-    try:
-        fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holders = [line.strip() for line in handle.read().splitlines() if line.strip()]
-        handle.close()
-        raise ProjectLocked(
-            f"{what} is in use by {', '.join(holders) or 'another process'}",
-            hint="wait for that command to finish (or stop it), then run this one again",
-        ) from None
-    return handle
+    holders written in it when another process has it. A lock file may be removed by its holder
+    on release (the videos' are): one locked after its removal is not the path's any more, and
+    is opened again."""
+    while True:
+        handle = open(path, "a+")  # noqa: SIM115 (closed by _release, or here when refused)
+        try:
+            fcntl.flock(handle.fileno(),
+                        (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holders = [line.strip() for line in handle.read().splitlines() if line.strip()]
+            handle.close()
+            raise ProjectLocked(
+                f"{what} is in use by {', '.join(holders) or 'another process'}",
+                hint="wait for that command to finish (or stop it), then run this one again",
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        _release(handle)  # removed meanwhile by the holder that let go: take the new one
 
 
 def _release(handle: IO[str]) -> None:

@@ -345,6 +345,7 @@ def test_new_sources_are_prepared_while_a_transfer_generates(tmp_path: Path) -> 
             assert on_disk.stage_fingerprint(f"{stage}/{record.video_id}"), (stage, record)
     with on_disk.locked("train-target"):
         pass
+    assert not list((project.root / ".motionxfer.locks").iterdir())  # removed once let go
     with pytest.raises(RuntimeError, match="inside its shared lock"), \
             first.locked("transfer", shared=True):
         first.mark_done(f"poses/{b.video_id}", "x")  # b's lock is not held here
