@@ -13,7 +13,7 @@ from motionxfer.demo import default_samples_dir, run_demo
 from motionxfer.errors import BadInput
 from motionxfer.io.files import sha256_file
 from motionxfer.io.video import probe
-from motionxfer.networks.registry import TEXTURE_ARCHITECTURE
+from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -24,9 +24,9 @@ def test_bundled_sample_model_belongs_to_the_bundled_target() -> None:
     assert path.stat().st_size <= 25 * 1024 * 1024
     model = Checkpoint.load(path, sha256_file(samples / "target.mp4"))
     assert model.preset.name == "tiny" and model.generator_step > 0 and model.face_refiner_step > 0
-    # trained with --texture: the stick figure and the re-posed texture, over the plate
-    assert model.conditioning == Conditioning("stick_figure", 7, texture=True)
-    assert model.architecture == TEXTURE_ARCHITECTURE and "background" in model.models
+    # today's defaults: the stick figure alone, the person composited over the plate
+    assert model.conditioning == Conditioning("stick_figure", 3, texture=False)
+    assert model.architecture == COMPOSITING_ARCHITECTURE and "background" in model.models
 
 
 def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
