@@ -614,10 +614,11 @@ def target_plate(project: Project, progress: ProgressCallback | None = None) -> 
     record = project.target
     stage, path = f"plate/{record.video_id}", project.paths.plate(record.video_id)
     key = fingerprint("plate", parsing_inputs(project, record), dataclasses.asdict(PlateConfig()))
-    if project.is_fresh(stage, key, path):
-        with np.load(path) as cached:
-            return None if bool(cached["moving_camera"]) else cached["plate"]
-    with project.locked("background plate"):
+    # Beside other transfers: the first one to need it makes it, the others wait and read it.
+    with project.video_locked(record, "background plate", target_shared=True):
+        if project.is_fresh(stage, key, path):
+            with np.load(path) as cached:
+                return None if bool(cached["moving_camera"]) else cached["plate"]
         poses = load_poses(project, record)
         check_unchanged(record)
         meter = RateMeter(progress, "background plate", poses.num_frames)

@@ -5,8 +5,8 @@
       config.toml            the user's overrides, one table per stage
       .motionxfer.lock       held while a process writes (or, shared, reads) the project
       .motionxfer.manifest.lock  held for the moment of a manifest update
-      .motionxfer.locks/     <video id>.lock while one process prepares that source video
-                             (beside others reading the project); removed afterwards
+      .motionxfer.locks/     <video id>.lock while one process prepares that video (beside
+                             others reading the project; another waits); removed afterwards
       videos/<video id>/     per-video cache: poses.npz, parsing.npz, normalized.npz,
                              frames cache, ...
       checkpoints/           the personal model
@@ -27,8 +27,10 @@ import copy
 import datetime
 import fcntl
 import json
+import logging
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
@@ -40,6 +42,8 @@ from motionxfer.config import from_dict, override, read_toml
 from motionxfer.errors import BadInput, CheckpointError, ProjectError, ProjectLocked
 from motionxfer.io.files import write_json, write_text
 from motionxfer.io.video import VideoInfo
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "motionxfer.json"
@@ -321,18 +325,21 @@ class Project:
             _release(handle)
 
     @contextlib.contextmanager
-    def video_locked(self, record: VideoRecord, purpose: str) -> Iterator[None]:
+    def video_locked(self, record: VideoRecord, purpose: str,
+                     target_shared: bool = False) -> Iterator[None]:
         """Hold what writing one video's stages (poses, parsing, normalization) needs.
 
         For a source: the project's shared lock (train-target cannot start meanwhile, other
-        transfers go on generating) and the video's own lock, which one process holds at a time
-        (a second is refused with ProjectLocked, never a wait), so that batch jobs prepare new
-        sources side by side. For the target, which training reads: the exclusive lock. Inside
-        the exclusive lock, nothing more. The manifest is read afresh once the video's lock is
+        transfers go on generating) and the video's own lock, which one process holds at a
+        time: a second one waits for it (saying for whom), then finds the stage done. So batch
+        jobs prepare new sources side by side. For the target, whose poses and parsing the
+        model was trained from: the exclusive lock, unless `target_shared` (a cache made beside
+        generating transfers, such as the background plate at the video's size). Inside the
+        exclusive lock, nothing more. The manifest is read afresh once the video's lock is
         held: another process may have prepared this video since the project was opened.
         """
         video_id = record.video_id
-        if record.role == "target" or self._lock_mode == "exclusive":
+        if (record.role == "target" and not target_shared) or self._lock_mode == "exclusive":
             with self.locked(purpose):
                 yield
             return
@@ -346,8 +353,7 @@ class Project:
         with self.locked(purpose, shared=True):
             path = self.paths.video_lock(video_id)
             path.parent.mkdir(exist_ok=True)
-            handle = _take_lock(path, False,
-                                f"{record.info.path.name} in project {self.paths.root}")
+            handle = _wait_for_lock(path, f"{record.info.path.name} in project {self.paths.root}")
             handle.seek(0)
             handle.truncate()
             handle.write(f"process {os.getpid()} ({purpose})\n")
@@ -524,6 +530,19 @@ def _take_lock(path: Path, shared: bool, what: str) -> IO[str]:
         except FileNotFoundError:
             pass
         _release(handle)  # removed meanwhile by the holder that let go: take the new one
+
+
+def _wait_for_lock(path: Path, what: str, poll_seconds: float = 0.2) -> IO[str]:
+    """`path` flocked exclusive, waiting while another process holds it (said once, with who)."""
+    told = False
+    while True:
+        try:
+            return _take_lock(path, False, what)
+        except ProjectLocked as busy:
+            if not told:
+                logger.info("waiting: %s", busy.message)
+                told = True
+        time.sleep(poll_seconds)
 
 
 def _release(handle: IO[str]) -> None:

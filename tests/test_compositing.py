@@ -17,16 +17,17 @@ from motionxfer.background.cover import pose_cover
 from motionxfer.background.plate import composite_at_size
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.cli import app, hoist_global_flags
+from motionxfer.errors import BadInput
 from motionxfer.inference.export import export_project
 from motionxfer.inference.transfer import TransferConfig, transfer
 from motionxfer.io.frame_cache import FrameCache
 from motionxfer.io.images import resize_frame, to_images
 from motionxfer.io.video import probe, read_frames
-from motionxfer.errors import BadInput
 from motionxfer.networks.compositing_generator import CompositingGenerator, sharpen_mask
 from motionxfer.networks.generator import GeneratorConfig
 from motionxfer.networks.registry import COMPOSITING_ARCHITECTURE
 from motionxfer.pipeline import load_poses, target_plate
+from motionxfer.project import Project
 from motionxfer.training.config import TrainConfig
 from motionxfer.training.losses import person_pixels
 from motionxfer.training.train import compositing_plate, prepare_frames
@@ -201,7 +202,9 @@ def test_training_with_composite_transfers_exports_and_resumes(project, tmp_path
     larger = tmp_path / "larger.mp4"
     transfer(project, source, larger, TransferConfig(max_seconds=0.2, size=(256, 256)),
              checkpoint=tmp_path / "empty.pt")
-    full_plate = target_plate(project)
+    project.paths.plate(project.target.video_id).unlink()  # made again beside a transfer
+    with Project.open(project.root).locked("transfer", shared=True):
+        full_plate = target_plate(project)
     assert full_plate is not None and full_plate.shape == (256, 256, 3)  # the video's size
     cached = project.paths.plate(project.target.video_id).stat().st_mtime_ns
     assert np.array_equal(target_plate(project), full_plate)

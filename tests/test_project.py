@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import multiprocessing
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,11 +312,11 @@ def test_pose_files_round_trip_and_refuse_newer_or_damaged_ones(tmp_path: Path) 
     assert "--force" in error.value.hint
 
 
-def test_new_sources_are_prepared_while_a_transfer_generates(tmp_path: Path) -> None:
-    """Batch jobs: while one transfer generates (the project's shared lock), two others prepare
-    their own new sources side by side (each under its video's lock); the same source in two
-    at once is refused, naming the holder; every update reaches the manifest; train-target
-    waits for them all."""
+def test_new_sources_are_prepared_while_a_transfer_generates(tmp_path: Path, caplog) -> None:
+    """Batch jobs: while one transfer generates (the project's shared lock), others prepare
+    their own new sources side by side (each under its video's lock); the same source in two at
+    once makes the second wait, then find it done; every update reaches the manifest;
+    train-target is refused until they are all done."""
     from motionxfer.pipeline import import_keypoints, init_project, normalize_source, source_record
 
     fixtures = Path(__file__).parent / "fixtures"
@@ -324,20 +327,32 @@ def test_new_sources_are_prepared_while_a_transfer_generates(tmp_path: Path) -> 
         shutil.copy(fixtures / "target_clip.mp4", tmp_path / f"{name}.mp4")
     # Each open Project is another open lock file: as another process would hold it.
     generating, first, second = (Project.open(project.root) for _ in range(3))
+    waited: list[float] = []
+
+    def the_same_source_meanwhile() -> None:
+        third = Project.open(project.root)
+        started = time.perf_counter()
+        normalize_source(third, source_record(third, tmp_path / "a.mp4"))
+        waited.append(time.perf_counter() - started)
+
+    caplog.set_level(logging.INFO, logger="motionxfer.project")
     with generating.locked("transfer", shared=True):
         a = source_record(first, tmp_path / "a.mp4")
         b = source_record(second, tmp_path / "b.mp4")
         with first.video_locked(a, "extract-poses"):
             import_keypoints(first, a, keypoints)
-            with pytest.raises(ProjectLocked) as error:
-                import_keypoints(second, source_record(second, tmp_path / "a.mp4"), keypoints)
-            assert "a.mp4" in error.value.message and "extract-poses" in error.value.message
-            assert error.value.hint
+            other = threading.Thread(target=the_same_source_meanwhile)
+            other.start()
             import_keypoints(second, b, keypoints)  # another source meanwhile
             normalize_source(second, b)
             with pytest.raises(ProjectLocked), Project.open(project.root).locked("train-target"):
                 pass
-        normalize_source(first, a)
+            time.sleep(0.5)
+            assert not waited  # still waiting for a's lock
+        other.join(30)
+        assert waited and waited[0] >= 0.5
+        assert "waiting: a.mp4" in caplog.text and "extract-poses" in caplog.text
+        assert normalize_source(first, a)[1].reused  # the waiting one normalized it
     on_disk = Project.open(project.root)
     for record in (a, b):
         assert record.video_id in on_disk.videos
