@@ -64,6 +64,7 @@ from motionxfer.presets import load_preset
 from motionxfer.project import Project
 from motionxfer.texture.bank import TextureBank
 from motionxfer.training.config import TrainConfig
+from motionxfer.training.losses import LossWeights
 from motionxfer.training.train import compositing_plate, train_plan, training_setup
 
 # Each row: the training settings it changes (TrainConfig fields). "retrieval" and "reposed"
@@ -105,6 +106,14 @@ ROWS: dict[str, dict[str, object]] = {
     # on today's defaults and on the texture model
     "sequence": {"sequence": 4, "texture": False},
     "texture+sequence": {"sequence": 4, "texture": True},
+    # today's defaults with other loss weights (LOSSES): sharper texture from the GAN terms?
+    "adversarial4": {},
+    "perceptual3": {},
+}
+# The rows that change the preset's [losses] (LossWeights fields) as well
+LOSSES: dict[str, dict[str, float]] = {
+    "adversarial4": {"adversarial": 4.0, "temporal_adversarial": 4.0},  # the GAN terms x4
+    "perceptual3": {"perceptual": 3.0},  # the VGG perceptual loss's weight from 10 to 3
 }
 METRICS = ("ssim", "psnr", "mask_ssim", "lpips", "lpips_worst_decile", "lpips_hands",
            "lpips_feet", "lpips_face", "fid", "tcm", "warp_error", "akd_body", "mkr_body", "akd_hands",
@@ -185,10 +194,13 @@ def reusable(row_dir: Path, steps: int, row: str) -> bool:
         return False
     loaded = Checkpoint.load(checkpoint)
     choices = {name for overrides in ROWS.values() for name in overrides}
-    defaults = TrainConfig()
+    weights = {name for overrides in LOSSES.values() for name in overrides}
+    defaults, default_weights = TrainConfig(), LossWeights()
     return loaded.generator_step == steps and all(
         getattr(loaded.train, name) == ROWS[row].get(name, getattr(defaults, name))
-        for name in choices)
+        for name in choices) and all(
+        getattr(loaded.preset.losses, name) == LOSSES.get(row, {}).get(
+            name, getattr(default_weights, name)) for name in weights)
 
 
 def logged_budget(project: Project) -> dict[str, float | int]:
@@ -298,8 +310,10 @@ def main() -> None:
                 overrides = dict(ROWS[row])
                 if overrides.get("layout") and args.layout_steps is not None:
                     overrides["layout_steps"] = args.layout_steps
-                plan = dataclasses.replace(plan, config=dataclasses.replace(plan.config,
-                                                                            **overrides))
+                losses = dataclasses.replace(plan.preset.losses, **LOSSES.get(row, {}))
+                plan = dataclasses.replace(
+                    plan, config=dataclasses.replace(plan.config, **overrides),
+                    preset=dataclasses.replace(plan.preset, losses=losses))
                 started = time.perf_counter()
                 trained = train_plan(row_project, plan)
                 budget = {"minutes": round((time.perf_counter() - started) / 60, 1),
