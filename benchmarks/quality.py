@@ -109,6 +109,8 @@ ROWS: dict[str, dict[str, object]] = {
     # today's defaults with other loss weights (LOSSES): sharper texture from the GAN terms?
     "adversarial4": {},
     "perceptual3": {},
+    # today's defaults from another random start: how far two runs of one method differ
+    "seed1": {"seed": 1},
 }
 # The rows that change the preset's [losses] (LossWeights fields) as well
 LOSSES: dict[str, dict[str, float]] = {
