@@ -106,6 +106,7 @@ ROWS: dict[str, dict[str, object]] = {
     # on today's defaults and on the texture model
     "sequence": {"sequence": 4, "texture": False},
     "texture+sequence": {"sequence": 4, "texture": True},
+    "sequence+gw": {"sequence": 4, "gw_loss": True, "texture": False},  # the two together
     # today's defaults with other loss weights (LOSSES): sharper texture from the GAN terms?
     "adversarial4": {},
     "perceptual3": {},

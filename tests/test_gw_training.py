@@ -113,6 +113,21 @@ def test_pairs_carry_frame_t_joints_at_the_cache_size_moved_by_the_augmentation(
                        atol=1e-4, equal_nan=True)
     assert TrainingSamples(FrameCache(Path("memory"), frames), poses,
                            draw_joints).pairs([5]).joints is None
+    # windows of frames (TrainConfig.sequence) carry every frame's joints, moved alike
+    window = plain.windows(np.array([[2, 3, 4, 5], [6, 7, 8, 9]]))
+    assert window.joints is not None and window.joints.shape == (2, 4, 33, 3)
+    expected = poses.keypoints[[[2, 3, 4, 5], [6, 7, 8, 9]]][:, :, body]
+    assert np.allclose(window.joints[..., :2].numpy(), expected[..., :2] / 2, equal_nan=True)
+    moved_window = TrainingSamples(FrameCache(Path("memory"), frames), poses, draw_joints,
+                                   augmentation, joints=body).windows(np.array([[2, 3, 4, 5]]),
+                                                                      seed=3)
+    assert moved_window.joints is not None  # the draw keyed by frame 5, as the pair [5]'s
+    assert np.allclose(moved_window.joints[0, -1].numpy(), moved.joints[0].numpy(),
+                       atol=1e-4, equal_nan=True)
+    assert not np.allclose(moved_window.joints[0, 0].numpy(), moved.joints[0].numpy(),
+                           equal_nan=True)
+    assert TrainingSamples(FrameCache(Path("memory"), frames), poses,
+                           draw_joints).windows(np.array([[2, 3]])).joints is None
 
 
 def test_training_with_gw_loss_logs_g_gw(
@@ -129,6 +144,21 @@ def test_training_with_gw_loss_logs_g_gw(
     generator_lines = [line for line in lines if "validation" not in line]
     assert len(generator_lines) == 2
     assert all(line["G_gw"] > 0 for line in generator_lines)
+
+
+def test_windows_of_frames_train_with_the_gw_term_on_every_frame(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vgg.VGG16Features, "from_cache",
+                        classmethod(lambda cls, **options: SmallFeatures()))
+    project = make_project(tmp_path / "me")
+    result = train_target(project, quick_config(steps=2, perceptual=True, gw_loss=True,
+                                                sequence=3, log_every=1, face_refiner=False),
+                          tiny_preset(), draw=draw_joints)
+    assert result.generator_steps == 2
+    lines = [json.loads(line) for line in project.paths.train_log.read_text().splitlines()]
+    assert all(line["G_gw"] > 0 for line in lines if "validation" not in line)
+    model = Checkpoint.load(project.paths.checkpoint)
+    assert model.train.sequence == 3 and model.train.gw_loss
 
 
 def test_train_target_gw_loss_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

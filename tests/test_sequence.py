@@ -172,6 +172,7 @@ def test_windows_for_training_lie_where_the_person_is_before_the_held_out_part()
 def test_sequence_settings_refuse_what_they_do_not_combine_with() -> None:
     assert TrainConfig(sequence=4, texture=False).sequence == 4
     assert TrainConfig(sequence=4, texture=True).texture  # windows take the texture
+    assert TrainConfig(sequence=4, gw_loss=True).gw_loss  # the GW term on every window frame
     for wrong in ({"sequence": 1}, {"sequence": -2},
                   {"sequence": 4, "replay": True}, {"sequence": 4, "part_gan": True},
                   {"sequence": 4, "texture_attention": True},

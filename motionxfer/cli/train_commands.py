@@ -144,7 +144,8 @@ def train_target(
                      "the generator's own frames; transfer makes a video in windows overlapping "
                      "by half, cross-faded. Composites over the background plate and blends in "
                      "the re-posed texture as usual; not with --texture-attention, --regions, "
-                     "--replay, --part-gan, --gw-loss, the 1024 preset or the onnx backend. The "
+                     "--replay, --part-gan, the 1024 preset or the onnx backend (--gw-loss: "
+                     "on every frame of each window). The "
                      "checkpoint records it. Default: [train] sequence, else 0."),
     ] = None,
     max_minutes: Annotated[

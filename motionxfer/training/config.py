@@ -138,8 +138,8 @@ class TrainConfig:
             problems.append("sequence must be 0 (frame by frame) or a window of at least 2 "
                             "frames")
         if self.sequence:
-            combined = [name for name in ("texture_attention", "regions", "replay", "part_gan",
-                                          "gw_loss") if getattr(self, name)]
+            combined = [name for name in ("texture_attention", "regions", "replay", "part_gan")
+                        if getattr(self, name)]
             if combined:
                 problems.append(f"sequence (windows of frames) does not combine with "
                                 f"{', '.join(combined)} yet: train one or the other")

@@ -152,10 +152,13 @@ class WindowBatch:
     indices: np.ndarray  # (B, N) frame indices
     pose: torch.Tensor
     frame: torch.Tensor
+    joints: torch.Tensor | None = None  # (B, N, J, 3) float32: each frame's, as in PairBatch
 
     def to(self, device: torch.device) -> WindowBatch:
-        return WindowBatch(self.indices, self.pose.to(device, non_blocking=True),
-                           self.frame.to(device, non_blocking=True))
+        return WindowBatch(
+            self.indices, self.pose.to(device, non_blocking=True),
+            self.frame.to(device, non_blocking=True),
+            None if self.joints is None else self.joints.to(device, non_blocking=True))
 
 
 def conditioning_drawer(conditioning: Conditioning, poses: PoseSequence) -> DrawFunction:
@@ -281,16 +284,18 @@ class TrainingSamples:
         indices = np.asarray(indices, np.int64)
         if indices.ndim != 2 or (np.diff(indices, axis=1) != 1).any():
             raise ValueError(f"windows must be runs of consecutive frames, got {indices.tolist()}")
-        runs = [self._run(row.tolist(), seed)[:2] for row in indices]
-        poses = torch.from_numpy(np.stack([np.stack(inputs) for inputs, _ in runs]))
-        frames = torch.from_numpy(np.stack([np.stack(images) for _, images in runs]))
+        runs = [self._run(row.tolist(), seed) for row in indices]
+        poses = torch.from_numpy(np.stack([np.stack(inputs) for inputs, _, _ in runs]))
+        frames = torch.from_numpy(np.stack([np.stack(images) for _, images, _ in runs]))
+        joints = (None if self.joints is None
+                  else torch.from_numpy(np.stack([chosen for _, _, chosen in runs])))
         batch, length = indices.shape
 
         def floats(images: torch.Tensor) -> torch.Tensor:  # (B, N, H, W, C) -> (B, N, C, H, W)
             converted = images_to_tensor(images.flatten(0, 1))
             return converted.reshape(batch, length, *converted.shape[1:])
 
-        return WindowBatch(indices, floats(poses), floats(frames))
+        return WindowBatch(indices, floats(poses), floats(frames), joints)
 
     def _frame_joints(self, keypoints: np.ndarray) -> np.ndarray:
         """The chosen joints (J', 3) float32 of keypoints (J, 3) in pixels of the pose's frames:
@@ -307,30 +312,31 @@ class TrainingSamples:
         """(pose input t-1, pose input t, frame t-1, frame t, frame t's chosen joints), augmented
         alike."""
         inputs, frames, joints = self._run([t - 1, t], seed)
-        return (*inputs, *frames, joints)
+        return (*inputs, *frames, joints[-1])
 
     def _run(self, indices: list[int], seed: int,
              ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
         """The pose inputs and frames of consecutive frames `indices`, augmented alike (the draw
-        keyed by the last frame), and the last frame's chosen joints."""
+        keyed by the last frame), and each frame's chosen joints (N, J', 3)."""
         last = indices[-1]
         if self.augmentation is None:
             return ([self.stick_figure(index) for index in indices],
                     [self.frame(index) for index in indices],
-                    self._frame_joints(self.poses.keypoints[last]))
+                    np.stack([self._frame_joints(self.poses.keypoints[index])
+                              for index in indices]))
         zoom, shift_x, shift_y, gain, offset = self.augmentation.draw(
             np.random.default_rng([seed % 2**63, last]))
         width, height = self.size
         on_frames = zoom_and_shift(self.size, zoom, shift_x, shift_y)
         on_poses = zoom_and_shift(self.poses.image_size, zoom, shift_x, shift_y)
-        inputs = []
+        inputs, joints = [], []
         for index in indices:
             keypoints = self.poses.keypoints[index].copy()
             keypoints[:, :2] = keypoints[:, :2] @ on_poses[:, :2].T + on_poses[:, 2]
             inputs.append(self._pose_input(keypoints, index))
-        joints = self._frame_joints(keypoints)  # the last frame's, moved as its pose input
+            joints.append(self._frame_joints(keypoints))  # moved as the frame's pose input
         frames = [np.clip(cv2.warpAffine(self.frame(index), on_frames, (width, height),
                                          flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REFLECT101) * gain + offset,
                           0, 255).astype(np.uint8) for index in indices]
-        return inputs, frames, joints
+        return inputs, frames, np.stack(joints)

@@ -207,7 +207,8 @@ def generator_objective(
     and, when given, on the temporal discriminator's view of the generated pair. Compositing:
     `masks` are the painted person masks of the frames, `plate` the background they were
     composited over. `joints` (B, J, 3), the last frame's joints in its pixels (x, y,
-    visibility): the GW structure term on that frame (needs the perceptual loss). `regions`:
+    visibility): the GW structure term on that frame (needs the perceptual loss; a window step
+    passes its frames as one frame of B * N). `regions`:
     the region generator's (regions, their layout weights) of each frame, for `region_loss`."""
     count = len(fake_frames)
     adversarial = sum(

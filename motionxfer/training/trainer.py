@@ -348,7 +348,9 @@ class Trainer:
                 self.weights, mode, [fake_spatial], [real_spatial], fake_temporal, real_temporal,
                 [fakes], [reals], self.perceptual,
                 [mask.flatten(0, 1)] if self.plate is not None and mask is not None else None,
-                self.plate)
+                self.plate,
+                batch.joints.flatten(0, 1) if self.config.gw_loss and batch.joints is not None
+                else None)  # every frame of every window: the GW term on each
         self._descend(generator_losses.total, self.generator_optimizer)
 
         set_requires_grad(discriminators, True)
