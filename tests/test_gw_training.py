@@ -130,35 +130,24 @@ def test_pairs_carry_frame_t_joints_at_the_cache_size_moved_by_the_augmentation(
                            draw_joints).windows(np.array([[2, 3]])).joints is None
 
 
+@pytest.mark.parametrize("choice", [{"augmentation": True}, {"sequence": 3}],
+                         ids=["pairs_augmented", "windows_of_3"])
 def test_training_with_gw_loss_logs_g_gw(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, choice: dict[str, object]) -> None:
+    """On pairs (frame t), and on windows of frames (every frame of each window)."""
     monkeypatch.setattr(vgg.VGG16Features, "from_cache",
                         classmethod(lambda cls, **options: SmallFeatures()))
     project = make_project(tmp_path / "me")
     result = train_target(project, quick_config(steps=2, perceptual=True, gw_loss=True,
-                                                augmentation=True, log_every=1,
-                                                face_refiner=False),
+                                                log_every=1, face_refiner=False, **choice),
                           tiny_preset(), draw=draw_joints)
     assert result.generator_steps == 2
     lines = [json.loads(line) for line in project.paths.train_log.read_text().splitlines()]
     generator_lines = [line for line in lines if "validation" not in line]
     assert len(generator_lines) == 2
     assert all(line["G_gw"] > 0 for line in generator_lines)
-
-
-def test_windows_of_frames_train_with_the_gw_term_on_every_frame(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vgg.VGG16Features, "from_cache",
-                        classmethod(lambda cls, **options: SmallFeatures()))
-    project = make_project(tmp_path / "me")
-    result = train_target(project, quick_config(steps=2, perceptual=True, gw_loss=True,
-                                                sequence=3, log_every=1, face_refiner=False),
-                          tiny_preset(), draw=draw_joints)
-    assert result.generator_steps == 2
-    lines = [json.loads(line) for line in project.paths.train_log.read_text().splitlines()]
-    assert all(line["G_gw"] > 0 for line in lines if "validation" not in line)
     model = Checkpoint.load(project.paths.checkpoint)
-    assert model.train.sequence == 3 and model.train.gw_loss
+    assert model.train.gw_loss and model.train.sequence == choice.get("sequence", 0)
 
 
 def test_train_target_gw_loss_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
