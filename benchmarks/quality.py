@@ -110,8 +110,6 @@ ROWS: dict[str, dict[str, object]] = {
     # today's defaults with other loss weights (LOSSES): sharper texture from the GAN terms?
     "adversarial4": {},
     "perceptual3": {},
-    # today's defaults from another random start: how far two runs of one method differ
-    "seed1": {"seed": 1},
 }
 # The rows that change the preset's [losses] (LossWeights fields) as well
 LOSSES: dict[str, dict[str, float]] = {
@@ -188,19 +186,19 @@ def with_mask_gain(checkpoint: Checkpoint, gain: float) -> Checkpoint:
                                                                       train=train))
 
 
-def reusable(row_dir: Path, steps: int, row: str) -> bool:
+def reusable(row_dir: Path, steps: int, row: str, overrides: dict[str, object]) -> bool:
     """A row trained before (`--reuse`) for the steps asked, with the row's method: every
-    choice that some row sets is as this row sets it (or at today's default), so that a model
-    trained under an older meaning of the row's name is trained again."""
+    choice that some row (or `--seed`) sets is as `overrides` sets it (or at today's default),
+    so that a model trained under an older meaning of the row's name is trained again."""
     checkpoint = row_dir / "checkpoints" / "model.pt"
     if not checkpoint.is_file():
         return False
     loaded = Checkpoint.load(checkpoint)
-    choices = {name for overrides in ROWS.values() for name in overrides}
-    weights = {name for overrides in LOSSES.values() for name in overrides}
+    choices = {"seed", *(name for settings in ROWS.values() for name in settings)}
+    weights = {name for settings in LOSSES.values() for name in settings}
     defaults, default_weights = TrainConfig(), LossWeights()
     return loaded.generator_step == steps and all(
-        getattr(loaded.train, name) == ROWS[row].get(name, getattr(defaults, name))
+        getattr(loaded.train, name) == overrides.get(name, getattr(defaults, name))
         for name in choices) and all(
         getattr(loaded.preset.losses, name) == LOSSES.get(row, {}).get(
             name, getattr(default_weights, name)) for name in weights)
@@ -247,6 +245,10 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="score a row's model trained by an earlier run with the same "
                         "--workdir and --steps instead of training it again")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="train every row from this random seed ([train] seed; default: "
+                        "TrainConfig's): rows '<row> seed N' in folders '<row>-seedN', to "
+                        "measure how far two runs of one method differ")
     parser.add_argument("--save-poses", type=Path, default=None,
                         help="write every clip's poses to this folder")
     parser.add_argument("--mask-gains", nargs="+", type=float, default=None,
@@ -296,9 +298,18 @@ def main() -> None:
         size = working_size((project.target.info.width, project.target.info.height),
                             preset.size, preset.generator.size_multiple)
         for row in args.rows:
-            row_dir = args.workdir / f"target{target}" / row
+            overrides = dict(ROWS[row])
+            if overrides.get("layout") and args.layout_steps is not None:
+                overrides["layout_steps"] = args.layout_steps
+            seeded = args.seed is not None and row not in UNTRAINED
+            if seeded:
+                overrides["seed"] = args.seed
+            label = f"{row} seed {args.seed}" if seeded else row
+            row_dir = args.workdir / f"target{target}" / (f"{row}-seed{args.seed}" if seeded
+                                                         else row)
             budget = {"minutes": 0.0, "steps": 0}
-            if row not in UNTRAINED and args.reuse and reusable(row_dir, args.steps, row):
+            if (row not in UNTRAINED and args.reuse
+                    and reusable(row_dir, args.steps, row, overrides)):
                 row_project = Project.open(row_dir)
                 budget = logged_budget(row_project)
             elif row not in UNTRAINED:
@@ -310,9 +321,6 @@ def main() -> None:
                                       max_minutes=args.minutes, batch_size=args.batch_size,
                                       device=args.device, face_refiner=args.face_steps > 0,
                                       face_refiner_steps=args.face_steps or None)
-                overrides = dict(ROWS[row])
-                if overrides.get("layout") and args.layout_steps is not None:
-                    overrides["layout_steps"] = args.layout_steps
                 losses = dataclasses.replace(plan.preset.losses, **LOSSES.get(row, {}))
                 plan = dataclasses.replace(
                     plan, config=dataclasses.replace(plan.config, **overrides),
@@ -322,22 +330,22 @@ def main() -> None:
                 budget = {"minutes": round((time.perf_counter() - started) / 60, 1),
                           "steps": trained.generator_steps,
                           "face_steps": trained.face_refiner_steps}
-            variants: dict[str, Checkpoint | None] = {row: None}  # label -> checkpoint
+            variants: dict[str, Checkpoint | None] = {label: None}  # label -> checkpoint
             if row not in UNTRAINED:
                 checkpoint = Checkpoint.load(row_project.paths.checkpoint,
                                              row_project.target.info.sha256)
-                variants = {row: checkpoint}
+                variants = {label: checkpoint}
                 if args.mask_gains and checkpoint.architecture in MASK_GAIN_ARCHITECTURES:
-                    variants = {f"{row} gain {gain:g}": with_mask_gain(checkpoint, gain)
+                    variants = {f"{label} gain {gain:g}": with_mask_gain(checkpoint, gain)
                                 for gain in args.mask_gains}
             else:
                 row_dir.mkdir(parents=True, exist_ok=True)
-            print(f"target{target} {row}: trained {budget}", flush=True)
-            for label, checkpoint in variants.items():
+            print(f"target{target} {label}: trained {budget}", flush=True)
+            for variant, checkpoint in variants.items():
                 model = (None if checkpoint is None
                          else PersonalModel(checkpoint, args.device))
                 for clip, (driver, truth) in clips.items():
-                    output = row_dir / f"{clip}{label[len(row):].replace(' ', '_')}.mp4"
+                    output = row_dir / f"{clip}{variant[len(label):].replace(' ', '_')}.mp4"
                     if row == "retrieval":
                         retrieval_video(project, driver, output, size, args.eval_seconds)
                     elif row == "reposed":
@@ -352,9 +360,9 @@ def main() -> None:
                     scores = {name: summary.get(name.replace("lpips", f"lpips_{args.lpips}", 1)
                                                 if name.startswith("lpips") else name)
                               for name in METRICS}
-                    results.append({"target": target, "row": label, "clip": clip, **budget,
+                    results.append({"target": target, "row": variant, "clip": clip, **budget,
                                     **scores})
-                    print(f"  {label} {clip}: " + ", ".join(
+                    print(f"  {variant} {clip}: " + ", ".join(
                         f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, float)),
                         flush=True)
 
