@@ -8,6 +8,9 @@ method's mean over its seeds with the range in brackets. A second table compares
 the baseline clip by clip: the difference of the means, and `yes` where both have two seeds or
 more and the two ranges do not overlap: every seed of the method on one side of every seed of the baseline. With two or
 three seeds that is a weak test, but one that a single run per row cannot give. A row's label may carry a note in brackets (`composite (**default**)`); it is ignored.
+Rows of one method trained for different step counts are different methods, named
+`<method> <steps> steps` (`composite 3200 steps`: the equal-minutes comparisons of
+docs/quality.md), never seeds of one.
 """
 from __future__ import annotations
 
@@ -36,12 +39,22 @@ def main() -> None:
     parser.add_argument("--baseline", default="composite", help="the method compared against")
     args = parser.parse_args()
 
+    entries = [entry for path in args.results for entry in json.loads(path.read_text())]
+    budgets: dict[str, set[str]] = defaultdict(set)  # method -> the step counts it was run at
+    for entry in entries:
+        budgets[method_and_seed(str(entry["row"]))[0]].add(str(entry.get("steps")))
     # (target, clip, method) -> seed -> scores; a later file's seed replaces an earlier one's
     runs: dict[tuple[int, str, str], dict[int, dict[str, float]]] = defaultdict(dict)
-    for path in args.results:
-        for entry in json.loads(path.read_text()):
-            method, seed = method_and_seed(str(entry["row"]))
-            runs[entry["target"], entry["clip"], method][seed] = entry
+    for entry in entries:
+        method, seed = method_and_seed(str(entry["row"]))
+        if len(budgets[method]) > 1:
+            method = f"{method} {entry.get('steps')} steps"
+        runs[entry["target"], entry["clip"], method][seed] = entry
+    if len(budgets.get(args.baseline, ())) > 1:
+        choices = " or ".join(f"'{args.baseline} {steps} steps'"
+                              for steps in sorted(budgets[args.baseline]))
+        parser.error(f"{args.baseline} was run for more than one step count: pass "
+                     f"--baseline {choices}")
     keys = sorted(runs, key=lambda k: (k[0], CLIPS.index(k[1]) if k[1] in CLIPS else 9, k[2]))
 
     print("| target | clip | method | seeds | " + " | ".join(METRICS) + " |")

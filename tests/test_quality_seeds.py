@@ -43,3 +43,22 @@ def test_one_seed_is_never_called_apart(tmp_path: Path) -> None:
     ])
     assert cells["gw"][0] == "-0.020 +"
     assert cells["gw"][3] == "+0.100 +"
+
+
+def test_other_step_counts_are_other_methods(tmp_path: Path) -> None:
+    longer = {**entry("composite", 0.050, 0.62), "steps": 3200}
+    paths = [tmp_path / "run.json"]
+    paths[0].write_text(json.dumps([{**entry("composite", 0.060, 0.60), "steps": 2000},
+                                    {**entry("composite seed 1", 0.058, 0.64), "steps": 2000},
+                                    longer]))
+    ambiguous = subprocess.run([sys.executable, str(SCRIPT), str(paths[0])],
+                               capture_output=True, text=True)
+    assert ambiguous.returncode == 2 and "--baseline 'composite 2000 steps'" in ambiguous.stderr
+    out = subprocess.run([sys.executable, str(SCRIPT), str(paths[0]),
+                          "--baseline", "composite 2000 steps"], check=True,
+                         capture_output=True, text=True).stdout
+    rows = [[c.strip() for c in line.split("|")] for line in out.splitlines()
+            if line.startswith("| target0")]
+    assert ["composite 2000 steps", "0,1"] == rows[0][3:5]  # two seeds of the 2000-step row
+    assert rows[1][3:6] == ["composite 3200 steps", "0", "0.050"]  # not a third seed
+    assert rows[-1][3:5] == ["composite 3200 steps", "-0.009 +"]
