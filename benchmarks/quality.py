@@ -117,7 +117,8 @@ LOSSES: dict[str, dict[str, float]] = {
     "adversarial4": {"adversarial": 4.0, "temporal_adversarial": 4.0},  # the GAN terms x4
     "perceptual3": {"perceptual": 3.0},  # the VGG perceptual loss's weight from 10 to 3
     # the painted mask's L1 against the person's pixels from 1 to 10: L1's optimum for a 0/1
-    # target is 0 or 1, so a heavier term should paint the person less transparent
+    # target is 0 or 1, so a heavier term might paint the person less transparent (measured in
+    # docs/quality.md, seventh session: FID lower on target0, not on target1)
     "mask10": {"mask": 10.0},
 }
 METRICS = ("ssim", "psnr", "mask_ssim", "lpips", "lpips_worst_decile", "lpips_hands",
