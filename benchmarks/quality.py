@@ -21,7 +21,9 @@ the `texture` row's generator starts from), over the background plate. Scores: S
 Mask-SSIM (with the data's person masks), LPIPS and its mean over the worst 10% of frames
 (`lpips_worst_decile`) and on crops of the hands, feet and face at the ground truth's keypoints
 (`lpips_hands`, `lpips_feet`, `lpips_face`), TCM, AKD and MKR of the body and AKD of the hands
-and feet (MediaPipe's body points on both videos: wrist, fingers' base, ankle, heel, toe), FID with
+and feet (MediaPipe's body points on both videos: wrist, fingers' base, ankle, heel, toe), the
+share of frames read as facing the other way and the body AKD with those flips undone
+(`flip_body`, `akd_body_unflipped`; docs/metrics.md), FID with
 `--fid` (equal frame counts; slow on a CPU). Generated videos are compared
 at the model's working size (the reference is resized to it). Prints the command, the machine,
 its load, each row's budget as spent, then a markdown table; `--json` writes every number.
@@ -126,8 +128,8 @@ LOSSES: dict[str, dict[str, float]] = {
     "mask10": {"mask": 10.0},
 }
 METRICS = ("ssim", "psnr", "mask_ssim", "lpips", "lpips_worst_decile", "lpips_hands",
-           "lpips_feet", "lpips_face", "fid", "tcm", "warp_error", "akd_body", "mkr_body", "akd_hands",
-           "akd_feet")
+           "lpips_feet", "lpips_face", "fid", "tcm", "warp_error", "akd_body", "mkr_body",
+           "akd_body_unflipped", "flip_body", "akd_hands", "akd_feet")
 
 
 def mask_video(masks_npz: Path, output: Path, fps: float) -> Path:

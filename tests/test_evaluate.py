@@ -139,6 +139,9 @@ def test_precomputed_poses_give_pose_metrics(videos):
                              generated_poses=reference.with_keypoints(shifted))
     assert result.metric("akd_body").value == pytest.approx(2.0)
     assert result.metric("mkr_body").value == 0.0
+    # a shift is not a flip: the facing metrics report none
+    assert result.metric("flip_body").value == 0.0
+    assert result.metric("akd_body_unflipped").value == pytest.approx(2.0)
     assert "face" in dict(result.skipped)  # no face landmarks in these poses
 
 

@@ -7,7 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motionxfer.evaluation.metrics.keypoints import keypoint_accuracy, pose_accuracy
+from motionxfer.evaluation.metrics.keypoints import (
+    keypoint_accuracy,
+    mirror_permutation,
+    pose_accuracy,
+)
 from motionxfer.pose.sequence import PoseSequence
 from motionxfer.pose.skeleton import MEDIAPIPE_HOLISTIC
 
@@ -70,3 +74,25 @@ def test_pose_sequences_by_group():
     generated = reference.with_keypoints(moved)
     assert pose_accuracy(reference, generated, "body").summary()["akd"] == 0.0
     assert pose_accuracy(reference, generated, "face").summary()["akd"] == pytest.approx(2.0)
+
+
+def test_mirror_permutation_swaps_left_and_right():
+    names = ("nose", "left_wrist", "right_wrist", "mouth_left", "mouth_right")
+    assert mirror_permutation(names).tolist() == [0, 2, 1, 4, 3]
+    assert mirror_permutation(("face_0", "face_1")) is None  # nothing to swap
+
+
+def test_a_pose_read_facing_the_other_way_is_flipped(keypoints):
+    with np.load(FIXTURE) as data:
+        names = tuple(str(name) for name in data["names"])
+    mirror = mirror_permutation(names)
+    generated = keypoints[:, mirror].copy()  # every frame's left and right swapped
+    generated[1::2] = keypoints[1::2]  # ... in the even frames only
+    result = keypoint_accuracy(keypoints, generated, mirror=mirror)
+    summary = result.summary()
+    assert result.flipped[::2].tolist() == [1.0] * len(keypoints[::2])
+    assert result.flipped[1::2].tolist() == [0.0] * len(keypoints[1::2])
+    assert summary["akd"] > 1.0 and summary["akd_unflipped"] == 0.0
+    assert summary["flip"] == pytest.approx(len(keypoints[::2]) / len(keypoints))
+    # without a mirror (the face mesh, imported layouts without left/right names): no flip fields
+    assert "flip" not in keypoint_accuracy(keypoints, generated).summary()

@@ -680,6 +680,14 @@ def _pose_metrics(reference: PoseSequence, generated: PoseSequence, config: Eval
                          note="the average FOMM's released script computes"),
             MetricResult(f"mkr_{group}", f"MKR {label}", summary["mkr"], accuracy.mkr, False),
         ])
+        if accuracy.flipped is not None and accuracy.akd_unflipped is not None:
+            metrics.extend([
+                MetricResult(f"flip_{group}", f"flipped frames {label}", summary["flip"],
+                             accuracy.flipped, False,
+                             note="read as facing the other way: left and right swapped"),
+                MetricResult(f"akd_{group}_unflipped", f"AKD {label}, flips undone",
+                             summary["akd_unflipped"], accuracy.akd_unflipped, False, "px"),
+            ])
     if config.parts:
         metrics.extend(_part_keypoint_metrics(reference, generated, config, skipped))
     return metrics

@@ -17,10 +17,21 @@ Per frame t, with C_t the keypoints found in both frames and R_t those found in 
 
 Summaries: AKD values are averaged over the frames where they are defined (C_t not empty);
 MKR pools all frames: sum_t |R_t \\ C_t| / sum_t |R_t|.
+
+Facing: where a group has left and right joints, the generated frame is also scored with its
+left and right swapped (AKD_mirror(t)). Frame t is *flipped* when that fits better by more than
+`flip_margin` (5%) of the reference's size: the detector reads the generated person as facing
+the other way, as it does when the only cue to the facing (a face, the back of the head) is
+blurred and the clothes look the same from the front and the back. Then
+
+    flip            = share of the frames with an AKD that are flipped
+    AKD_unflipped(t) = AKD_mirror(t) in flipped frames, AKD(t) elsewhere
+                      (where the joints are, whichever way the person is read to face)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +50,10 @@ class KeypointAccuracy:
     mkr: np.ndarray  # (T,) in [0, 1]
     found_reference: np.ndarray  # (T,) int
     missed: np.ndarray  # (T,) int
+    # with a left/right mirror (module docstring), else None
+    flipped: np.ndarray | None = None  # (T,) 1.0 flipped, 0.0 not, NaN where AKD is undefined
+    akd_unflipped: np.ndarray | None = None  # (T,) px
+
 
     def summary(self) -> dict[str, float | None]:
         def mean(values: np.ndarray) -> float | None:
@@ -46,12 +61,25 @@ class KeypointAccuracy:
             return float(defined.mean()) if defined.size else None
 
         total = int(self.found_reference.sum())
-        return {
+        summary = {
             "akd": mean(self.akd),
             "akd_coordinate": mean(self.akd_coordinate),
             "akd_relative": mean(self.akd_relative),
             "mkr": float(self.missed.sum() / total) if total else None,
         }
+        if self.flipped is not None and self.akd_unflipped is not None:
+            summary |= {"flip": mean(self.flipped), "akd_unflipped": mean(self.akd_unflipped)}
+        return summary
+
+
+def mirror_permutation(names: Sequence[str]) -> np.ndarray | None:
+    """For each joint, the index of its left/right counterpart ("left_wrist" <-> "right_wrist",
+    "mouth_left" <-> "mouth_right"; a middle joint maps to itself); None when no joint has one."""
+    index = {name: i for i, name in enumerate(names)}
+    mirror = np.array([
+        index.get(name.replace("left", "\0").replace("right", "left").replace("\0", "right"), i)
+        for i, name in enumerate(names)])
+    return None if np.array_equal(mirror, np.arange(len(names))) else mirror
 
 
 def found_keypoints(keypoints: np.ndarray, min_visibility: float) -> np.ndarray:  # (T, J) bool
@@ -62,8 +90,10 @@ def found_keypoints(keypoints: np.ndarray, min_visibility: float) -> np.ndarray:
 
 def keypoint_accuracy(
     reference: np.ndarray, generated: np.ndarray, min_visibility: float = 0.5, group: str = "body",
+    mirror: np.ndarray | None = None, flip_margin: float = 0.05,
 ) -> KeypointAccuracy:
-    """AKD/MKR of keypoints (T, J, 3) detected in the reference and in the generated frames."""
+    """AKD/MKR of keypoints (T, J, 3) detected in the reference and in the generated frames;
+    with `mirror` (`mirror_permutation` of the joints' names), also the flipped frames."""
     if reference.shape != generated.shape or reference.ndim != 3 or reference.shape[2] != 3:
         raise ValueError(f"expected two (T, J, 3) keypoint arrays of one shape, got "
                          f"{reference.shape} and {generated.shape}")
@@ -82,6 +112,12 @@ def keypoint_accuracy(
         reference_count = found_reference.sum(axis=1)
         missed = (found_reference & ~found_generated).sum(axis=1)
         mkr = np.where(reference_count > 0, missed / reference_count, np.nan)
+    flipped = akd_unflipped = None
+    if mirror is not None:
+        akd_mirror = keypoint_accuracy(reference, generated[:, mirror], min_visibility).akd
+        better = np.nan_to_num(akd - akd_mirror, nan=0.0) > flip_margin * size
+        flipped = np.where(np.isfinite(akd), better.astype(np.float64), np.nan)
+        akd_unflipped = np.where(better, akd_mirror, akd).astype(np.float64)
     return KeypointAccuracy(
         group=group,
         akd=akd.astype(np.float64),
@@ -90,6 +126,8 @@ def keypoint_accuracy(
         mkr=mkr.astype(np.float64),
         found_reference=reference_count.astype(np.int64),
         missed=missed.astype(np.int64),
+        flipped=flipped,
+        akd_unflipped=akd_unflipped,
     )
 
 
@@ -123,4 +161,5 @@ def pose_accuracy(
     joints = reference.skeleton.group(group)
     frames = min(reference.num_frames, generated.num_frames)
     return keypoint_accuracy(reference.keypoints[:frames, joints],
-                             generated.keypoints[:frames, joints], min_visibility, group)
+                             generated.keypoints[:frames, joints], min_visibility, group,
+                             mirror_permutation(reference.skeleton.joint_names[joints]))
