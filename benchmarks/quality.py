@@ -109,6 +109,9 @@ ROWS: dict[str, dict[str, object]] = {
     "sequence": {"sequence": 4, "texture": False},
     "texture+sequence": {"sequence": 4, "texture": True},
     "sequence+gw": {"sequence": 4, "gw_loss": True, "texture": False},  # the two together
+    # the stick figure's torso filled with a grey that says which way the body faces: a cue for
+    # the detector's flips (flip_body) that a blurred head and a top alike front and back lose
+    "facing": {"facing": True, "texture": False},
     # today's defaults with other loss weights (LOSSES): sharper texture from the GAN terms?
     "adversarial4": {},
     "perceptual3": {},

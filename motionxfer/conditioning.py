@@ -8,6 +8,9 @@ benchmark and the ONNX export all draw the same input for the same model:
                    face (`motionxfer.pose.render.render_label_maps`): the generator sees which
                    limb is which instead of telling them apart by colour
 
+With `facing` (stick figures only), the torso is filled with a grey that says which way the body
+faces (`pose.render.facing`): the same three channels, one more cue.
+
 Every kind encodes one frame's keypoints as an (H, W, C) uint8 image (0 or 255 on strokes, with
 anti-aliased edges), which the networks read as C channels in [-1, 1]. `to_rgb` makes any
 encoding viewable (sample grids, side-by-side videos). A new kind (parsing maps) adds a branch
@@ -33,7 +36,12 @@ import numpy as np
 
 from motionxfer.errors import BadInput, CheckpointError
 from motionxfer.parsing.labels import CLASS_COLOURS, NUM_CLASSES
-from motionxfer.pose.render import label_map_channels, render_label_maps, render_stick_figure
+from motionxfer.pose.render import (
+    RenderStyle,
+    label_map_channels,
+    render_label_maps,
+    render_stick_figure,
+)
 from motionxfer.pose.skeleton import Skeleton
 from motionxfer.texture.bank import TEXTURE_CHANNELS, TextureBank
 
@@ -54,6 +62,7 @@ class Conditioning:
     channels: int = STICK_FIGURE_CHANNELS  # every channel, the layout's and texture's included
     texture: bool = False  # the re-posed nearest frame of the target: the last four channels
     layout: bool = False  # the predicted six-class parsing map follows the pose channels
+    facing: bool = False  # the stick figure's torso is filled with the grey of its facing
 
     def __post_init__(self) -> None:
         if self.kind not in CONDITIONINGS:
@@ -62,6 +71,9 @@ class Conditioning:
         if self.kind == "stick_figure" and self.pose_channels != STICK_FIGURE_CHANNELS:
             raise BadInput(f"a stick figure has {STICK_FIGURE_CHANNELS} channels, not "
                            f"{self.pose_channels}", hint="report this as a bug")
+        if self.facing and self.kind != "stick_figure":
+            raise BadInput("the facing fill is drawn on the stick figure, not on label maps",
+                           hint="train with --conditioning stick_figure, or without --facing")
 
     @property
     def pose_channels(self) -> int:
@@ -71,18 +83,18 @@ class Conditioning:
 
     @staticmethod
     def for_skeleton(kind: str, skeleton: Skeleton, texture: bool = False,
-                     layout: bool = False) -> Conditioning:
-        """The conditioning `kind` for poses of this joint layout, with or without texture and
-        layout."""
+                     layout: bool = False, facing: bool = False) -> Conditioning:
+        """The conditioning `kind` for poses of this joint layout, with or without texture,
+        layout and the facing fill."""
         channels = (label_map_channels(skeleton) if kind == "label_maps"
                     else STICK_FIGURE_CHANNELS)
         return Conditioning(kind, channels + (TEXTURE_CHANNELS if texture else 0)
-                            + (LAYOUT_CHANNELS if layout else 0), texture, layout)
+                            + (LAYOUT_CHANNELS if layout else 0), texture, layout, facing)
 
     def without_texture(self) -> Conditioning:
         """The pose channels alone, without layout or texture (what a stick-figure drawer
         makes, and what the layout generator reads)."""
-        return Conditioning(self.kind, self.pose_channels)
+        return Conditioning(self.kind, self.pose_channels, facing=self.facing)
 
     def encode(self, keypoints: np.ndarray, skeleton: Skeleton, width: int, height: int,
                source_size: tuple[int, int] | None = None, texture: TextureBank | None = None,
@@ -93,7 +105,8 @@ class Conditioning:
         `self.texture`, `texture` is the target's bank and `reference` the bank frame to re-pose
         (None: the nearest in pose)."""
         if self.kind == "stick_figure":
-            pose = render_stick_figure(keypoints, skeleton, width, height, source_size)
+            pose = render_stick_figure(keypoints, skeleton, width, height, source_size,
+                                       RenderStyle(facing_fill=self.facing))
         else:
             maps = render_label_maps(keypoints, skeleton, width, height, source_size)
             if maps.shape[0] != self.pose_channels:
@@ -155,18 +168,19 @@ class Conditioning:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "channels": self.channels, "texture": self.texture,
-                "layout": self.layout}
+                "layout": self.layout, "facing": self.facing}
 
     @staticmethod
     def from_dict(values: dict[str, Any] | None, where: str) -> Conditioning:
         """As saved by `to_dict`; None (checkpoints written before the choice existed): the RGB
-        stick figure, the only input there was. Without "texture" or "layout": none."""
+        stick figure, the only input there was. Without "texture", "layout" or "facing": none."""
         if values is None:
             return Conditioning()
         try:
             return Conditioning(str(values["kind"]), int(values["channels"]),
                                 bool(values.get("texture", False)),
-                                bool(values.get("layout", False)))
+                                bool(values.get("layout", False)),
+                                bool(values.get("facing", False)))
         except (KeyError, TypeError, ValueError, BadInput) as error:
             raise CheckpointError(f"{where} has an unreadable conditioning: {error}",
                                   hint="delete it and train again") from error

@@ -50,6 +50,14 @@ def train_target(
                      "--no-perceptual trains without it, with a warning."),
     ] = None,
     conditioning: ConditioningOpt = None,
+    facing: Annotated[
+        bool | None,
+        typer.Option("--facing/--no-facing",
+                     help="Fill the stick figure's torso with a grey that says which way the "
+                     "body faces (light: the chest toward the camera, dark: the back), a cue "
+                     "that a small or blurred head does not give (stick_figure conditioning; "
+                     "docs/training.md). Default: [train] facing."),
+    ] = None,
     background: Annotated[
         str | None,
         typer.Option("--background", help="generate: the generator paints the whole frame; "
@@ -177,7 +185,8 @@ def train_target(
     plan = training_setup(
         project, preset, resume, steps=steps, batch_size=batch_size, device=device, amp=amp,
         face_refiner=face_refiner, perceptual=perceptual, seed=seed, max_minutes=max_minutes,
-        conditioning=conditioning, background=background, augmentation=augmentation,
+        conditioning=conditioning, facing=facing, background=background,
+        augmentation=augmentation,
         texture=texture, texture_attention=texture_attention, layout=layout,
         layout_steps=layout_steps, regions=regions,
         replay=replay, part_gan=part_gan, gw_loss=gw_loss, sequence=sequence,

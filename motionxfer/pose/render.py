@@ -11,6 +11,13 @@ hands and the face, limbs of one colour are drawn in one call (the order among c
 their first limb). The same keypoints always give the same bytes.
 
 `render_label_maps` draws the same strokes as separate channels (see `label_map_channel_names`).
+
+With `RenderStyle.facing_fill`, the torso (shoulders and hips) is first filled with a grey that
+says which way the body faces (`facing`): light with the chest toward the camera, dark with the
+back, mid-grey side on. Left and right limbs have their own colours, so the facing is in a plain
+stick figure too, but only as an arrangement of colours a generator must learn to read; the
+head's strokes are the same from the front and the back, and clothes often look alike from
+both sides (docs/metrics.md, "Facing").
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class RenderStyle:
         of pixels, at least 1 (see `stroke_widths`): 4/512 draws 5 px at 512, 3 px at 256.
     joint_radius: radius of the dots on the body's limb ends (0: no dots); hands and face have none.
     draw_hands, draw_face: switch the hands and the face off (their label channels stay, empty).
+    facing_fill: fill the torso with the grey of `facing` under the strokes (stick figures only).
     """
 
     min_visibility: float = 0.3
@@ -51,6 +59,7 @@ class RenderStyle:
     joint_radius: float = 3 / 512
     draw_hands: bool = True
     draw_face: bool = True
+    facing_fill: bool = False
 
     def __post_init__(self) -> None:
         for name in ("line_width", "hand_line_width", "face_line_width", "joint_radius"):
@@ -246,6 +255,8 @@ def render_stick_figure(
     plan, segments, drawable, xy, seen = _fixed_segments(keypoints, skeleton, width, height,
                                                          source_size, style)
     image = np.zeros((height, width, 3), np.uint8)
+    if style.facing_fill:
+        _fill_torso(image, keypoints, skeleton, xy, style.min_visibility)
     thickness = [_opencv_thickness(w) for w in style.stroke_widths(width, height)]
     for index, batch in enumerate(plan.color_batches):
         if index == plan.body_batches:  # body limbs done: their dots, then hands and face
@@ -259,6 +270,49 @@ def render_stick_figure(
     if len(plan.color_batches) == plan.body_batches:
         _draw_dots(image, plan, xy, seen, style, width, height)
     return image
+
+
+FACING_JOINTS = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+
+
+def facing(keypoints: np.ndarray, skeleton: Skeleton, min_visibility: float = 0.3
+           ) -> float | None:
+    """Which way one frame's body faces: about +0.7 square to the camera, -0.7 with the back to
+    it, 0 side on (clipped to [-1, 1]); None when a shoulder or hip is missing or not visible.
+
+    With s = left shoulder - right shoulder and d = the hips' midpoint - the shoulders' midpoint
+    (image coordinates, y down), facing = (s_x d_y - s_y d_x) / |d|^2: a person's left is on the
+    image's right when they face the camera, whatever the body's tilt; the shoulder width over
+    the torso length makes it fall toward 0 as the body turns side on.
+    """
+    if not all(skeleton.has(name) for name in FACING_JOINTS):
+        return None
+    joints = keypoints[[skeleton.index(name) for name in FACING_JOINTS]]
+    if not (np.isfinite(joints).all() and (joints[:, 2] >= min_visibility).all()):
+        return None
+    left_shoulder, right_shoulder, left_hip, right_hip = joints[:, :2].astype(np.float64)
+    across = left_shoulder - right_shoulder
+    down = (left_hip + right_hip - left_shoulder - right_shoulder) / 2
+    length = float(down @ down)
+    if length == 0.0:
+        return None
+    return float(np.clip((across[0] * down[1] - across[1] * down[0]) / length, -1.0, 1.0))
+
+
+def facing_grey(value: float) -> int:
+    """The torso fill of a facing value: 128 side on, up to 255 facing the camera, down to 1."""
+    return round(128 + 127 * value)
+
+
+def _fill_torso(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton, xy: np.ndarray,
+                min_visibility: float) -> None:
+    value = facing(keypoints, skeleton, min_visibility)
+    if value is None:
+        return
+    corners = [skeleton.index(name) for name in
+               ("left_shoulder", "right_shoulder", "right_hip", "left_hip")]
+    polygon = np.rint(xy[corners] * _ONE).astype(np.int32)
+    cv2.fillPoly(image, [polygon], (facing_grey(value),) * 3, cv2.LINE_AA, SHIFT)
 
 
 def drawable_joints(keypoints: np.ndarray, style: RenderStyle) -> np.ndarray:

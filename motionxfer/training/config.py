@@ -55,6 +55,8 @@ class TrainConfig:
     face_batch_size: int = 8
     face_lr: float = 0.0002
     conditioning: str = "stick_figure"  # the generator's pose input: stick_figure or label_maps
+    facing: bool = False  # the stick figure's torso filled with a grey that says which way the
+    #                       body faces (pose.render.facing): a cue a blurred head does not give
     augmentation: bool = False  # small random zoom, shift and colour changes of training pairs
     texture: bool = False  # the target's frame nearest in pose, re-posed, joins the pose input
     #                        and is blended into the output (REMOT's texture alignment; a layout
@@ -134,6 +136,9 @@ class TrainConfig:
                                 "or the other")
         if self.conditioning not in CONDITIONINGS:
             problems.append(f"conditioning must be one of {', '.join(CONDITIONINGS)}")
+        if self.facing and self.conditioning != "stick_figure":
+            problems.append("facing fills the stick figure's torso: it needs conditioning = "
+                            "\"stick_figure\"")
         if self.sequence < 0 or self.sequence == 1:
             problems.append("sequence must be 0 (frame by frame) or a window of at least 2 "
                             "frames")

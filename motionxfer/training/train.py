@@ -488,6 +488,11 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                     f"this run asks for {config.sequence}",
                     hint="resume with the checkpoint's --sequence (or leave the flag out), or "
                     "train a new model")
+            if config.facing != conditioning.facing:
+                raise BadInput(
+                    f"{checkpoint_path} was trained {'with' if conditioning.facing else 'without'}"
+                    f" the facing fill, this run asks for {'it' if config.facing else 'none'}",
+                    hint="resume without --facing/--no-facing, or train a new model")
         else:
             if config.texture and not has_torso(poses.skeleton):
                 # (the layout, which regions also need, refused such a layout already)
@@ -500,8 +505,15 @@ def _train(project: Project, plan: TrainingPlan, progress: ProgressCallback | No
                         + (" and the regions" if config.regions else ""))
                 config = dataclasses.replace(config, texture=False, texture_attention=False,
                                              regions=False)
+            if config.facing and not has_torso(poses.skeleton):
+                if processes.is_main:
+                    logger.warning(
+                        f"the keypoint layout '{poses.skeleton.name}' of {record.info.path.name} "
+                        "has no shoulders and hips, which say which way the body faces: "
+                        "training without the facing fill")
+                config = dataclasses.replace(config, facing=False)
             conditioning = Conditioning.for_skeleton(config.conditioning, poses.skeleton,
-                                                     config.texture, config.layout)
+                                                     config.texture, config.layout, config.facing)
             chosen = plan.preset.conditioned(conditioning)
             size = working_size(poses.image_size, chosen.size, chosen.generator.size_multiple)
         perceptual = perceptual_loss(config, chosen.losses, warn=processes.is_main,
