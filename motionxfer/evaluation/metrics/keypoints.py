@@ -54,7 +54,6 @@ class KeypointAccuracy:
     flipped: np.ndarray | None = None  # (T,) 1.0 flipped, 0.0 not, NaN where AKD is undefined
     akd_unflipped: np.ndarray | None = None  # (T,) px
 
-
     def summary(self) -> dict[str, float | None]:
         def mean(values: np.ndarray) -> float | None:
             defined = values[np.isfinite(values)]
