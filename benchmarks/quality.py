@@ -116,6 +116,7 @@ ROWS: dict[str, dict[str, object]] = {
     "adversarial4": {},
     "perceptual3": {},
     "perceptual30": {},
+    "perceptual100": {},
     "mask10": {},
 }
 # The rows that change the preset's [losses] (LossWeights fields) as well
@@ -125,6 +126,8 @@ LOSSES: dict[str, dict[str, float]] = {
     # ... and from 10 to 30: at 3 FID rose by 11-16 on target0 (seventh session), so more weight
     # on the VGG features might sharpen the texture that FID sees
     "perceptual30": {"perceptual": 30.0},
+    # ... and to 100: from 3 to 10 to 30 FID fell each time (seventh and eighth sessions)
+    "perceptual100": {"perceptual": 100.0},
     # the painted mask's L1 against the person's pixels from 1 to 10: L1's optimum for a 0/1
     # target is 0 or 1, so a heavier term might paint the person less transparent (measured in
     # docs/quality.md, seventh session: FID lower on target0, not on target1)
