@@ -11,6 +11,13 @@ videos' size) and once on each `<workdir>/target<T>/<row>/<clip>.mp4` that exist
 A flipped frame is one where the detector fits the generated frame better with its left and
 right swapped: the joints may be in the right place while the person is read as facing the
 other way. Prints a markdown table; `--json` writes every number.
+
+`--extracted POSES` scores the detector on the real videos instead: the poses that
+`quality.py --poses POSES` cached (`target<T>_train.npz`, `target<T>_self.npz`,
+`source<J>.npz`), as extracted and as training and transfer read them (after the project's
+smoothing), against the data's exact joints (those with a MediaPipe namesake). The generated
+frames' flips can then be told from the ones already in the stick figures the model learns from
+and is driven by.
 """
 
 from __future__ import annotations
@@ -25,11 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
-from motionxfer.evaluation.metrics.keypoints import pose_accuracy
+from motionxfer.evaluation.metrics.keypoints import (
+    keypoint_accuracy,
+    mirror_permutation,
+    pose_accuracy,
+)
 from motionxfer.io.images import resize_frame
 from motionxfer.io.video import probe, read_frames
 from motionxfer.pose.extract import ExtractConfig, extract_from_frames
 from motionxfer.pose.sequence import PoseSequence
+from motionxfer.pose.smoothing import smooth_poses
 
 CLIPS = ("self", "source0", "source1")
 
@@ -49,12 +61,44 @@ def body_poses(path: Path, frames: int, size: tuple[int, int]) -> PoseSequence:
     return extract_from_frames(images, fps, config, total=frames).poses
 
 
+def exact_joints_flips(data: Path, poses_dir: Path, targets: list[int]) -> list[dict]:
+    """Flips and AKD of the cached MediaPipe poses against the data's exact joints."""
+    videos = {}
+    for target in targets:
+        videos[f"target{target}_train"] = data / "studio" / f"target{target}" / "train"
+        videos[f"target{target}_self"] = data / "studio" / f"target{target}" / "heldout"
+    for source in (0, 1):
+        videos[f"source{source}"] = data / "studio" / f"source{source}"
+    results = []
+    for name, folder in videos.items():
+        if not (poses_dir / f"{name}.npz").is_file():
+            continue
+        truth = np.load(folder / "keypoints.npz")
+        names = [str(joint) for joint in truth["names"]]
+        raw = PoseSequence.load(poses_dir / f"{name}.npz")
+        detected = list(raw.skeleton.joint_names)
+        common = [joint for joint in names if joint in detected]
+        exact = np.concatenate([truth["kp2d"][:, [names.index(j) for j in common]],
+                                np.ones((len(truth["kp2d"]), len(common), 1))], axis=-1)
+        frames = min(len(exact), raw.num_frames)
+        for stage, poses in (("extracted", raw), ("smoothed", smooth_poses(raw))):
+            found = poses.keypoints[:frames, [detected.index(j) for j in common]]
+            summary = keypoint_accuracy(exact[:frames], found,
+                                        mirror=mirror_permutation(common)).summary()
+            results.append({"video": name, "poses": stage, "akd_body": summary["akd"],
+                            "akd_body_unflipped": summary["akd_unflipped"],
+                            "flip_body": summary["flip"], "mkr_body": summary["mkr"]})
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--workdir", type=Path, nargs="+", required=True)
+    parser.add_argument("--workdir", type=Path, nargs="+", default=[])
     parser.add_argument("--targets", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--rows", nargs="+", required=True, help="row folders, e.g. composite")
+    parser.add_argument("--rows", nargs="+", default=[], help="row folders, e.g. composite")
+    parser.add_argument("--extracted", type=Path, default=None, metavar="POSES",
+                        help="also score the cached poses of the real videos (see above)")
     parser.add_argument("--clips", nargs="+", default=list(CLIPS), choices=CLIPS)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--json", type=Path, default=None)
@@ -86,16 +130,25 @@ def main() -> None:
                     f"{key} {value:.3f}" for key, value in results[-1].items()
                     if isinstance(value, float)), flush=True)
 
-    print(f"\nload after {os.getloadavg()[0]:.1f}\n")
+    print(f"\nload after {os.getloadavg()[0]:.1f}")
     columns = ["akd_body", "akd_body_unflipped", "flip_body", "mkr_body"]
-    print("| target | clip | row | " + " | ".join(columns) + " |")
-    print("|" + "---|" * (3 + len(columns)))
-    for entry in results:
-        print(f"| target{entry['target']} | {entry['clip']} | {entry['row']} | " + " | ".join(
-            "-" if entry[name] is None else f"{entry[name]:.3f}" for name in columns) + " |")
+    if results:
+        print("\n| target | clip | row | " + " | ".join(columns) + " |")
+        print("|" + "---|" * (3 + len(columns)))
+        for entry in results:
+            print(f"| target{entry['target']} | {entry['clip']} | {entry['row']} | " + " | ".join(
+                "-" if entry[name] is None else f"{entry[name]:.3f}" for name in columns) + " |")
+    if args.extracted:
+        detector = exact_joints_flips(args.data, args.extracted, args.targets)
+        print("\nMediaPipe on the real videos, against the exact joints:\n")
+        print("| video | poses | " + " | ".join(columns) + " |")
+        print("|" + "---|" * (2 + len(columns)))
+        for entry in detector:
+            print(f"| {entry['video']} | {entry['poses']} | " + " | ".join(
+                f"{entry[name]:.3f}" for name in columns) + " |")
+        results += detector
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-
 
 if __name__ == "__main__":
     main()
