@@ -112,6 +112,9 @@ ROWS: dict[str, dict[str, object]] = {
     # the stick figure's torso filled with a grey that says which way the body faces: a cue for
     # the detector's flips (flip_body) that a blurred head and a top alike front and back lose
     "facing": {"facing": True, "texture": False},
+    # inference from a moving average of the generator's weights (decay 0.999, at most
+    # (1 + n) / (10 + n) after n steps: about the last tenth of a 2000-step run)
+    "ema": {"ema": 0.999, "texture": False},
     # today's defaults with other loss weights (LOSSES): sharper texture from the GAN terms?
     "adversarial4": {},
     "perceptual3": {},

@@ -17,7 +17,9 @@ tensors), so it loads with `torch.load(..., weights_only=True)` and unpickles no
     architecture            the generator's name in motionxfer.networks.registry (absent:
                             "pix2pixhd")
     models                  state dicts by name ("generator", "discriminator", ...; with the
-                            layout, "layout_generator" and "layout_discriminator")
+                            layout, "layout_generator" and "layout_discriminator"; with
+                            train.ema, "generator" is the moving average that inference uses
+                            and "generator_trained" the weights training goes on from)
     optimizers, schedulers, scaler      their state dicts (absent in an inference export)
     rng                     python, numpy, torch CPU and CUDA states, and the sampler's state
     episodic_memory         with replay (train.replay): the memory of each training frame's

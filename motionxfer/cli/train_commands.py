@@ -156,6 +156,15 @@ def train_target(
                      "on every frame of each window). The "
                      "checkpoint records it. Default: [train] sequence, else 0."),
     ] = None,
+    ema: Annotated[
+        float | None,
+        typer.Option("--ema", min=0.0, max=0.9999,
+                     help="Keep a moving average of the generator's weights over the steps "
+                     "(this decay per step, e.g. 0.999; at most (1 + n) / (10 + n) after n "
+                     "steps) and use it for transfer and the face refiner; the checkpoint "
+                     "keeps the trained weights too, for --resume. 0: off. Default: [train] "
+                     "ema."),
+    ] = None,
     max_minutes: Annotated[
         float | None,
         typer.Option("--max-minutes", min=0, help="Stop the generator stage after this many "
@@ -190,6 +199,7 @@ def train_target(
         texture=texture, texture_attention=texture_attention, layout=layout,
         layout_steps=layout_steps, regions=regions,
         replay=replay, part_gan=part_gan, gw_loss=gw_loss, sequence=sequence,
+        ema=ema,
     )
     chosen, config = plan.preset, plan.config
     batch = f"batch {config.batch_size}"
@@ -200,6 +210,8 @@ def train_target(
         batch += f", each a window of {config.sequence} frames"
     if config.part_gan:
         batch += ", with part GANs (hands, feet, face)"
+    if config.ema:
+        batch += f", transfer from the weights' moving average (decay {config.ema})"
     if processes.distributed:
         batch += (f" per process x {processes.world_size} processes = "
                   f"{config.batch_size * processes.world_size}")

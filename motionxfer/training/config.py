@@ -43,6 +43,10 @@ class TrainConfig:
     replay_warmup: int = 1000  # generator steps before replay starts (early errors mean little)
     replay_ema: float = 0.0  # 0: a frame's last error; else error <- ema * old + (1 - ema) * new
     part_gan: bool = False  # a local GAN per key part: hands, feet, face crops (Do as I Do)
+    ema: float = 0.0  # 0: inference uses the generator's last weights; else a moving average of
+    #                   them over the steps (decay per step, at most (1 + n) / (10 + n) after n
+    #                   steps, so a short run averages its last tenth or so): checkpoints keep
+    #                   both, transfer and the face refiner use the average
     gw_loss: bool = False  # Gromov-Wasserstein between the generated and real frame's structure
     #                        of VGG features at the body joints (needs perceptual; Do as I Do)
     holdout_fraction: float = 0.1
@@ -117,6 +121,9 @@ class TrainConfig:
                             "of the batch and of the frames seen, e.g. 0.25 and 0.1)")
         if self.replay_warmup < 0 or not 0 <= self.replay_ema < 1:
             problems.append("replay_warmup cannot be negative and replay_ema must be in [0, 1)")
+        if not 0 <= self.ema < 1:
+            problems.append("ema is the moving average's decay per step: 0 (off) or in (0, 1), "
+                            "e.g. 0.999")
         if self.gw_loss and not self.perceptual:
             problems.append("gw_loss reads the perceptual loss's VGG features: it needs "
                             "perceptual = true")

@@ -292,10 +292,12 @@ def perceptual_loss(config: TrainConfig, weights: LossWeights, warn: bool = True
 
 def trainer_models(trainer: Trainer, layout: LayoutTraining | None = None,
                    ) -> dict[str, dict[str, torch.Tensor]]:
-    """What a checkpoint's `models` holds: every network's state dict (the layout stage's too),
-    and the background plate the generator composites over."""
-    modules = {**trainer.modules(), **(layout.modules() if layout is not None else {})}
-    models = {name: module.state_dict() for name, module in modules.items()}
+    """What a checkpoint's `models` holds: every network's state dict (the layout stage's too;
+    `Trainer.model_states` for the generator's moving average), and the background plate the
+    generator composites over."""
+    models = trainer.model_states()
+    if layout is not None:
+        models.update({name: module.state_dict() for name, module in layout.modules().items()})
     if trainer.plate is not None:
         models["background"] = {"plate": trainer.plate.detach().cpu()}
     return models

@@ -2,7 +2,8 @@
 
 `Trainer` holds the generator, the spatial and temporal discriminators, the part discriminators
 (`part_gan`: one per part group, `training.part_gan`), the face refiner and its discriminator, their
-optimizers, schedulers and GradScaler, and runs one step per call; it writes no files (the loop, checkpoints and logs are in `motionxfer.training.train`).
+optimizers, schedulers and GradScaler, and (`TrainConfig.ema`) the moving average of the
+generator's weights that inference uses, and runs one step per call; it writes no files (the loop, checkpoints and logs are in `motionxfer.training.train`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 
 from motionxfer.checkpoint import Checkpoint
 from motionxfer.errors import CheckpointError
@@ -59,6 +61,28 @@ def learning_rate_factor(step: int, steps: int, decay_start: float) -> float:
     if step < start or steps <= start:
         return 1.0
     return max(0.0, (steps - step) / (steps - start))
+
+
+def average_decay(decay: float, averaged: int) -> float:
+    """The moving average's decay after `averaged` steps: `decay`, but at most
+    (1 + averaged) / (10 + averaged), so that the first weights, still far from trained, are
+    forgotten soon and a run of a few thousand steps averages about its last tenth."""
+    return min(decay, (1.0 + averaged) / (10.0 + averaged))
+
+
+def moving_average(decay: float) -> Any:
+    """AveragedModel's `avg_fn` for an exponential moving average with `average_decay`."""
+    def update(average: torch.Tensor, current: torch.Tensor,
+               averaged: torch.Tensor | int) -> torch.Tensor:
+        if not average.is_floating_point():  # a counter, say: the latest
+            return current
+        return torch.lerp(average, current, 1.0 - average_decay(decay, int(averaged)))
+    return update
+
+
+# the trained (not averaged) generator's weights in a checkpoint with a moving average, whose
+# "generator" holds the average that inference uses
+TRAINED_GENERATOR = "generator_trained"
 
 
 def load_optimizer_states(optimizers: dict[str, torch.optim.Optimizer],
@@ -120,6 +144,11 @@ class Trainer:
         if plate is not None:
             self.generator.set_plate(plate)
             self.plate = self.generator.plate
+        # TrainConfig.ema: a copy of the generator whose weights (and buffers) follow the
+        # trained ones as a moving average, updated after every generator step
+        self.generator_average = (
+            AveragedModel(self.generator, avg_fn=moving_average(config.ema), use_buffers=True)
+            if config.ema else None)
         self.discriminator = MultiScaleDiscriminator(preset.discriminator).to(device)
         self.temporal_discriminator = (
             TemporalDiscriminator(preset.temporal_discriminator).to(device)
@@ -209,26 +238,30 @@ class Trainer:
         """EDN: frame t-1 from its stick figure alone, then frame t conditioned on it.
         `generator`: the network to call (the training replica); default the generator."""
         network = self.generator if generator is None else generator
+        # the network itself (inside a replica), whose last call left its masks and regions
+        module = network.module if isinstance(network, DistributedDataParallel) else network
         if self.window_length:  # the pair as a window of two frames
             frames = network(torch.stack([batch.previous_pose, batch.pose], 1))  # (B, 2, 3, H, W)
-            mask = getattr(self.generator, "last_mask", None)
+            mask = getattr(module, "last_mask", None)
             self.last_masks = [None, None] if mask is None else [mask[:, 0], mask[:, 1]]
             return frames[:, 0], frames[:, 1]
-        first_previous_pose, zeros = self.generator.first_frame_inputs(batch.previous_pose)
+        first_previous_pose, zeros = module.first_frame_inputs(batch.previous_pose)
         fake_previous = network(batch.previous_pose, first_previous_pose, zeros)
-        self.last_masks = [getattr(self.generator, "last_mask", None)]
-        self.last_regions = self._regions()
+        self.last_masks = [getattr(module, "last_mask", None)]
+        self.last_regions = regions_of(module)
         fake = network(batch.pose, batch.previous_pose, fake_previous.detach())
-        self.last_masks.append(getattr(self.generator, "last_mask", None))
-        self.last_regions += self._regions()
+        self.last_masks.append(getattr(module, "last_mask", None))
+        self.last_regions += regions_of(module)
         return fake_previous, fake
 
-    def _regions(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The region generator's latest (regions, layout weights), as a list of one; [] for
-        every other generator."""
-        regions = getattr(self.generator, "last_regions", None)
-        weights = getattr(self.generator, "last_region_weights", None)
-        return [] if regions is None or weights is None else [(regions, weights)]
+    @property
+    def inference_generator(self) -> nn.Module:
+        """The generator that transfer will use: the moving average when there is one."""
+        return self.generator if self.generator_average is None else self.generator_average.module
+
+    def _update_average(self) -> None:
+        if self.generator_average is not None:
+            self.generator_average.update_parameters(self.generator)
 
     # --- stage 1 ---------------------------------------------------------------------------
     def generator_step(self, batch: PairBatch, parts: PartBatch | None = None,
@@ -302,6 +335,7 @@ class Trainer:
                 if name not in ("face_refiner", "face_discriminator"):
                     scheduler.step()  # the generator stage's: generator and every discriminator
         self.generator_step_count += 1
+        self._update_average()
         self.last_outputs = (batch.pose.detach(), fake.detach(), batch.frame.detach())
         errors = generator_losses.sample_errors
         self.last_sample_errors = errors.cpu() if errors is not None else None
@@ -369,6 +403,7 @@ class Trainer:
             if name not in ("face_refiner", "face_discriminator"):
                 scheduler.step()  # the generator stage's
         self.generator_step_count += 1
+        self._update_average()
         self.last_outputs = (batch.pose[:, -1].detach(), fake_window[:, -1].detach(),
                              batch.frame[:, -1].detach())
         self.last_sample_errors = None  # per window frame; replay does not take windows
@@ -432,7 +467,8 @@ class Trainer:
         refiner_network = self.replicas["face_refiner"]
         discriminator_network = self.replicas["face_discriminator"]
         with torch.no_grad(), self.autocast():
-            _, fake = self.generate_pair(batch)  # the frozen generator: no replica needed
+            # the frozen generator as transfer will use it: no replica needed
+            _, fake = self.generate_pair(batch, self.inference_generator)
         with self.autocast():
             pose_crops = crop_faces(batch.pose, boxes, size)
             generated_crops = crop_faces(fake.float(), boxes, size)
@@ -466,9 +502,10 @@ class Trainer:
                           boxes: list[torch.Tensor] | None) -> list[torch.Tensor]:
         """Frames of a run of consecutive stick figures (each (1, 3, H, W)), fed back as in
         transfer; face-refined when `boxes` (each (1, 4)) are given and there is a refiner."""
+        generator = self.inference_generator
         if self.window_length:  # in overlapping windows, cross-faded, as transfer makes them
             with self.autocast():
-                made = generate_windows(self.generator, torch.cat(poses).to(self.device),
+                made = generate_windows(generator, torch.cat(poses).to(self.device),
                                         self.window_length).float()  # (T, 3, H, W)
             frames = list(made[:, None])
             if boxes is not None and self.face_refiner is not None:
@@ -481,9 +518,9 @@ class Trainer:
         for index, pose in enumerate(poses):
             pose = pose.to(self.device)
             if previous_pose is None or previous_frame is None:
-                previous_pose, previous_frame = self.generator.first_frame_inputs(pose)
+                previous_pose, previous_frame = generator.first_frame_inputs(pose)
             with self.autocast():
-                frame = self.generator(pose, previous_pose, previous_frame).float()
+                frame = generator(pose, previous_pose, previous_frame).float()
             if boxes is not None and self.face_refiner is not None:
                 frame = refine_faces(self.face_refiner, frame, pose, boxes[index].to(self.device))
             frames.append(frame)
@@ -513,10 +550,20 @@ class Trainer:
             named[part_discriminator_name(group)] = optimizer
         return named
 
+    def model_states(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Every network's state dict by name, as a checkpoint's `models` holds them: with a
+        moving average, "generator" is the average (what transfer loads) and the trained
+        weights are TRAINED_GENERATOR's (what training goes on from)."""
+        states = {name: module.state_dict() for name, module in self.modules().items()}
+        if self.generator_average is not None:
+            states[TRAINED_GENERATOR] = states["generator"]
+            states["generator"] = self.generator_average.module.state_dict()
+        return states
+
     def state(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
         """(models, optimizers, schedulers, scaler) state dicts, as a checkpoint stores them."""
         return (
-            {name: module.state_dict() for name, module in self.modules().items()},
+            self.model_states(),
             {name: opt.state_dict() for name, opt in self.optimizers().items()},
             {name: s.state_dict() for name, s in self.schedulers.items()},
             self.scaler.state_dict(),
@@ -529,7 +576,12 @@ class Trainer:
                         or name.startswith(part_discriminator_name("")))
             if optional and name not in checkpoint.models:
                 continue  # trained without a face refiner (part GANs): they start here
-            checkpoint.load_weights(module, name)
+            trained = name == "generator" and TRAINED_GENERATOR in checkpoint.models
+            checkpoint.load_weights(module, TRAINED_GENERATOR if trained else name)
+        if self.generator_average is not None:
+            # the average goes on from the one saved (from the weights, if none was kept)
+            checkpoint.load_weights(self.generator_average.module, "generator")
+            self.generator_average.n_averaged.fill_(max(1, checkpoint.generator_step))
         training = checkpoint.training
         if training is None:
             raise CheckpointError(f"{checkpoint.path} is an inference export and cannot be resumed",
@@ -547,6 +599,16 @@ class Trainer:
     def set_train(self, flag: bool) -> None:
         for module in self.modules().values():
             module.train(flag)
+        if self.generator_average is not None:
+            self.generator_average.train(flag)
+
+
+def regions_of(generator: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The region generator's latest (regions, layout weights), as a list of one; [] for every
+    other generator."""
+    regions = getattr(generator, "last_regions", None)
+    weights = getattr(generator, "last_region_weights", None)
+    return [] if regions is None or weights is None else [(regions, weights)]
 
 
 def replicate(module: nn.Module, device: torch.device) -> nn.Module:
