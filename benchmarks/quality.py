@@ -25,8 +25,11 @@ and feet (MediaPipe's body points on both videos: wrist, fingers' base, ankle, h
 share of frames read as facing the other way and the body AKD with those flips undone
 (`flip_body`, `akd_body_unflipped`; docs/metrics.md), FID with
 `--fid` (equal frame counts; slow on a CPU). Generated videos are compared
-at the model's working size (the reference is resized to it). Prints the command, the machine,
-its load, each row's budget as spent, then a markdown table; `--json` writes every number.
+at the model's working size (the reference is resized to it). A row with a moving average of
+the generator's weights (`ema`) is scored twice from its one run: with the average (`ema`) and
+with the trained weights (`ema trained weights`, the same trajectory without the average).
+Prints the command, the machine, its load, each row's budget as spent, then a markdown table;
+`--json` writes every number.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from motionxfer.texture.bank import TextureBank
 from motionxfer.training.config import TrainConfig
 from motionxfer.training.losses import LossWeights
 from motionxfer.training.train import compositing_plate, train_plan, training_setup
+from motionxfer.training.trainer import TRAINED_GENERATOR
 
 # Each row: the training settings it changes (TrainConfig fields). "retrieval" and "reposed"
 # train nothing.
@@ -204,6 +208,14 @@ def with_mask_gain(checkpoint: Checkpoint, gain: float) -> Checkpoint:
     train = dataclasses.replace(checkpoint.train, mask_gain=gain)
     return dataclasses.replace(checkpoint, preset=dataclasses.replace(checkpoint.preset,
                                                                       train=train))
+
+
+def trained_weights(checkpoint: Checkpoint) -> Checkpoint:
+    """A checkpoint with a moving average of the generator (`ema`) as the trained weights
+    alone: the same run without the average, but for its face refiner, which learnt on the
+    average's frames."""
+    models = {**checkpoint.models, "generator": checkpoint.models[TRAINED_GENERATOR]}
+    return dataclasses.replace(checkpoint, models=models)
 
 
 def reusable(row_dir: Path, steps: int, row: str, overrides: dict[str, object]) -> bool:
@@ -358,6 +370,9 @@ def main() -> None:
                 if args.mask_gains and checkpoint.architecture in MASK_GAIN_ARCHITECTURES:
                     variants = {f"{label} gain {gain:g}": with_mask_gain(checkpoint, gain)
                                 for gain in args.mask_gains}
+                if TRAINED_GENERATOR in checkpoint.models:  # the average's own comparison
+                    variants.update({f"{name} trained weights": trained_weights(variant)
+                                     for name, variant in variants.items()})
             else:
                 row_dir.mkdir(parents=True, exist_ok=True)
             print(f"target{target} {label}: trained {budget}", flush=True)

@@ -3,7 +3,8 @@
 `Trainer` holds the generator, the spatial and temporal discriminators, the part discriminators
 (`part_gan`: one per part group, `training.part_gan`), the face refiner and its discriminator, their
 optimizers, schedulers and GradScaler, and (`TrainConfig.ema`) the moving average of the
-generator's weights that inference uses, and runs one step per call; it writes no files (the loop, checkpoints and logs are in `motionxfer.training.train`).
+generator's weights that inference uses, and runs one step per call; it writes no files (the
+loop, checkpoints and logs are in `motionxfer.training.train`).
 """
 
 from __future__ import annotations
