@@ -17,6 +17,7 @@ from test_train import (
     draw_person,
     make_project,
     quick_config,
+    stop_with_ctrl_c,
     synthetic_poses,
     tiny_preset,
 )
@@ -95,12 +96,7 @@ def test_checkpoints_keep_both_transfer_loads_the_average_and_resume_is_exact(
     train_target(straight, config, tiny_preset(), draw=draw_joints)
     interrupted = make_project(tmp_path / "interrupted")
 
-    def press_ctrl_c(description: str, done: int, total: int | None, rate: str) -> None:
-        if done == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_target(interrupted, config, tiny_preset(), progress=press_ctrl_c, draw=draw_joints)
+    stop_with_ctrl_c(interrupted, config, 3)
     train_target(interrupted, config, None, resume=True, draw=draw_joints)
 
     expected = Checkpoint.load(straight.paths.checkpoint)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_train import draw_joints, make_project, quick_config, tiny_preset
+from test_train import draw_joints, make_project, quick_config, stop_with_ctrl_c, tiny_preset
 from typer.testing import CliRunner
 
 from motionxfer.checkpoint import Checkpoint
@@ -109,13 +109,7 @@ def test_a_resumed_replay_run_draws_the_same_batches_as_an_uninterrupted_one(
 
     interrupted = make_project(tmp_path / "interrupted")
 
-    def press_ctrl_c(description: str, done: int, total: int | None, rate: str) -> None:
-        if done == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_target(interrupted, config, tiny_preset(), progress=press_ctrl_c, draw=draw_joints)
-    assert Checkpoint.load(interrupted.paths.checkpoint).generator_step == 5
+    stop_with_ctrl_c(interrupted, config, 5)
     train_target(interrupted, config, None, resume=True, draw=draw_joints)
 
     assert [step for step, *_ in draws] == list(range(8))

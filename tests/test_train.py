@@ -151,6 +151,17 @@ def quick_config(**changes: object) -> TrainConfig:
     return TrainConfig(**values)  # type: ignore[arg-type]
 
 
+def stop_with_ctrl_c(project: Project, config: TrainConfig, step: int) -> None:
+    """Train `project` from scratch and press Ctrl-C after `step` steps (it saves and stops)."""
+    def press_ctrl_c(description: str, done: int, total: int | None, rate: str) -> None:
+        if done == step:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_target(project, config, tiny_preset(), progress=press_ctrl_c, draw=draw_joints)
+    assert Checkpoint.load(project.paths.checkpoint).generator_step == step
+
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -348,14 +359,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path) -> N
     train_target(straight, config, tiny_preset(), draw=draw_joints)
 
     interrupted = make_project(tmp_path / "interrupted")
-
-    def press_ctrl_c(description: str, done: int, total: int | None, rate: str) -> None:
-        if done == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_target(interrupted, config, tiny_preset(), progress=press_ctrl_c, draw=draw_joints)
-    assert Checkpoint.load(interrupted.paths.checkpoint).generator_step == 3
+    stop_with_ctrl_c(interrupted, config, 3)
     result = train_target(interrupted, config, None, resume=True, draw=draw_joints)
     assert result.generator_steps == 6 and result.steps_this_run == 3
 

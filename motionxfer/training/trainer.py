@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -71,7 +72,8 @@ def average_decay(decay: float, averaged: int) -> float:
     return min(decay, (1.0 + averaged) / (10.0 + averaged))
 
 
-def moving_average(decay: float) -> Any:
+def moving_average(decay: float,
+                   ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | int], torch.Tensor]:
     """AveragedModel's `avg_fn` for an exponential moving average with `average_decay`."""
     def update(average: torch.Tensor, current: torch.Tensor,
                averaged: torch.Tensor | int) -> torch.Tensor:
