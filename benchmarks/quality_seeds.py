@@ -27,10 +27,14 @@ CLIPS = ("self", "source0", "source1")
 
 
 def method_and_seed(label: str) -> tuple[str, int]:
-    """'sequence seed 1' -> ('sequence', 1); 'composite (**default**)' -> ('composite', 0)."""
+    """'sequence seed 1' -> ('sequence', 1); 'composite (**default**)' -> ('composite', 0).
+
+    quality.py names a row's variants after the seed ('ema seed 1 trained weights',
+    'composite seed 1 gain 1.25'): the seed is taken out of the middle too.
+    """
     label = re.sub(r"\s*\(.*\)$", "", label)
-    match = re.fullmatch(r"(.+) seed (\d+)", label)
-    return (match[1], int(match[2])) if match else (label, 0)
+    match = re.fullmatch(r"(.+?) seed (\d+)(.*)", label)
+    return (match[1] + match[3], int(match[2])) if match else (label, 0)
 
 
 def main() -> None:

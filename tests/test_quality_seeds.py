@@ -45,6 +45,16 @@ def test_one_seed_is_never_called_apart(tmp_path: Path) -> None:
     assert cells["gw"][3] == "+0.100 +"
 
 
+def test_a_variant_named_after_the_seed_joins_its_method(tmp_path: Path) -> None:
+    # quality.py labels the trained weights of `--rows ema --seed 1` 'ema seed 1 trained weights'
+    cells = comparison(tmp_path, [
+        [entry("composite", 0.060, 0.60), entry("ema trained weights", 0.050, 0.62)],
+        [entry("composite seed 1", 0.058, 0.64), entry("ema seed 1 trained weights", 0.052, 0.61)],
+    ])
+    assert set(cells) == {"ema trained weights"}
+    assert cells["ema trained weights"][0] == "-0.008 + yes"
+
+
 def test_other_step_counts_are_other_methods(tmp_path: Path) -> None:
     longer = {**entry("composite", 0.050, 0.62), "steps": 3200}
     paths = [tmp_path / "run.json"]
